@@ -1,0 +1,117 @@
+"""The attack phase: JSMA on each (model, attacked output), live counters, results on disk."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.attacks.jsma import ENDED, JSMAConfig, jsma
+from engine.attacks.outputs import attacked_output
+from engine.errors import AttackConfigError
+from engine.events import EventType
+from engine.metrics import (
+    ended_counts,
+    gradient_amplitude,
+    mean_features_changed,
+    rho_adv,
+    success_matrix,
+    success_rate,
+)
+from engine.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
+from engine.training import predict_logits
+
+
+def choose_samples(exp: Any, model_names: list[str], samples: int, seed: int) -> torch.Tensor:
+    """Held-out inputs every attacked model classifies correctly, in a seeded order, so baseline
+    and student are attacked on the very same inputs."""
+    y = exp.data.y_test
+    ok = torch.ones(len(y), dtype=torch.bool)
+    for name in model_names:
+        ok &= predict_logits(exp.models[name], exp.data.x_test, exp.device).argmax(1) == y
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    return order[ok[order]][:samples]
+
+
+def attack_pairs(labels: torch.Tensor, num_classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each sample against each of its other classes: (sample index, target) per attack."""
+    idx = torch.arange(len(labels)).repeat_interleave(num_classes - 1)
+    offsets = torch.arange(1, num_classes).repeat(len(labels))
+    return idx, (labels[idx] + offsets) % num_classes
+
+
+def _training_temperature(exp: Any, model: str) -> float:
+    return 1.0 if model == "baseline" else float(exp.temperature)
+
+
+def run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None = None,
+                     outputs: list[str] | None = None, samples: int | None = None) -> None:
+    acfg = exp.preset.attack
+    models = list(models or acfg.models)
+    outputs = list(outputs or acfg.outputs)
+    missing = [m for m in models if m not in exp.models]
+    if missing:
+        raise AttackConfigError(f"cannot attack {', '.join(missing)}: the run did not train it; attack one of "
+                                f"{', '.join(exp.models)}")
+    n_samples = samples or acfg.samples
+    chosen = choose_samples(exp, models, n_samples, acfg.seed)
+    sample_idx, targets = attack_pairs(exp.data.y_test[chosen])
+    x = exp.data.x_test[chosen][sample_idx]
+    labels = exp.data.y_test[chosen][sample_idx]
+    cfg = JSMAConfig(theta=acfg.theta, upsilon=acfg.upsilon, no_pair=acfg.no_pair, batch_size=acfg.batch_size)
+    exp.phase = "attack"
+    table = summary.setdefault("attacks", {})
+    gradients = summary.setdefault("gradient_amplitude", {})
+    for model in models:
+        net = exp.models[model]
+        if model not in gradients:
+            amp = gradient_amplitude(net, exp.data.x_test[chosen], 1.0, exp.device)
+            atomic_write_json(exp.rundir.path / ATTACKS / f"{model}-gradients.json", amp)
+            gradients[model] = {k: v for k, v in amp.items() if k != "values"}
+        for out_name in outputs:
+            key = f"{model}-{out_name}"
+            output = attacked_output(net, out_name, _training_temperature(exp, model))
+            counts = {"attempted": 0, "succeeded": 0}
+            exp.emit(EventType.ATTACK_STARTED, key=key, model=model, output=out_name, n_attacks=len(x),
+                     samples=len(chosen), temperature=output.temperature)
+            t0 = time.perf_counter()
+
+            def finished(success: torch.Tensor, ended: torch.Tensor, key=key, counts=counts, t0=t0) -> None:
+                counts["attempted"] += len(success)
+                counts["succeeded"] += int(success.sum())
+                elapsed = time.perf_counter() - t0
+                exp.emit(EventType.ATTACK_PROGRESS, key=key, n_attacks=len(x), **counts,
+                         attacks_per_second=counts["attempted"] / max(elapsed, 1e-9))
+
+            result = jsma(output, x, targets, cfg, on_finished=finished, pause_point=exp.pause_point)
+            seconds = time.perf_counter() - t0
+            record = {
+                "model": model, "output": out_name, "temperature": output.temperature,
+                "success_rate": success_rate(result), "n_attacks": len(x), "n_succeeded": int(result.success.sum()),
+                "samples": len(chosen), "mean_features_changed": mean_features_changed(result),
+                "mean_pixels_changed": (float(result.pixels_changed[result.success].float().mean())
+                                        / (result.n_features // x.shape[1]) if result.success.any() else None),
+                "ended": ended_counts(result), "no_pair_rule": cfg.no_pair,
+                "unconstrained_steps": result.unconstrained_steps, "theta": cfg.theta, "upsilon": cfg.upsilon,
+                "max_iterations": result.max_iterations, "n_features": result.n_features,
+                "seconds": seconds, "attacks_per_second": len(x) / max(seconds, 1e-9),
+                "matrix": success_matrix(result, labels, targets),
+                **rho_adv(result, sample_idx),
+            }
+            atomic_write_json(exp.rundir.path / ATTACKS / f"{key}.json", record)
+            _save_examples(exp.rundir.path / ATTACKS / f"{key}.npz", x, result, labels, targets, sample_idx)
+            table[key] = {k: record[k] for k in ("success_rate", "n_attacks", "mean_features_changed",
+                                                 "rho_adv", "attacks_per_second")}
+            exp.emit(EventType.ATTACK_FINISHED, key=key, **{k: v for k, v in record.items() if k != "matrix"})
+
+
+def _save_examples(path, x, result, labels, targets, sample_idx) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, x=x.numpy(), x_adv=result.x_adv.numpy(), label=labels.numpy(),
+                        target=targets.numpy(), success=result.success.numpy(),
+                        ended=np.array([ENDED[i] for i in result.ended.tolist()]),
+                        features_changed=result.features_changed.numpy(), sample=sample_idx.numpy())
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,115 @@
+"""defdistill-engine: the engine headless. User errors are one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from engine.errors import EXIT_USER_ERROR, UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="defdistill-engine",
+                                description="Defensive distillation experiments, headless.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train baseline, teacher and student, then attack (per the preset)")
+    run.add_argument("preset", nargs="?", default="digits", help="preset name (see `presets`) or .toml path")
+    run.add_argument("--run-dir", help="where results go (default runs/<preset>-<UTC time>)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a preset field, e.g. --set distillation.temperature=20 (repeatable)")
+    run.add_argument("--data-root", help="folder holding the datasets (overrides data.root)")
+    run.add_argument("--download", action="store_true", help="allow torchvision to download the dataset")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    res = sub.add_parser("resume", help="continue an interrupted or stopped run from its last checkpoint")
+    res.add_argument("run_dir")
+    res.add_argument("--data-root")
+    res.add_argument("--quiet", action="store_true")
+
+    sub.add_parser("presets", help="list presets with one-line descriptions")
+
+    att = sub.add_parser("attack", help="JSMA-attack the models of a finished run")
+    att.add_argument("run_dir")
+    att.add_argument("--model", action="append", choices=["baseline", "teacher", "student"])
+    att.add_argument("--output", action="append", choices=["softmax", "logits", "softmax_T"])
+    att.add_argument("--samples", type=int)
+    att.add_argument("--data-root")
+    att.add_argument("--quiet", action="store_true")
+    return p
+
+
+def _follow(session, quiet: bool) -> int:
+    """Run the session to its end with progress; Ctrl-C stops it cleanly with a checkpoint."""
+    from engine.progress import HeadlessProgress, quiet_printer
+
+    if quiet:
+        session.subscribe(quiet_printer)
+        session.start()
+        return _wait(session)
+    with HeadlessProgress() as progress:
+        session.subscribe(progress)
+        session.start()
+        return _wait(session)
+
+
+def _wait(session) -> int:
+    try:
+        while not session.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        session.stop()
+        session.wait()
+    if session.state == "failed":
+        print(f"defdistill-engine: run failed: {session.error}", file=sys.stderr)
+        return 1
+    if session.state == "stopped":
+        print(f"stopped; continue with: defdistill-engine resume {session.run_dir}", file=sys.stderr)
+        return 130
+    summary = session.rundir.read_summary()
+    print(json.dumps({"run_dir": str(session.run_dir), **_headline(summary)}, indent=2))
+    return 0
+
+
+def _headline(summary: dict | None) -> dict:
+    if not summary:
+        return {}
+    keys = ("accuracy", "mean_abs_logit", "saturated_share", "attacks", "seconds")
+    return {k: summary[k] for k in keys if k in summary}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except UserError as exc:
+        print(f"defdistill-engine: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from engine.presets import available_presets, load_preset
+    from engine.session import ThreadSession
+
+    if args.command == "presets":
+        for name in available_presets():
+            print(f"{name:<16} {load_preset(name).description}")
+        return 0
+    if args.command == "run":
+        preset = load_preset(args.preset, args.overrides)
+        session = ThreadSession.create(preset, args.run_dir, data_root=args.data_root,
+                                       download=True if args.download else None)
+        return _follow(session, args.quiet)
+    if args.command == "resume":
+        return _follow(ThreadSession.resume_from(args.run_dir, data_root=args.data_root), args.quiet)
+    if args.command == "attack":
+        session = ThreadSession.for_attack(args.run_dir, models=args.model, outputs=args.output,
+                                           samples=args.samples, data_root=args.data_root)
+        return _follow(session, args.quiet)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

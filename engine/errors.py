@@ -1,0 +1,29 @@
+"""Errors a user can cause. Each becomes one line on stderr and exit code 2 at the edge."""
+
+from __future__ import annotations
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """A problem the user can fix; str() is the one line shown to them (problem, then fix)."""
+
+
+class PresetError(UserError):
+    pass
+
+
+class DatasetError(UserError):
+    pass
+
+
+class RunDirError(UserError):
+    pass
+
+
+class CheckpointError(UserError):
+    pass
+
+
+class AttackConfigError(UserError):
+    pass

@@ -1,0 +1,163 @@
+"""The engine thread's work: baseline -> teacher -> soft labels -> student -> summary -> attacks.
+
+Every step checks the run directory first, so the same code starts a run and resumes one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from engine.checkpoints import pack_state, unpack_state
+from engine.control import Control
+from engine.data import DatasetSplit
+from engine.distillation import mean_abs_logit, saturated_share, soft_labels
+from engine.events import EventType
+from engine.networks import TableICNN, build_network
+from engine.presets import Preset
+from engine.rundir import RunDir
+from engine.training import PhaseHooks, evaluate, make_optimizer, predict_logits, train_phase
+
+PHASE_ORDER = ("baseline", "teacher", "student")
+Emit = Callable[..., None]
+
+
+class Experiment:
+    def __init__(self, preset: Preset, data: DatasetSplit, rundir: RunDir, device: torch.device,
+                 emit: Emit, control: Control) -> None:
+        self.preset = preset
+        self.data = data
+        self.rundir = rundir
+        self.device = device
+        self.emit = emit
+        self.control = control
+        self.temperature = preset.distillation.temperature
+        self.models: dict[str, TableICNN] = {}
+        self.phase: str | None = None
+
+    # -- commands arriving at pause points ------------------------------------------------
+    def pause_point(self) -> None:
+        self.control.pause_point(lambda: self.emit(EventType.PAUSED, phase=self.phase),
+                                 lambda: self.emit(EventType.RESUMED, phase=self.phase))
+
+    def _take_temperature(self, phase: str, epoch: int, batch: int) -> float | None:
+        new_t = self.control.take_temperature()
+        if new_t is None:
+            return None
+        old, self.temperature = self.temperature, new_t
+        applies = "next batch" if phase != "baseline" else "teacher (the baseline is T = 1 by definition)"
+        self.emit(EventType.TEMPERATURE_CHANGED, phase=phase, epoch=epoch, batch=batch,
+                  old=old, temperature=new_t, applies=applies)
+        return new_t if phase != "baseline" else None
+
+    # -- phases ---------------------------------------------------------------------------
+    def _new_model(self, phase: str) -> TableICNN:
+        torch.manual_seed(self.preset.seed * 100 + PHASE_ORDER.index(phase))
+        return build_network(self.preset.network.arch, self.preset.network.dropout).to(self.device)
+
+    def _train(self, phase: str, targets: torch.Tensor, temperature: float) -> None:
+        cfg = self.preset.training
+        model = self._new_model(phase)
+        optimizer = make_optimizer(model, cfg)
+        start_epoch = start_batch = 0
+        saved = self.rundir.load_tensors(phase)
+        if saved is not None:
+            tensors, meta = saved
+            unpack_state(tensors, meta, model, optimizer)
+            if meta.get("complete"):
+                model.eval()
+                self.models[phase] = model
+                return
+            start_epoch, start_batch = int(meta["epoch"]), int(meta["batch"])
+            if phase != "baseline":
+                temperature = float(meta.get("temperature", temperature))
+        self.phase = phase
+        self.emit(EventType.PHASE_STARTED, phase=phase, temperature=temperature, epochs=cfg.epochs,
+                  start_epoch=start_epoch, start_batch=start_batch, train_size=len(targets))
+        t0 = time.perf_counter()
+        batches = -(-len(targets) // cfg.batch_size)
+
+        def save(epoch: int, batch: int, t: float, complete: bool) -> None:
+            tensors, meta = pack_state(model, optimizer)
+            meta.update(phase=phase, epoch=epoch, batch=batch, temperature=t, complete=complete)
+            path = self.rundir.save_tensors(phase, tensors, meta)
+            self.emit(EventType.CHECKPOINT, phase=phase, epoch=epoch, batch=batch, complete=complete,
+                      path=str(path.relative_to(self.rundir.path)))
+
+        hooks = PhaseHooks(
+            emit_batch=lambda e, b, loss, t: self.emit(EventType.BATCH, phase=phase, epoch=e, batch=b,
+                                                       batches=batches, loss=loss, temperature=t),
+            emit_epoch=lambda m: self.emit(EventType.EPOCH, phase=phase, **m),
+            pause_point=self.pause_point,
+            take_temperature=lambda: self._take_temperature(phase, -1, -1),
+            save_checkpoint=save,
+        )
+        metrics = train_phase(model, optimizer, cfg, self.data.x_train, targets, self.data.x_test,
+                              self.data.y_test, self.device, temperature, hooks, seed=self.preset.seed,
+                              phase_index=PHASE_ORDER.index(phase), start_epoch=start_epoch,
+                              start_batch=start_batch, fixed_temperature=False)
+        self.models[phase] = model
+        self.emit(EventType.PHASE_FINISHED, phase=phase, seconds=time.perf_counter() - t0,
+                  val_accuracy=metrics.get("val_accuracy"), temperature=metrics.get("temperature", temperature))
+
+    def _soft_labels(self) -> tuple[torch.Tensor, float]:
+        saved = self.rundir.load_tensors("soft_labels")
+        if saved is not None:
+            tensors, meta = saved
+            return tensors["soft_labels"], float(meta["temperature"])
+        t = self.temperature
+        labels = soft_labels(self.models["teacher"], self.data.x_train, t, self.device)
+        self.rundir.save_tensors("soft_labels", {"soft_labels": labels}, {"temperature": t})
+        agree = (labels.argmax(1) == self.data.y_train).float().mean().item()
+        self.emit(EventType.SOFT_LABELS, temperature=t, n=len(labels), mean_max=labels.max(1).values.mean().item(),
+                  agreement_with_hard_labels=agree)
+        return labels, t
+
+    def run_training(self) -> None:
+        phases = self.preset.distillation.phases
+        if "baseline" in phases:
+            self._train("baseline", self.data.y_train, 1.0)
+        if "teacher" in phases:
+            self._train("teacher", self.data.y_train, self._teacher_temperature())
+        if "student" in phases:
+            labels, t = self._soft_labels()
+            self.temperature = t
+            self._train("student", labels, t)
+
+    def _teacher_temperature(self) -> float:
+        # A temperature set during the baseline applies from the teacher on.
+        pending = self.control.take_temperature()
+        if pending is not None:
+            old, self.temperature = self.temperature, pending
+            self.emit(EventType.TEMPERATURE_CHANGED, phase="teacher", epoch=0, batch=0, old=old,
+                      temperature=pending, applies="teacher")
+        return self.temperature
+
+    # -- results --------------------------------------------------------------------------
+    def training_summary(self) -> dict[str, Any]:
+        x, y = self.data.x_test, self.data.y_test
+        accuracy: dict[str, float] = {}
+        logit_size: dict[str, float] = {}
+        saturated: dict[str, float] = {}
+        for name, model in self.models.items():
+            logits = predict_logits(model, x, self.device)
+            accuracy[name] = evaluate(model, x, y, self.device, 1.0)[1]
+            logit_size[name] = mean_abs_logit(logits)
+            saturated[name] = saturated_share(logits)
+        summary: dict[str, Any] = {
+            "preset": self.preset.name,
+            "dataset": self.data.name,
+            "data_note": self.data.note,
+            "temperature": self.temperature,
+            "deployed_temperature": 1.0,
+            "accuracy": accuracy,
+            "mean_abs_logit": logit_size,
+            "saturated_share": saturated.get("student"),
+            "saturated_share_by_model": saturated,
+        }
+        if "student" in logit_size and "baseline" in logit_size:
+            summary["logit_ratio_student_baseline"] = logit_size["student"] / logit_size["baseline"]
+        return summary

@@ -1,0 +1,201 @@
+"""Preset schema (TOML), loading by name or path, `--set key=value` overrides, one-line errors."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.errors import PresetError
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+DEFAULT_PRESET = "digits"
+
+Dataset = Literal["digits", "mnist", "mnist-t10k", "fashion-mnist", "cifar10"]
+Phase = Literal["baseline", "teacher", "student"]
+AttackedOutput = Literal["softmax", "logits", "softmax_T"]
+AttackedModel = Literal["baseline", "teacher", "student"]
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in a preset must never silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    dataset: Dataset = "digits"
+    root: str = "data"
+    download: bool = False
+    # mnist-t10k only: how the 10,000 real MNIST test images are split into train / held-out.
+    split: tuple[int, int] = (8000, 2000)
+    # 0 = all; smaller values make quick runs and tests.
+    train_limit: int = Field(0, ge=0)
+    test_limit: int = Field(0, ge=0)
+
+
+class NetworkConfig(_Strict):
+    # Table I of the paper: "mnist" for 1x28x28 inputs, "cifar10" for 3x32x32.
+    arch: Literal["mnist", "cifar10"] = "mnist"
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+
+
+class TrainingConfig(_Strict):
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(128, ge=1)
+    epochs: int = Field(50, ge=1)
+    # Table II CIFAR10: lr and momentum multiplied by these every `decay_every` epochs.
+    lr_decay: float = Field(1.0, gt=0, le=1)
+    momentum_decay: float = Field(1.0, gt=0, le=1)
+    decay_every: int = Field(10, ge=1)
+    # d loss/d z = (p - y)/T, so at T = 100 plain SGD sits at chance; scaling the loss by T
+    # (or T^2, as Hinton et al.) restores gradients of the T = 1 size.
+    loss_scale: Literal["none", "T", "T2"] = "T"
+    grad_clip: float = Field(5.0, ge=0)  # global grad-norm clip, 0 = off
+
+
+class DistillationConfig(_Strict):
+    temperature: float = Field(100.0, gt=0)
+    phases: list[Phase] = ["baseline", "teacher", "student"]
+
+    @field_validator("temperature", mode="before")
+    @classmethod
+    def _finite(cls, v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("temperature must be a finite number > 0")
+        return v
+
+    @model_validator(mode="after")
+    def _student_needs_teacher(self) -> DistillationConfig:
+        if "student" in self.phases and "teacher" not in self.phases:
+            raise ValueError("phases: 'student' needs 'teacher' (soft labels come from the teacher)")
+        if len(set(self.phases)) != len(self.phases):
+            raise ValueError("phases: each phase may appear once")
+        return self
+
+
+class AttackConfig(_Strict):
+    enabled: bool = True
+    samples: int = Field(100, ge=1)
+    outputs: list[AttackedOutput] = ["softmax", "logits", "softmax_T"]
+    models: list[AttackedModel] = ["baseline", "student"]
+    theta: float = Field(1.0)
+    upsilon: float = Field(0.145, gt=0, le=1)
+    # When no pair meets the sign conditions: "stop" (record it) or "unconstrained"
+    # (cleverhans / torchattacks behaviour: take the best pair anyway).
+    no_pair: Literal["stop", "unconstrained"] = "stop"
+    batch_size: int = Field(1024, ge=1)
+    seed: int = 0
+
+    @field_validator("theta")
+    @classmethod
+    def _nonzero(cls, v: float) -> float:
+        if v == 0:
+            raise ValueError("theta must be non-zero (+1 increases features, -1 decreases them)")
+        return v
+
+
+class Preset(_Strict):
+    name: str
+    description: str = ""
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    data: DataConfig = DataConfig()
+    network: NetworkConfig = NetworkConfig()
+    training: TrainingConfig = TrainingConfig()
+    distillation: DistillationConfig = DistillationConfig()
+    attack: AttackConfig = AttackConfig()
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.model_dump(mode="json"))
+
+
+def available_presets() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(PRESETS_DIR.glob("*.toml"))}
+
+
+def _resolve_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise PresetError(f"preset file {path} not found; give an existing .toml path or one of: "
+                              f"{', '.join(available_presets())}")
+        return path
+    presets = available_presets()
+    if name_or_path not in presets:
+        raise PresetError(f"unknown preset {name_or_path!r}; choose one of: {', '.join(presets)} "
+                          "(or give a path to a .toml file)")
+    return presets[name_or_path]
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b=value` -> (["a", "b"], value); the value is read as TOML, else kept as a string."""
+    if "=" not in text:
+        raise PresetError(f"--set {text!r} is not key=value; e.g. --set distillation.temperature=20")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise PresetError(f"--set {text!r} has an empty key; e.g. --set training.epochs=5")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.split("."), value
+
+
+def _apply_override(tree: dict, keys: list[str], value: Any) -> None:
+    node = tree
+    for k in keys[:-1]:
+        child = node.setdefault(k, {})
+        if not isinstance(child, dict):
+            raise PresetError(f"--set {'.'.join(keys)}: {k!r} is a value, not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"{source}: unknown key {key!r}; remove it or check its spelling against presets/digits.toml"
+    msg = first["msg"]
+    if kind == "literal_error":
+        msg = msg.replace("Input should be", "must be one of:")
+    got = first.get("input")
+    got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{source}: {key}: {msg}{got_s}; fix it in the preset or with --set {key}=VALUE"
+
+
+def load_preset(name_or_path: str = DEFAULT_PRESET, overrides: list[str] | tuple[str, ...] = ()) -> Preset:
+    """Load, override and validate a preset; every problem is a one-line PresetError."""
+    path = _resolve_path(name_or_path)
+    try:
+        tree = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"preset {path} is not valid TOML ({exc}); fix the syntax at that line") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PresetError(f"cannot read preset {path} ({exc}); check the path and its permissions") from None
+    tree.setdefault("name", path.stem)
+    for text in overrides:
+        keys, value = parse_override(text)
+        _apply_override(tree, keys, value)
+    try:
+        return Preset.model_validate(tree)
+    except ValidationError as exc:
+        raise PresetError(_describe(exc, f"preset {path.name}")) from None
+
+
+def preset_from_toml(text: str, source: str = "preset.toml") -> Preset:
+    try:
+        return Preset.model_validate(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"{source} is not valid TOML ({exc}); restore it or start a new run") from None
+    except ValidationError as exc:
+        raise PresetError(_describe(exc, source)) from None

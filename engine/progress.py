@@ -1,0 +1,76 @@
+"""Headless progress: one rich progress bar per phase, fed by session events."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from engine.events import Event, EventType
+
+
+class HeadlessProgress:
+    """Subscriber that draws a bar per training phase and per attack sweep on stderr."""
+
+    def __init__(self) -> None:
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=self.console, transient=False,
+        )
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> HeadlessProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def _task(self, key: str, description: str, total: int) -> int:
+        if key not in self._tasks:
+            self._tasks[key] = self.progress.add_task(description, total=total, info="")
+        return self._tasks[key]
+
+    def __call__(self, e: Event) -> None:
+        d = e.data
+        if e.type == EventType.PHASE_STARTED:
+            tid = self._task(d["phase"], f"{d['phase']} T={d['temperature']:g}", d["epochs"])
+            self.progress.update(tid, completed=d["start_epoch"])
+        elif e.type == EventType.BATCH:
+            tid = self._tasks.get(d["phase"])
+            if tid is not None:
+                self.progress.update(tid, completed=d["epoch"] + (d["batch"] + 1) / d["batches"],
+                                     info=f"epoch {d['epoch'] + 1} loss {d['loss']:.4f}")
+        elif e.type == EventType.EPOCH:
+            tid = self._tasks.get(d["phase"])
+            if tid is not None:
+                self.progress.update(tid, completed=d["epoch"] + 1,
+                                     info=f"loss {d['train_loss']:.4f} acc {d['val_accuracy']:.3f}")
+        elif e.type == EventType.ATTACK_STARTED:
+            self._task(d["key"], f"jsma {d['key']}", d["n_attacks"])
+        elif e.type == EventType.ATTACK_PROGRESS:
+            tid = self._tasks.get(d["key"])
+            if tid is not None:
+                self.progress.update(tid, completed=d["attempted"],
+                                     info=f"{d['succeeded']}/{d['attempted']} succeeded")
+        elif e.type == EventType.TEMPERATURE_CHANGED:
+            self.console.print(f"temperature {d['old']:g} -> {d['temperature']:g} ({d['applies']})")
+        elif e.type == EventType.FAILED:
+            pass  # the CLI prints the one-line error
+
+
+def quiet_printer(e: Event) -> None:
+    """--quiet: only phase ends, one line each, for logs and scripts."""
+    if e.type == EventType.PHASE_FINISHED:
+        print(f"{e.data['phase']}: val_accuracy={e.data['val_accuracy']:.4f} ({e.data['seconds']:.1f}s)",
+              file=sys.stderr)

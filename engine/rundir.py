@@ -1,0 +1,177 @@
+"""Run directory: resolved preset, events.jsonl, safetensors checkpoints, summary.json.
+
+Every file except the append-only events.jsonl is written to a temporary name and renamed,
+so a killed run never leaves a half-written file; a torn last line of events.jsonl is
+tolerated on read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+import engine
+from engine.errors import CheckpointError, RunDirError
+from engine.events import Event
+
+PRESET_FILE = "preset.toml"
+EVENTS_FILE = "events.jsonl"
+SUMMARY_FILE = "summary.json"
+META_FILE = "meta.json"
+CHECKPOINTS = "checkpoints"
+ATTACKS = "attacks"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
+
+
+def default_run_dir(preset_name: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return Path("runs") / f"{preset_name}-{stamp}"
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class RunDir:
+    """One experiment's folder. Creating it checks that it can be written."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    # -- creation -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path | str, preset_toml: str, device: str) -> RunDir:
+        rd = cls(path)
+        if (rd.path / EVENTS_FILE).exists():
+            raise RunDirError(f"run directory {rd.path} already holds a run; resume it with "
+                              f"`defdistill-engine resume {rd.path}` or choose another --run-dir")
+        try:
+            rd.path.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(rd.path / PRESET_FILE, preset_toml.encode())
+            atomic_write_json(rd.path / META_FILE, {
+                "defdistill": engine.__version__, "torch": torch.__version__,
+                "python": platform.python_version(), "device": device, "git_commit": _git_commit(),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            })
+        except OSError as exc:
+            raise RunDirError(f"cannot write run directory {rd.path} ({exc.strerror or exc}); "
+                              "pass --run-dir with a writable folder") from None
+        return rd
+
+    @classmethod
+    def open(cls, path: Path | str) -> RunDir:
+        rd = cls(path)
+        if not (rd.path / PRESET_FILE).is_file():
+            raise RunDirError(f"{rd.path} is not a run directory (no {PRESET_FILE}); give the folder "
+                              "that `defdistill-engine run` created")
+        return rd
+
+    # -- events ---------------------------------------------------------------------------
+    @property
+    def events_path(self) -> Path:
+        return self.path / EVENTS_FILE
+
+    def open_event_log(self):
+        # A run killed mid-write leaves a torn last line: cut it so the next event starts clean.
+        if self.events_path.exists():
+            data = self.events_path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                with open(self.events_path, "rb+") as f:
+                    f.truncate(data.rfind(b"\n") + 1)
+        # Line-buffered append: each event reaches the file as it happens.
+        return open(self.events_path, "a", buffering=1, encoding="utf-8")
+
+    def read_events(self) -> list[Event]:
+        return list(iter_events(self.events_path))
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def checkpoint_path(self, name: str) -> Path:
+        return self.path / CHECKPOINTS / f"{name}.safetensors"
+
+    def save_tensors(self, name: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+        path = self.checkpoint_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+            save_file(tensors, tmp, metadata={"meta": json.dumps(meta)})
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def load_tensors(self, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        path = self.checkpoint_path(name)
+        if not path.exists():
+            return None
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                meta = json.loads((f.metadata() or {}).get("meta", "{}"))
+            return load_file(str(path)), meta
+        except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({exc}); delete it to redo "
+                                  "that phase from scratch, or start a new run") from None
+
+    # -- results --------------------------------------------------------------------------
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.path / SUMMARY_FILE, summary)
+
+    def read_summary(self) -> dict[str, Any] | None:
+        p = self.path / SUMMARY_FILE
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def read_preset_toml(self) -> str:
+        return (self.path / PRESET_FILE).read_text(encoding="utf-8")
+
+
+def iter_events(path: Path) -> Iterator[Event]:
+    """Events in a log; a torn last line (a run killed mid-write) is skipped."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break
+            try:
+                yield Event.from_dict(json.loads(line))
+            except (json.JSONDecodeError, KeyError, ValueError):
+                continue

@@ -1,0 +1,271 @@
+"""Session: the one API the dashboard and the headless CLI use to run and steer an experiment.
+
+`Session` is the interface; `ThreadSession` runs the engine in a thread of this process. Each
+event goes to events.jsonl first and then to every subscriber, so the run log and a live
+dashboard see the same stream.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.control import Control, StopRequested
+from engine.data import DatasetSplit, load_dataset
+from engine.device import describe_device, resolve_device
+from engine.errors import UserError
+from engine.events import Event, EventType, make_event
+from engine.presets import Preset, preset_from_toml
+from engine.rundir import RunDir, default_run_dir
+
+Subscriber = Callable[[Event], None]
+
+
+class Session(ABC):
+    """What a front end may do with an experiment. Commands are thread-safe and return at once."""
+
+    preset: Preset
+    run_dir: Path
+
+    @abstractmethod
+    def subscribe(self, callback: Subscriber) -> None:
+        """Call `callback(event)` for every future event (from the engine's thread)."""
+
+    @abstractmethod
+    def history(self) -> list[Event]:
+        """Every event so far, in order: lets a late subscriber rebuild its state."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def pause(self) -> None: ...
+
+    @abstractmethod
+    def resume(self) -> None: ...
+
+    @abstractmethod
+    def set_temperature(self, temperature: float) -> float:
+        """Validate (one-line PresetError on <= 0, nan, inf) and apply at the next batch."""
+
+    @abstractmethod
+    def attack(self, models: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+               samples: int | None = None) -> None:
+        """Queue a JSMA sweep; it runs after training (or at once on a trained run)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Checkpoint at the next batch and end; `defdistill-engine resume` continues."""
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once the engine has ended (finished, stopped or failed)."""
+
+    @property
+    @abstractmethod
+    def state(self) -> str:
+        """starting | running | paused | stopped | finished | failed."""
+
+    @property
+    @abstractmethod
+    def error(self) -> str | None: ...
+
+
+class ThreadSession(Session):
+    """The engine in a background thread of this process."""
+
+    def __init__(self, preset: Preset, rundir: RunDir, data: DatasetSplit, *, resumed: bool = False) -> None:
+        self.preset = preset
+        self.rundir = rundir
+        self.run_dir = rundir.path
+        self.data = data
+        self.device = resolve_device(preset.device)
+        self.control = Control()
+        self._resumed = resumed
+        self._lock = threading.Lock()
+        self._subscribers: list[Subscriber] = []
+        self._history: list[Event] = rundir.read_events() if resumed else []
+        self._seq = self._history[-1].seq if self._history else 0
+        self._state = "starting"
+        self._error: str | None = None
+        self._attack_requests: list[dict[str, Any]] = []
+        self._attack_only = False
+        self._thread = threading.Thread(target=self._main, name="defdistill-engine", daemon=True)
+        self._log = rundir.open_event_log()
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def create(cls, preset: Preset, run_dir: str | Path | None = None, *, data_root: str | None = None,
+               download: bool | None = None) -> ThreadSession:
+        """Load the data (errors before anything is written), then create the run directory."""
+        device = resolve_device(preset.device)
+        data = load_dataset(preset.data, data_root, download)
+        if data_root is not None:
+            preset = preset.model_copy(update={"data": preset.data.model_copy(update={"root": str(data_root)})})
+        rundir = RunDir.create(run_dir or default_run_dir(preset.name), preset.to_toml(), describe_device(device))
+        return cls(preset, rundir, data)
+
+    @classmethod
+    def resume_from(cls, run_dir: str | Path, *, data_root: str | None = None) -> ThreadSession:
+        rundir = RunDir.open(run_dir)
+        preset = preset_from_toml(rundir.read_preset_toml(), str(rundir.path / "preset.toml"))
+        if rundir.read_summary() is not None and _finished(rundir.read_events()):
+            raise UserError(f"run {rundir.path} already finished; start a new one with `defdistill-engine run`")
+        data = load_dataset(preset.data, data_root)
+        return cls(preset, rundir, data, resumed=True)
+
+    @classmethod
+    def for_attack(cls, run_dir: str | Path, *, models: Sequence[str] | None = None,
+                   outputs: Sequence[str] | None = None, samples: int | None = None,
+                   data_root: str | None = None) -> ThreadSession:
+        """A session that only attacks the trained models of a finished run."""
+        rundir = RunDir.open(run_dir)
+        if rundir.read_summary() is None:
+            raise UserError(f"run {rundir.path} has not finished training; "
+                            f"`defdistill-engine resume {rundir.path}` first")
+        preset = preset_from_toml(rundir.read_preset_toml(), str(rundir.path / "preset.toml"))
+        session = cls(preset, rundir, load_dataset(preset.data, data_root), resumed=True)
+        session._attack_only = True
+        session.attack(models, outputs, samples)
+        return session
+
+    # -- events ---------------------------------------------------------------------------
+    def emit(self, type_: EventType, **data: Any) -> Event:
+        with self._lock:
+            self._seq += 1
+            event = make_event(type_, self._seq, **data)
+            self._log.write(event.to_json() + "\n")
+            self._history.append(event)
+            subscribers = list(self._subscribers)
+        for cb in subscribers:
+            try:
+                cb(event)
+            except Exception:  # a broken viewer must never kill the experiment
+                traceback.print_exc()
+        return event
+
+    def subscribe(self, callback: Subscriber) -> None:
+        with self._lock:
+            self._subscribers.append(callback)
+
+    def history(self) -> list[Event]:
+        with self._lock:
+            return list(self._history)
+
+    # -- commands -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def pause(self) -> None:
+        self.control.pause()
+
+    def resume(self) -> None:
+        self.control.resume()
+
+    def set_temperature(self, temperature: float) -> float:
+        return self.control.set_temperature(temperature)
+
+    def attack(self, models: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+               samples: int | None = None) -> None:
+        with self._lock:
+            self._attack_requests.append({"models": models, "outputs": outputs, "samples": samples})
+
+    def stop(self) -> None:
+        self.control.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def state(self) -> str:
+        if self._state == "running" and self.control.paused:
+            return "paused"
+        return self._state
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    # -- the engine thread ----------------------------------------------------------------
+    def _main(self) -> None:
+        from engine.experiment import Experiment
+
+        self._state = "running"
+        t0 = time.time()
+        exp = Experiment(self.preset, self.data, self.rundir, self.device, self.emit, self.control)
+        if self._resumed:
+            exp.temperature = _last_temperature(self._history, self.preset.distillation.temperature)
+        start = EventType.RUN_RESUMED if self._resumed else EventType.RUN_STARTED
+        self.emit(start, preset=self.preset.name, dataset=self.data.name, data_note=self.data.note,
+                  device=describe_device(self.device), phases=list(self.preset.distillation.phases),
+                  temperature=exp.temperature, epochs=self.preset.training.epochs,
+                  run_dir=str(self.run_dir), train_size=len(self.data.y_train), test_size=len(self.data.y_test))
+        try:
+            exp.run_training()
+            if self._attack_only:
+                summary = self.rundir.read_summary() or exp.training_summary()
+            else:
+                summary = exp.training_summary()
+            self._run_attacks(exp, summary)
+            summary["seconds"] = _active_seconds(self.history(), time.time())
+            self.rundir.write_summary(summary)
+            self.emit(EventType.SUMMARY, **summary)
+            self._state = "finished"
+            self.emit(EventType.FINISHED, seconds=time.time() - t0)
+        except StopRequested:
+            self._state = "stopped"
+            self.emit(EventType.STOPPED, phase=exp.phase, resume=f"defdistill-engine resume {self.run_dir}")
+        except UserError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # the run log must say why a run died
+            self._fail(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        finally:
+            self._log.close()
+
+    def _fail(self, message: str, trace: str | None = None) -> None:
+        self._error = message
+        self._state = "failed"
+        self.emit(EventType.FAILED, message=message, traceback=trace)
+
+    def _run_attacks(self, exp: Any, summary: dict[str, Any]) -> None:
+        from engine.attack_phase import run_attack_phase
+
+        requests: list[dict[str, Any]] = []
+        if self.preset.attack.enabled and not self._attack_only:
+            requests.append({"models": None, "outputs": None, "samples": None})
+        with self._lock:
+            requests += self._attack_requests
+            self._attack_requests.clear()
+        for req in requests:
+            run_attack_phase(exp, summary, **req)
+
+
+def _finished(events: list[Event]) -> bool:
+    return any(e.type == EventType.FINISHED for e in events)
+
+
+def _last_temperature(events: list[Event], default: float) -> float:
+    for e in reversed(events):
+        if e.type == EventType.TEMPERATURE_CHANGED:
+            return float(e.data["temperature"])
+    return default
+
+
+def _active_seconds(events: list[Event], now: float) -> float:
+    """Wall time the run's processes spent working, across resumes (gaps between them excluded)."""
+    total, start, last = 0.0, None, None
+    for e in events:
+        if e.type in (EventType.RUN_STARTED, EventType.RUN_RESUMED):
+            if start is not None and last is not None:
+                total += last - start
+            start = e.time
+        last = e.time
+    if start is not None:
+        total += now - start
+    return total
