@@ -58,6 +58,9 @@ def run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None
                                 f"{', '.join(exp.models)}")
     n_samples = samples or acfg.samples
     chosen = choose_samples(exp, models, n_samples, acfg.seed)
+    if len(chosen) == 0:
+        raise AttackConfigError(f"no held-out input is classified correctly by {' and '.join(models)}, so there is "
+                                "nothing to attack; train longer (training.epochs) or check the run's accuracy")
     sample_idx, targets = attack_pairs(exp.data.y_test[chosen])
     x = exp.data.x_test[chosen][sample_idx]
     labels = exp.data.y_test[chosen][sample_idx]

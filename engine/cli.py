@@ -63,8 +63,9 @@ def _wait(session) -> int:
         session.stop()
         session.wait()
     if session.state == "failed":
-        print(f"defdistill-engine: run failed: {session.error}", file=sys.stderr)
-        return 1
+        print(f"defdistill-engine: {'error' if session.user_error else 'run failed'}: {session.error}",
+              file=sys.stderr)
+        return EXIT_USER_ERROR if session.user_error else 1
     if session.state == "stopped":
         print(f"stopped; continue with: defdistill-engine resume {session.run_dir}", file=sys.stderr)
         return 130

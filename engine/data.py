@@ -122,11 +122,7 @@ def _torchvision_idx(cls_name: str, root: Path, folder_name: str, train: bool, d
     if download:
         ds = base(str(root), train=train, download=True)
         return ds.data, ds.targets
-    missing = [n for n in _IDX_FILES[train] if not (raw / n).is_file() and not (raw / f"{n}.gz").is_file()]
-    if missing:
-        raise DatasetError(
-            f"{cls_name} files not found: put {', '.join(m + '.gz' for m in missing)} in {raw}/ "
-            f"(or pass --download where there is network, or --data-root to where they are)")
+    _require_idx(cls_name, root, folder_name, (train,))
     try:
         ds = _InPlace(str(root), train=train, download=False)
     except (RuntimeError, OSError, AssertionError, EOFError) as exc:
@@ -139,7 +135,19 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(255.0)
 
 
+def _require_idx(cls_name: str, root: Path, folder_name: str, splits: tuple[bool, ...]) -> None:
+    raw = root / folder_name / "raw"
+    missing = [f"{n}.gz" for s in splits for n in _IDX_FILES[s]
+               if not (raw / n).is_file() and not (raw / f"{n}.gz").is_file()]
+    if missing:
+        raise DatasetError(
+            f"{cls_name} files not found: put {', '.join(missing)} in {raw}/ "
+            f"(or pass --download where there is network, or --data-root to where they are)")
+
+
 def _idx_dataset(name: str, cls_name: str, folder: str, root: Path, download: bool) -> DatasetSplit:
+    if not download:
+        _require_idx(cls_name, root, folder, (True, False))
     xtr, ytr = _torchvision_idx(cls_name, root, folder, True, download)
     xte, yte = _torchvision_idx(cls_name, root, folder, False, download)
     return DatasetSplit(name, _to_float(xtr), ytr.long(), _to_float(xte), yte.long(),

@@ -95,6 +95,7 @@ class ThreadSession(Session):
         self._error: str | None = None
         self._attack_requests: list[dict[str, Any]] = []
         self._attack_only = False
+        self.user_error = False  # the failure, if any, is one the user can fix (exit code 2)
         self._thread = threading.Thread(target=self._main, name="defdistill-engine", daemon=True)
         self._log = rundir.open_event_log()
 
@@ -116,6 +117,8 @@ class ThreadSession(Session):
         preset = preset_from_toml(rundir.read_preset_toml(), str(rundir.path / "preset.toml"))
         if rundir.read_summary() is not None and _finished(rundir.read_events()):
             raise UserError(f"run {rundir.path} already finished; start a new one with `defdistill-engine run`")
+        for ckpt in sorted((rundir.path / "checkpoints").glob("*.safetensors")):
+            rundir.load_tensors(ckpt.stem)  # a corrupt checkpoint is reported now, before any work
         data = load_dataset(preset.data, data_root)
         return cls(preset, rundir, data, resumed=True)
 
@@ -222,6 +225,7 @@ class ThreadSession(Session):
             self._state = "stopped"
             self.emit(EventType.STOPPED, phase=exp.phase, resume=f"defdistill-engine resume {self.run_dir}")
         except UserError as exc:
+            self.user_error = True
             self._fail(str(exc))
         except Exception as exc:  # the run log must say why a run died
             self._fail(f"{type(exc).__name__}: {exc}", traceback.format_exc())

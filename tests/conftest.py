@@ -1,0 +1,55 @@
+"""Shared fixtures: a small trained digits run reused by several tests, and CLI helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Small but real (~20 s on 2 cores): 8 epochs on 800 digits images; T = 20 so the student
+# converges in that time (baseline ~0.96, student ~0.8 held-out accuracy).
+QUICK = [
+    "training.epochs=8", "data.train_limit=800", "data.test_limit=200", "training.optimizer='adam'",
+    "training.lr=0.002", "training.lr_decay=1.0", "distillation.temperature=20", "attack.enabled=false",
+]
+
+
+def cli(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One finished quick digits run (baseline, teacher and student at T=20), no attacks yet."""
+    from engine.presets import load_preset
+    from engine.session import ThreadSession
+
+    preset = load_preset("digits", QUICK)
+    session = ThreadSession.create(preset, tmp_path_factory.mktemp("runs") / "trained")
+    session.start()
+    assert session.wait(600)
+    assert session.state == "finished", session.error
+    return session
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "FashionMNIST" / "raw").is_dir():
+        pytest.skip("../shared/data is absent on this machine")
+    return SHARED_DATA
