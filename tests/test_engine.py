@@ -9,9 +9,9 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
 
 import pytest
+import tomllib
 
 from conftest import QUICK, ROOT, assert_one_line_error, cli
 from engine.events import EventType
