@@ -56,7 +56,7 @@ def best_pairs(a: torch.Tensor, b: torch.Tensor, domain: torch.Tensor, theta: fl
     K*K pair tables hold at most max_elems scores together), whatever the batch size.
     """
     s = 1.0 if theta > 0 else -1.0
-    u, v = (s * a).float(), (-s * b).float()
+    u, v = s * a, -s * b
     bsz, n = u.shape
     p_out = torch.zeros(bsz, dtype=torch.long, device=u.device)
     q_out = torch.zeros_like(p_out)
@@ -101,7 +101,7 @@ def best_pairs_bruteforce(a: torch.Tensor, b: torch.Tensor, domain: torch.Tensor
                           constrained: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """All n^2 pairs at once: the plain formulation, kept for tests and the memory benchmark."""
     s = 1.0 if theta > 0 else -1.0
-    u, v = (s * a).float(), (-s * b).float()
+    u, v = s * a, -s * b
     bsz, n = u.shape
     idx = torch.arange(n, device=u.device).expand(bsz, n)
     score = _pair_scores(u, v, domain, constrained)
