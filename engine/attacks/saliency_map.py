@@ -46,55 +46,90 @@ def _pick(score: torch.Tensor, idx: torch.Tensor, n: int) -> tuple[torch.Tensor,
     return flat // n, flat % n, best
 
 
+def _normalise(a: torch.Tensor, b: torch.Tensor, domain: torch.Tensor, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """u = s*a, v = -s*b, each row scaled by its largest |value| (a positive factor per row leaves
+    signs and the argmax unchanged, and keeps products of tiny gradients from underflowing).
+    Features outside the domain get u = v = -3, so any pair holding one has a negative sum."""
+    s = 1.0 if theta > 0 else -1.0
+    u, v = s * a, -s * b
+    u = u / u.abs().amax(1, keepdim=True).clamp_min(torch.finfo(u.dtype).tiny)
+    v = v / v.abs().amax(1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
+    return u.masked_fill(~domain, -3.0), v.masked_fill(~domain, -3.0)
+
+
+def _best_constrained(u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best qualifying pair per row among candidates (B, K) listed in ascending feature order.
+
+    Invalid pairs score 0 (both sums clamped at 0), valid ones > 0. argmax returns the first
+    maximum in row-major order, which for a symmetric table is the lowest (p, q) with p < q.
+    """
+    k = u.shape[1]
+    score = (u.unsqueeze(2) + u.unsqueeze(1)).clamp_min_(0)
+    score.mul_((v.unsqueeze(2) + v.unsqueeze(1)).clamp_min_(0))
+    score.diagonal(dim1=1, dim2=2).zero_()
+    flat = score.flatten(1).argmax(1)
+    best = score.flatten(1).gather(1, flat.unsqueeze(1)).squeeze(1)
+    return flat, best
+
+
 def best_pairs(a: torch.Tensor, b: torch.Tensor, domain: torch.Tensor, theta: float, *,
                constrained: bool = True, k0: int = 32,
                max_elems: int = 1 << 22) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact best pair per row. Returns (p, q, found); found is False where no pair qualifies.
 
     a, b: (B, n) gradients of F_t and of sum_{j != t} F_j; domain: (B, n) bool search domain.
-    Peak extra memory is about 10 * max_elems * 4 bytes (rows are processed in chunks whose
+    Peak extra memory is about 3 * max_elems * 4 bytes (rows are processed in chunks whose
     K*K pair tables hold at most max_elems scores together), whatever the batch size.
     """
-    s = 1.0 if theta > 0 else -1.0
-    u, v = s * a, -s * b
+    if not constrained:
+        return _best_unconstrained(a, b, domain, theta, max_elems)
+    u, v = _normalise(a, b, domain, theta)
     bsz, n = u.shape
     p_out = torch.zeros(bsz, dtype=torch.long, device=u.device)
     q_out = torch.zeros_like(p_out)
     found = torch.zeros(bsz, dtype=torch.bool, device=u.device)
-    if constrained:
-        umax = u.masked_fill(~domain, NEG).amax(1, keepdim=True)
-        vmax = v.masked_fill(~domain, NEG).amax(1, keepdim=True)
-        bound = (u + umax).clamp_min(0) * (v + vmax).clamp_min(0)
-        bound = bound.masked_fill(~domain | (bound <= 0), NEG)
-    else:
-        bound = torch.where(domain, 0.0, NEG).expand(bsz, n).contiguous()
-    n_cand = (bound > NEG).sum(1)
-    # Features are ranked by bound, ties by index, so the candidate set is deterministic.
+    umax = u.amax(1, keepdim=True)
+    vmax = v.amax(1, keepdim=True)
+    bound = (u + umax).clamp_min(0) * (v + vmax).clamp_min(0)
+    bound.masked_fill_(~domain, 0)
+    n_cand = (bound > 0).sum(1)
+    # Features ranked by bound (ties by index), so the candidate set is deterministic.
     order = torch.argsort(-bound, dim=1, stable=True)
     pending = torch.arange(bsz, device=u.device)
-    # Without the sign conditions there is no bound to prune with: search every pair (in chunks).
-    k = min(k0, n) if constrained else n
+    k = min(k0, n)
     while pending.numel():
         rows = max(1, max_elems // (k * k))
         still = []
         for start in range(0, pending.numel(), rows):
             r = pending[start:start + rows]
-            idx = order[r, :k]
-            ok = torch.gather(bound[r], 1, idx) > NEG
-            score = _pair_scores(torch.gather(u[r], 1, idx), torch.gather(v[r], 1, idx), ok, constrained)
-            p, q, best = _pick(score, idx, n)
-            if constrained and k < n:
+            idx = order[r, :k].sort(dim=1).values  # ascending feature order: argmax ties -> lowest pair
+            flat, best = _best_constrained(torch.gather(u[r], 1, idx), torch.gather(v[r], 1, idx))
+            if k < n:
                 next_bound = torch.gather(bound[r], 1, order[r, k:k + 1]).squeeze(1)
                 exact = (best > next_bound) | (n_cand[r] <= k)
             else:
                 exact = torch.ones_like(best, dtype=torch.bool)
             done = r[exact]
-            p_out[done], q_out[done] = p[exact], q[exact]
-            found[done] = best[exact] > NEG
+            pi, qi = flat[exact] // k, flat[exact] % k
+            sel = idx[exact]
+            p_out[done] = sel.gather(1, pi.unsqueeze(1)).squeeze(1)
+            q_out[done] = sel.gather(1, qi.unsqueeze(1)).squeeze(1)
+            found[done] = best[exact] > 0
             still.append(r[~exact])
         pending = torch.cat(still) if still else pending[:0]
         k = min(k * 4, n)
     return p_out, q_out, found
+
+
+def _best_unconstrained(a: torch.Tensor, b: torch.Tensor, domain: torch.Tensor, theta: float,
+                        max_elems: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """argmax of alpha * |beta| over domain pairs, no sign conditions (what cleverhans and
+    torchattacks fall back to); all n^2 pairs, in chunks of rows."""
+    bsz, n = a.shape
+    rows = max(1, max_elems // (n * n))
+    outs = [best_pairs_bruteforce(a[i:i + rows], b[i:i + rows], domain[i:i + rows], theta, constrained=False)
+            for i in range(0, bsz, rows)]
+    return tuple(torch.cat(parts) for parts in zip(*outs))  # type: ignore[return-value]
 
 
 def best_pairs_bruteforce(a: torch.Tensor, b: torch.Tensor, domain: torch.Tensor, theta: float, *,
