@@ -97,8 +97,10 @@ def run_one(method: str, output: str, device: str, n_inputs: int, per_input: int
 
         res = jsma(attacked_output(net, output, 1.0), x, t, JSMAConfig(theta=1.0, upsilon=0.145, batch_size=len(x)))
         x_adv = res.x_adv
-        extra = {"ended": {k: int(v) for k, v in zip(("target", "budget", "no_pair", "domain"),
-                                                       torch.bincount(res.ended, minlength=4).tolist())}}
+        from engine.attacks.jsma import ENDED
+
+        counts = torch.bincount(res.ended, minlength=len(ENDED)).tolist()
+        extra = {"ended": dict(zip(ENDED, counts, strict=True))}
     elif method == "art":
         import numpy as np
         from art.attacks.evasion import SaliencyMapMethod
@@ -163,7 +165,8 @@ def main() -> None:
                 rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(_fmt(rows[-1]), flush=True)
     for output in outputs:
-        ours = next((r for r in rows if r["method"] == "defdistill" and r["output"] == output and "error" not in r), None)
+        ours = next((r for r in rows if r["method"] == "defdistill" and r["output"] == output and "error" not in r),
+                    None)
         for r in rows:
             if ours and r["output"] == output and "error" not in r and r["method"] != "defdistill":
                 r["defdistill_speedup"] = ours["attacks_per_second"] / r["attacks_per_second"]

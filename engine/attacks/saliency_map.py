@@ -46,7 +46,8 @@ def _pick(score: torch.Tensor, idx: torch.Tensor, n: int) -> tuple[torch.Tensor,
     return flat // n, flat % n, best
 
 
-def _normalise(a: torch.Tensor, b: torch.Tensor, domain: torch.Tensor, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _normalise(a: torch.Tensor, b: torch.Tensor, domain: torch.Tensor,
+               theta: float) -> tuple[torch.Tensor, torch.Tensor]:
     """u = s*a, v = -s*b, each row scaled by its largest |value| (a positive factor per row leaves
     signs and the argmax unchanged, and keeps products of tiny gradients from underflowing).
     Features outside the domain get u = v = -3, so any pair holding one has a negative sum."""
@@ -63,7 +64,6 @@ def _best_constrained(u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, t
     Invalid pairs score 0 (both sums clamped at 0), valid ones > 0. argmax returns the first
     maximum in row-major order, which for a symmetric table is the lowest (p, q) with p < q.
     """
-    k = u.shape[1]
     score = (u.unsqueeze(2) + u.unsqueeze(1)).clamp_min_(0)
     score.mul_((v.unsqueeze(2) + v.unsqueeze(1)).clamp_min_(0))
     score.diagonal(dim1=1, dim2=2).zero_()
@@ -129,7 +129,7 @@ def _best_unconstrained(a: torch.Tensor, b: torch.Tensor, domain: torch.Tensor, 
     rows = max(1, max_elems // (n * n))
     outs = [best_pairs_bruteforce(a[i:i + rows], b[i:i + rows], domain[i:i + rows], theta, constrained=False)
             for i in range(0, bsz, rows)]
-    return tuple(torch.cat(parts) for parts in zip(*outs))  # type: ignore[return-value]
+    return tuple(torch.cat(parts) for parts in zip(*outs, strict=True))  # type: ignore[return-value]
 
 
 def best_pairs_bruteforce(a: torch.Tensor, b: torch.Tensor, domain: torch.Tensor, theta: float, *,
