@@ -108,7 +108,17 @@ def run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None
             _save_examples(exp.rundir.path / ATTACKS / f"{key}.npz", x, result, labels, targets, sample_idx)
             table[key] = {k: record[k] for k in ("success_rate", "n_attacks", "mean_features_changed",
                                                  "rho_adv", "attacks_per_second")}
-            exp.emit(EventType.ATTACK_FINISHED, key=key, **{k: v for k, v in record.items() if k != "matrix"})
+            exp.emit(EventType.ATTACK_FINISHED, key=key, **record, examples=_examples(x, result, labels, targets))
+
+
+def _examples(x, result, labels, targets, k: int = 3) -> list[dict[str, Any]]:
+    """A few adversarial examples as plain numbers (successes first), so the event log alone can
+    draw them next to their originals."""
+    order = torch.argsort((~result.success).to(torch.int8), stable=True)[:k]
+    return [{"label": int(labels[i]), "target": int(targets[i]), "success": bool(result.success[i]),
+             "prediction": int(result.prediction[i]), "side": int(x.shape[-1]),
+             "x": [round(v, 3) for v in x[i].mean(0).flatten().tolist()],
+             "x_adv": [round(v, 3) for v in result.x_adv[i].mean(0).flatten().tolist()]} for i in order.tolist()]
 
 
 def _save_examples(path, x, result, labels, targets, sample_idx) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 class EventType(str, Enum):
     RUN_STARTED = "run_started"
     RUN_RESUMED = "run_resumed"
+    PROBES = "probes"  # the held-out inputs the dashboard's confidence panel shows
     PHASE_STARTED = "phase_started"
     PHASE_FINISHED = "phase_finished"
     BATCH = "batch"

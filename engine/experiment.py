@@ -22,6 +22,7 @@ from engine.rundir import RunDir
 from engine.training import PhaseHooks, evaluate, make_optimizer, predict_logits, train_phase
 
 PHASE_ORDER = ("baseline", "teacher", "student")
+N_PROBES = 8
 Emit = Callable[..., None]
 
 
@@ -52,6 +53,17 @@ class Experiment:
         self.emit(EventType.TEMPERATURE_CHANGED, phase=phase, epoch=epoch, batch=batch,
                   old=old, temperature=new_t, applies=applies)
         return new_t if phase != "baseline" else None
+
+    # -- probes: what the confidence panel shows, as plain numbers --------------------------
+    def emit_probes(self) -> None:
+        x = self.data.x_test[:N_PROBES]
+        self.emit(EventType.PROBES, labels=self.data.y_test[:N_PROBES].tolist(),
+                  images=[[round(v, 3) for v in img.mean(0).flatten().tolist()] for img in x],
+                  side=int(x.shape[-1]))
+
+    def probe_logits(self, model: TableICNN) -> list[list[float]]:
+        """Logits of the probe inputs; a viewer applies softmax(z/T) for whichever T it shows."""
+        return predict_logits(model, self.data.x_test[:N_PROBES], self.device).tolist()
 
     # -- phases ---------------------------------------------------------------------------
     def _new_model(self, phase: str) -> TableICNN:
@@ -90,7 +102,8 @@ class Experiment:
         hooks = PhaseHooks(
             emit_batch=lambda e, b, loss, t: self.emit(EventType.BATCH, phase=phase, epoch=e, batch=b,
                                                        batches=batches, loss=loss, temperature=t),
-            emit_epoch=lambda m: self.emit(EventType.EPOCH, phase=phase, **m),
+            emit_epoch=lambda m: self.emit(EventType.EPOCH, phase=phase, **m,
+                                           probe_logits=self.probe_logits(model)),
             pause_point=self.pause_point,
             take_temperature=lambda: self._take_temperature(phase, -1, -1),
             save_checkpoint=save,

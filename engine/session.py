@@ -97,6 +97,7 @@ class ThreadSession(Session):
         self._attack_only = False
         self.user_error = False  # the failure, if any, is one the user can fix (exit code 2)
         self._thread = threading.Thread(target=self._main, name="defdistill-engine", daemon=True)
+        self._exp: Any = None
         self._log = rundir.open_event_log()
 
     # -- construction ---------------------------------------------------------------------
@@ -177,13 +178,25 @@ class ThreadSession(Session):
                samples: int | None = None) -> None:
         with self._lock:
             self._attack_requests.append({"models": models, "outputs": outputs, "samples": samples})
+            idle = self._state == "finished" and not self._thread.is_alive()
+            if idle:
+                # The run is done and its thread gone: attacks get a worker of their own.
+                self._state = "running"
+                self._thread = threading.Thread(target=self._guarded, name="defdistill-attacks", daemon=True,
+                                                args=(self._attack_after_finish,))
+                self._thread.start()
 
     def stop(self) -> None:
         self.control.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            thread = self._thread  # a finished run may have started an attack worker since
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(left)
+            if thread is self._thread or thread.is_alive():
+                return not thread.is_alive()
 
     @property
     def state(self) -> str:
@@ -200,8 +213,8 @@ class ThreadSession(Session):
         from engine.experiment import Experiment
 
         self._state = "running"
-        t0 = time.time()
         exp = Experiment(self.preset, self.data, self.rundir, self.device, self.emit, self.control)
+        self._exp = exp
         if self._resumed:
             exp.temperature = _last_temperature(self._history, self.preset.distillation.temperature)
         start = EventType.RUN_RESUMED if self._resumed else EventType.RUN_STARTED
@@ -209,45 +222,66 @@ class ThreadSession(Session):
                   device=describe_device(self.device), phases=list(self.preset.distillation.phases),
                   temperature=exp.temperature, epochs=self.preset.training.epochs,
                   run_dir=str(self.run_dir), train_size=len(self.data.y_train), test_size=len(self.data.y_test))
+        exp.emit_probes()
+        self._guarded(self._train_and_attack)
+
+    def _train_and_attack(self) -> None:
+        exp = self._exp
+        exp.run_training()
+        if self._attack_only:
+            summary = self.rundir.read_summary() or exp.training_summary()
+        else:
+            summary = exp.training_summary()
+        if self.preset.attack.enabled and not self._attack_only:
+            with self._lock:
+                self._attack_requests.insert(0, {"models": None, "outputs": None, "samples": None})
+        self._attack_queue(summary)
+
+    def _attack_queue(self, summary: dict[str, Any]) -> None:
+        """Run queued attack requests until none is left, then finish (and go idle)."""
+        from engine.attack_phase import run_attack_phase
+
+        t0 = time.time()
+        while True:
+            with self._lock:
+                if not self._attack_requests:
+                    break
+                req = self._attack_requests.pop(0)
+            run_attack_phase(self._exp, summary, **req)
+        summary["seconds"] = _active_seconds(self.history(), time.time())
+        self.rundir.write_summary(summary)
+        self.emit(EventType.SUMMARY, **summary)
+        self._state = "finished"
+        self.emit(EventType.FINISHED, seconds=time.time() - t0)
+
+    def _guarded(self, work: Callable[[], None]) -> None:
         try:
-            exp.run_training()
-            if self._attack_only:
-                summary = self.rundir.read_summary() or exp.training_summary()
-            else:
-                summary = exp.training_summary()
-            self._run_attacks(exp, summary)
-            summary["seconds"] = _active_seconds(self.history(), time.time())
-            self.rundir.write_summary(summary)
-            self.emit(EventType.SUMMARY, **summary)
-            self._state = "finished"
-            self.emit(EventType.FINISHED, seconds=time.time() - t0)
+            work()
         except StopRequested:
             self._state = "stopped"
-            self.emit(EventType.STOPPED, phase=exp.phase, resume=f"defdistill-engine resume {self.run_dir}")
+            self.emit(EventType.STOPPED, phase=self._exp.phase, resume=f"defdistill-engine resume {self.run_dir}")
         except UserError as exc:
             self.user_error = True
             self._fail(str(exc))
         except Exception as exc:  # the run log must say why a run died
             self._fail(f"{type(exc).__name__}: {exc}", traceback.format_exc())
         finally:
-            self._log.close()
+            with self._lock:
+                # A request that arrived after the queue emptied starts the next worker itself.
+                if self._attack_requests and self._state == "finished":
+                    self._thread = threading.Thread(target=self._guarded, name="defdistill-attacks", daemon=True,
+                                                    args=(self._attack_after_finish,))
+                    self._state = "running"
+                    self._thread.start()
+
+    def _attack_after_finish(self) -> None:
+        self._state = "running"
+        self._attack_queue(self.rundir.read_summary() or self._exp.training_summary())
 
     def _fail(self, message: str, trace: str | None = None) -> None:
         self._error = message
         self._state = "failed"
         self.emit(EventType.FAILED, message=message, traceback=trace)
-
-    def _run_attacks(self, exp: Any, summary: dict[str, Any]) -> None:
-        from engine.attack_phase import run_attack_phase
-
-        requests: list[dict[str, Any]] = []
-        if self.preset.attack.enabled and not self._attack_only:
-            requests.append({"models": None, "outputs": None, "samples": None})
-        with self._lock:
-            requests += self._attack_requests
-            self._attack_requests.clear()
-        for req in requests:
-            run_attack_phase(exp, summary, **req)
 
 
 def _finished(events: list[Event]) -> bool:

@@ -1,0 +1,133 @@
+"""A read-only Session over a run directory: replays events.jsonl, then follows it as it grows.
+
+Lets the dashboard open a run that `defdistill-engine` is writing (or has finished) with no
+engine in this process; commands are refused with a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.errors import UserError
+from engine.events import Event, EventType
+from engine.presets import preset_from_toml
+from engine.rundir import RunDir
+from engine.session import Session, Subscriber
+
+_END = {EventType.FINISHED, EventType.FAILED, EventType.STOPPED}
+
+
+class ReadOnlySession(UserError):
+    pass
+
+
+class ReplaySession(Session):
+    def __init__(self, run_dir: str | Path, *, follow: bool = True, poll: float = 0.25) -> None:
+        self.rundir = RunDir.open(run_dir)
+        self.run_dir = self.rundir.path
+        self.preset = preset_from_toml(self.rundir.read_preset_toml(), str(self.run_dir / "preset.toml"))
+        self._follow = follow
+        self._poll = poll
+        self._lock = threading.Lock()
+        self._subscribers: list[Subscriber] = []
+        self._history: list[Event] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tail, name="defdistill-replay", daemon=True)
+
+    def _tail(self) -> None:
+        offset = 0
+        path = self.rundir.events_path
+        while not self._stop.is_set():
+            new: list[Event] = []
+            if path.exists():
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+                complete = chunk[: chunk.rfind(b"\n") + 1]  # a torn last line waits for the next poll
+                offset += len(complete)
+                new = events_from_bytes(complete)
+            for e in new:
+                with self._lock:
+                    self._history.append(e)
+                    subs = list(self._subscribers)
+                for cb in subs:
+                    cb(e)
+            if not self._follow:
+                return
+            self._stop.wait(self._poll)
+
+    # -- Session ----------------------------------------------------------------------------
+    def subscribe(self, callback: Subscriber) -> None:
+        with self._lock:
+            self._subscribers.append(callback)
+
+    def history(self) -> list[Event]:
+        with self._lock:
+            return list(self._history)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _refuse(self, what: str) -> None:
+        raise ReadOnlySession(f"cannot {what}: this dashboard only watches {self.run_dir} (read-only); "
+                              "steer a run from the dashboard that started it")
+
+    def pause(self) -> None:
+        self._refuse("pause")
+
+    def resume(self) -> None:
+        self._refuse("resume")
+
+    def set_temperature(self, temperature: float) -> float:
+        self._refuse("change the temperature")
+        return temperature
+
+    def attack(self, models: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+               samples: int | None = None) -> None:
+        self._refuse(f"attack here; run `defdistill-engine attack {self.run_dir}`")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            for e in reversed(self._history):
+                if e.type in _END:
+                    return {EventType.FINISHED: "finished", EventType.FAILED: "failed",
+                            EventType.STOPPED: "stopped"}[e.type]
+                if e.type == EventType.PAUSED:
+                    return "paused"
+                if e.type in (EventType.BATCH, EventType.RESUMED, EventType.RUN_STARTED, EventType.RUN_RESUMED):
+                    return "running"
+        return "starting"
+
+    @property
+    def error(self) -> str | None:
+        for e in reversed(self.history()):
+            if e.type == EventType.FAILED:
+                return str(e.data.get("message"))
+        return None
+
+    @property
+    def read_only(self) -> bool:
+        return True
+
+
+def events_from_bytes(data: bytes) -> list[Event]:
+    """Complete lines of an events.jsonl chunk; unreadable lines are skipped as on any read."""
+    out = []
+    for line in data.decode("utf-8").splitlines():
+        try:
+            out.append(Event.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, KeyError, ValueError):
+            continue
+    return out
+

@@ -1,0 +1,13 @@
+"""Messages from the engine's thread to the UI thread."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+
+class EventsAvailable(Message, bubble=False):
+    """New engine events wait in the app's inbox. One pending message stands for any number of
+    events (a newer one replaces it), so a fast engine cannot flood the UI's queue."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, EventsAvailable)

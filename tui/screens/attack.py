@@ -1,0 +1,59 @@
+"""Launch a JSMA sweep: which models, which attacked outputs, how many held-out samples."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label
+
+OUTPUTS = ("softmax", "logits", "softmax_T")
+
+
+class AttackModal(ModalScreen[dict | None]):
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, models: list[str], samples: int) -> None:
+        super().__init__()
+        self.models = models
+        self.samples = samples
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="modal-box"):
+            yield Label("JSMA sweep (targeted, theta=+1, Upsilon=14.5%): each sample x its 9 other classes")
+            yield Label("models:")
+            with Horizontal(classes="checks"):
+                for m in self.models:
+                    yield Checkbox(m, value=m in ("baseline", "student"), id=f"model-{m}")
+            yield Label("attacked outputs:")
+            with Horizontal(classes="checks"):
+                for o in OUTPUTS:
+                    yield Checkbox(o, value=True, id=f"output-{o}")
+            yield Label("held-out samples:")
+            yield Input(str(self.samples), id="attack-samples")
+            yield Label("", id="attack-error")
+            yield Button("launch", id="attack-launch", variant="primary")
+
+    def _submit(self) -> None:
+        models = [m for m in self.models if self.query_one(f"#model-{m}", Checkbox).value]
+        outputs = [o for o in OUTPUTS if self.query_one(f"#output-{o}", Checkbox).value]
+        raw = self.query_one("#attack-samples", Input).value.strip()
+        error = ""
+        if not models or not outputs:
+            error = "choose at least one model and one output"
+        elif not raw.isdigit() or int(raw) < 1:
+            error = f"samples must be a whole number >= 1, got {raw!r}"
+        if error:
+            self.query_one("#attack-error", Label).update(f"[red]{error}[/]")
+            return
+        self.dismiss({"models": models, "outputs": outputs, "samples": int(raw)})
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self._submit()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._submit()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,218 @@
+"""What the dashboard knows, rebuilt from engine events alone (live, or replayed from events.jsonl).
+
+Plain Python: no torch, no Textual. Histories are bounded, so an hour-long run stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.events import Event
+
+MAX_POINTS = 600  # per series; older points are merged pairwise when a series fills up
+
+
+@dataclass
+class Series:
+    """A downsampled (x, y) series: when full, neighbouring points are averaged, halving it."""
+
+    xs: list[float] = field(default_factory=list)
+    ys: list[float] = field(default_factory=list)
+    cap: int = MAX_POINTS
+
+    def add(self, x: float, y: float) -> None:
+        self.xs.append(x)
+        self.ys.append(y)
+        if len(self.xs) > self.cap:
+            self.xs = [(self.xs[i] + self.xs[i + 1]) / 2 for i in range(0, len(self.xs) - 1, 2)]
+            self.ys = [(self.ys[i] + self.ys[i + 1]) / 2 for i in range(0, len(self.ys) - 1, 2)]
+
+    def copy(self) -> tuple[list[float], list[float]]:
+        return list(self.xs), list(self.ys)
+
+
+@dataclass
+class AttackCounter:
+    key: str
+    n_attacks: int
+    attempted: int = 0
+    succeeded: int = 0
+    attacks_per_second: float = 0.0
+    done: bool = False
+    temperature: float = 1.0
+
+    @property
+    def rate(self) -> float:
+        return self.succeeded / self.attempted if self.attempted else 0.0
+
+
+def softmax(logits: list[float], temperature: float) -> list[float]:
+    z = [v / temperature for v in logits]
+    m = max(z)
+    e = [math.exp(v - m) for v in z]
+    s = sum(e)
+    return [v / s for v in e]
+
+
+@dataclass
+class DashboardState:
+    preset: str = ""
+    dataset: str = ""
+    device: str = ""
+    run_dir: str = ""
+    phase: str = "starting"
+    epoch: int = 0
+    epochs: int = 0
+    batch: int = 0
+    batches: int = 0
+    temperature: float = 1.0
+    distill_temperature: float = 1.0
+    status: str = "starting"  # running | paused | stopped | finished | failed
+    eta_seconds: float | None = None
+    batch_loss: dict[str, Series] = field(default_factory=dict)  # per phase, x = fractional epoch
+    epoch_loss: dict[str, Series] = field(default_factory=dict)
+    val_accuracy: dict[str, Series] = field(default_factory=dict)
+    temperature_marks: list[tuple[str, float, float]] = field(default_factory=list)  # phase, x, new T
+    probe_images: list[list[float]] = field(default_factory=list)
+    probe_labels: list[int] = field(default_factory=list)
+    probe_side: int = 28
+    probe_logits: dict[str, list[list[float]]] = field(default_factory=dict)  # per phase, latest
+    attacks: dict[str, AttackCounter] = field(default_factory=dict)
+    attack_results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+    log: list[str] = field(default_factory=list)
+    error: str | None = None
+    last_seq: int = 0
+    _epoch_started: float | None = None
+    _epoch_seconds: list[float] = field(default_factory=list)
+
+    # -- folding events in -------------------------------------------------------------------
+    def apply(self, e: Event) -> None:
+        if e.seq <= self.last_seq:
+            return  # a replayed event already seen
+        self.last_seq = e.seq
+        d = e.data
+        handler = getattr(self, f"_on_{e.type.value}", None)
+        if handler is not None:
+            handler(d, e)
+
+    def _note(self, e: Event, text: str) -> None:
+        import time as _time
+
+        stamp = _time.strftime("%H:%M:%S", _time.localtime(e.time))
+        self.log.append(f"{stamp} {text}")
+        del self.log[:-200]
+
+    def _on_run_started(self, d: dict, e: Event) -> None:
+        self.preset, self.dataset, self.device = d["preset"], d["dataset"], d["device"]
+        self.run_dir, self.epochs = d["run_dir"], d["epochs"]
+        self.distill_temperature = d["temperature"]
+        self.status = "running"
+        self._note(e, f"run started: {d['preset']} on {d['device']}")
+
+    def _on_run_resumed(self, d: dict, e: Event) -> None:
+        self._on_run_started(d, e)
+        self.log[-1] = self.log[-1].replace("run started", "run resumed")
+
+    def _on_probes(self, d: dict, e: Event) -> None:
+        self.probe_images, self.probe_labels, self.probe_side = d["images"], d["labels"], d["side"]
+
+    def _on_phase_started(self, d: dict, e: Event) -> None:
+        self.phase, self.epochs, self.epoch = d["phase"], d["epochs"], d["start_epoch"]
+        self.temperature = d["temperature"]
+        self._epoch_started = e.time
+        self._epoch_seconds.clear()
+        for store in (self.batch_loss, self.epoch_loss, self.val_accuracy):
+            store.setdefault(self.phase, Series())
+        self._note(e, f"phase {d['phase']} started at T={d['temperature']:g}"
+                   + (f" (from epoch {d['start_epoch'] + 1})" if d["start_epoch"] else ""))
+
+    def _on_batch(self, d: dict, e: Event) -> None:
+        self.phase, self.epoch, self.batch, self.batches = d["phase"], d["epoch"], d["batch"], d["batches"]
+        self.temperature = d["temperature"]
+        self.status = "running"
+        x = d["epoch"] + (d["batch"] + 1) / d["batches"]
+        self.batch_loss.setdefault(d["phase"], Series()).add(x, d["loss"])
+        if self._epoch_seconds:
+            per_epoch = sum(self._epoch_seconds) / len(self._epoch_seconds)
+            self.eta_seconds = max(0.0, (self.epochs - x) * per_epoch)
+
+    def _on_epoch(self, d: dict, e: Event) -> None:
+        phase = d["phase"]
+        self.epoch_loss.setdefault(phase, Series()).add(d["epoch"] + 1, d["train_loss"])
+        self.val_accuracy.setdefault(phase, Series()).add(d["epoch"] + 1, d["val_accuracy"])
+        self._epoch_seconds.append(d["seconds"])
+        if "probe_logits" in d:
+            self.probe_logits[phase] = d["probe_logits"]
+
+    def _on_checkpoint(self, d: dict, e: Event) -> None:
+        if d["complete"]:
+            self._note(e, f"checkpoint: {d['phase']} complete ({d['path']})")
+
+    def _on_soft_labels(self, d: dict, e: Event) -> None:
+        self._note(e, f"soft labels at T={d['temperature']:g}: mean max {d['mean_max']:.3f}")
+
+    def _on_temperature_changed(self, d: dict, e: Event) -> None:
+        x = (self.epoch + (self.batch + 1) / self.batches) if self.batches else float(self.epoch)
+        self.temperature_marks.append((d["phase"], x, d["temperature"]))
+        self.distill_temperature = d["temperature"]
+        if d["phase"] != "baseline":
+            self.temperature = d["temperature"]
+        self._note(e, f"temperature {d['old']:g} -> {d['temperature']:g} ({d['applies']})")
+
+    def _on_paused(self, d: dict, e: Event) -> None:
+        self.status = "paused"
+        self._note(e, "paused")
+
+    def _on_resumed(self, d: dict, e: Event) -> None:
+        self.status = "running"
+        self._note(e, "resumed")
+
+    def _on_phase_finished(self, d: dict, e: Event) -> None:
+        acc = d.get("val_accuracy")
+        self._note(e, f"phase {d['phase']} finished in {d['seconds']:.0f}s"
+                   + (f", held-out accuracy {acc:.3f}" if acc is not None else ""))
+        self.eta_seconds = None
+
+    def _on_attack_started(self, d: dict, e: Event) -> None:
+        self.phase = "attack"
+        self.attacks[d["key"]] = AttackCounter(d["key"], d["n_attacks"], temperature=d["temperature"])
+        self._note(e, f"JSMA {d['key']}: {d['n_attacks']} attacks")
+
+    def _on_attack_progress(self, d: dict, e: Event) -> None:
+        c = self.attacks.setdefault(d["key"], AttackCounter(d["key"], d["n_attacks"]))
+        c.attempted, c.succeeded, c.attacks_per_second = d["attempted"], d["succeeded"], d["attacks_per_second"]
+
+    def _on_attack_finished(self, d: dict, e: Event) -> None:
+        c = self.attacks.setdefault(d["key"], AttackCounter(d["key"], d["n_attacks"]))
+        c.attempted, c.succeeded, c.done = d["n_attacks"], d["n_succeeded"], True
+        c.attacks_per_second = d["attacks_per_second"]
+        self.attack_results[d["key"]] = d
+        self._note(e, f"JSMA {d['key']}: {d['n_succeeded']}/{d['n_attacks']} = {100 * d['success_rate']:.1f}%")
+
+    def _on_summary(self, d: dict, e: Event) -> None:
+        self.summary = d
+
+    def _on_finished(self, d: dict, e: Event) -> None:
+        self.status, self.phase, self.eta_seconds = "finished", "finished", None
+        self._note(e, "run finished")
+
+    def _on_stopped(self, d: dict, e: Event) -> None:
+        self.status = "stopped"
+        self._note(e, f"stopped; {d['resume']}")
+
+    def _on_failed(self, d: dict, e: Event) -> None:
+        self.status, self.error = "failed", d["message"]
+        self._note(e, f"FAILED: {d['message']}")
+
+    # -- views -----------------------------------------------------------------------------------
+    def current_probe_logits(self) -> tuple[str, list[list[float]]] | None:
+        """The latest probe logits: of the phase now training, else the last that has any."""
+        if self.phase in self.probe_logits:
+            return self.phase, self.probe_logits[self.phase]
+        for phase in ("student", "teacher", "baseline"):
+            if phase in self.probe_logits:
+                return phase, self.probe_logits[phase]
+        return None

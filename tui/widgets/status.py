@@ -1,0 +1,36 @@
+"""Header line: preset, dataset, phase, epoch, ETA, temperature, state, run directory."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from tui.state import DashboardState
+
+STATE_STYLE = {"running": "bold green", "paused": "bold yellow", "finished": "bold cyan",
+               "stopped": "bold magenta", "failed": "bold red", "starting": "dim"}
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    m, s = divmod(int(seconds), 60)
+    return f"{m}:{s:02d}"
+
+
+class StatusBar(Static):
+    def update_from(self, state: DashboardState, watching: bool = False) -> None:
+        t = Text()
+        t.append(f" ● {state.status} ", STATE_STYLE.get(state.status, ""))
+        t.append(f" {state.preset or '…'}", "bold")
+        t.append(f" ({state.dataset})  ", "dim")
+        t.append(f"phase {state.phase}  ")
+        if state.phase in ("baseline", "teacher", "student"):
+            t.append(f"epoch {min(state.epoch + 1, state.epochs)}/{state.epochs}  ")
+            t.append(f"ETA {_eta(state.eta_seconds)}  ")
+        t.append(f"T={state.temperature:g}", "bold magenta")
+        t.append(f" (distill T={state.distill_temperature:g})  ", "dim")
+        if watching:
+            t.append("read-only  ", "yellow")
+        t.append(state.run_dir, "dim")
+        self.update(t)
