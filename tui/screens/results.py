@@ -35,14 +35,14 @@ class ResultsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._render()
+        self._draw()
 
     def action_cycle(self, step: int) -> None:
         if self.keys:
             self.index = (self.index + step) % len(self.keys)
-            self._render()
+            self._draw()
 
-    def _render(self) -> None:
+    def _draw(self) -> None:
         res = self.state.attack_results
         if not res:
             self.query_one("#results-table", Static).update(Text("no attack results yet: press j on the main "

@@ -1,0 +1,145 @@
+"""Each key against a real engine session on a tiny preset (App.run_test)."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import re
+
+from scripted import NO_GPU
+
+from conftest import QUICK, assert_one_line_error, cli
+from engine.events import EventType
+from engine.presets import load_preset
+from engine.rundir import iter_events
+from engine.session import ThreadSession
+from tui.app import DefdistillApp
+
+
+def _app(tmp_path, *extra: str) -> DefdistillApp:
+    session = ThreadSession.create(load_preset("digits", [*QUICK, *extra]), tmp_path / "run")
+    return DefdistillApp(session, telemetry=lambda: NO_GPU)
+
+
+async def _until(pilot, cond, seconds: float = 120.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if cond():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def _screen_text(app) -> str:
+    """What the terminal shows, as plain text (from Textual's own SVG export)."""
+    svg = app.export_screenshot()
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+
+
+def _batches(app) -> int:
+    return sum(1 for e in app.session.history() if e.type == EventType.BATCH)
+
+
+def test_p_pauses_batch_events_until_pressed_again(tmp_path):
+    async def run():
+        app = _app(tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _until(pilot, lambda: _batches(app) > 2)
+            await pilot.press("p")
+            await _until(pilot, lambda: app.state.status == "paused")
+            n = _batches(app)
+            await pilot.pause(1.5)
+            assert _batches(app) == n
+            await pilot.press("p")
+            await _until(pilot, lambda: _batches(app) > n, 30)
+            app.session.stop()
+            app.session.wait(60)
+
+    asyncio.run(run())
+
+
+def test_t_with_20_changes_the_engine_temperature(tmp_path):
+    async def run():
+        app = _app(tmp_path, "distillation.temperature=5")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _until(pilot, lambda: app.state.phase == "teacher")
+            await pilot.press("t")
+            await pilot.press("2", "0", "enter")
+            await _until(pilot, lambda: app.state.distill_temperature == 20.0, 60)
+            await _until(pilot, lambda: any(e.type == EventType.BATCH and e.data["temperature"] == 20.0
+                                            for e in app.session.history()), 60)
+            app.session.stop()
+            app.session.wait(60)
+        logged = [e for e in iter_events(app.session.run_dir / "events.jsonl")
+                  if e.type == EventType.TEMPERATURE_CHANGED]
+        assert logged and logged[-1].data["temperature"] == 20.0 and logged[-1].data["old"] == 5.0
+
+    asyncio.run(run())
+
+
+def test_j_runs_attacks_and_the_counter_ends_on_the_engines_numbers(tmp_path):
+    async def run():
+        app = _app(tmp_path, "training.epochs=3")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _until(pilot, lambda: app.state.status == "finished")
+            await pilot.press("j")
+            await pilot.pause()
+            samples = app.screen.query_one("#attack-samples")
+            samples.value = "2"
+            await pilot.click("#attack-launch")
+            await _until(pilot, lambda: len(app.state.attack_results) == 6 and app.session.state == "finished")
+            app._redraw(force=True)
+            await pilot.pause()
+            shown = _screen_text(app)
+            for key in app.state.attack_results:
+                on_disk = json.loads((app.session.run_dir / "attacks" / f"{key}.json").read_text())
+                counter = app.state.attacks[key]
+                assert (counter.succeeded, counter.attempted) == (on_disk["n_succeeded"], on_disk["n_attacks"])
+                assert on_disk["n_attacks"] == 18
+                assert f"{key} {counter.succeeded}/{counter.attempted}" in " ".join(shown.split())
+
+    asyncio.run(run())
+
+
+def test_q_asks_then_leaves_a_resumable_run(tmp_path):
+    async def run():
+        app = _app(tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _until(pilot, lambda: app.state.phase == "teacher")
+            await pilot.press("q")
+            await pilot.pause()
+            await pilot.press("y")
+            await _until(pilot, lambda: app.session.state == "stopped", 60)
+            await pilot.pause(0.5)
+        return app.session.run_dir
+
+    run_dir = asyncio.run(run())
+    assert not (run_dir / "summary.json").exists()
+    proc = cli("resume", str(run_dir), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["accuracy"]["student"] > 0.5
+
+
+def test_s_saves_a_screenshot_into_the_run_directory(tmp_path):
+    async def run():
+        app = _app(tmp_path, "training.epochs=1")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await _until(pilot, lambda: app.state.status == "finished")
+            await pilot.press("s")
+            await pilot.pause()
+        return app.session.run_dir
+
+    shots = list(asyncio.run(run()).glob("screenshot-*.svg"))
+    assert len(shots) == 1 and "<svg" in shots[0].read_text()[:200]
+
+
+def test_dashboard_start_up_errors_are_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    proc = subprocess.run([sys.executable, "-m", "tui", "digits", "--set", "distillation.temperature=nan",
+                           "--run-dir", str(tmp_path / "r")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert_one_line_error(proc, "distillation.temperature")
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,109 @@
+"""Screenshots of the dashboard on scripted, deterministic event streams (pytest-textual-snapshot).
+
+Regenerate after an intended change with: pytest tests/test_tui_snapshots.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from scripted import NO_GPU, write_run
+
+from engine.replay import ReplaySession
+from tui.app import DefdistillApp
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.delenv("TZ")
+    time.tzset()
+
+
+def _app(tmp_path, stage: str) -> DefdistillApp:
+    # The same folder every time: the run directory is shown on screen.
+    run = Path(tempfile.gettempdir()) / "defdistill-snapshots" / stage
+    shutil.rmtree(run, ignore_errors=True)
+    write_run(run, stage)
+    app = DefdistillApp(ReplaySession(run, follow=False), telemetry=lambda: NO_GPU)
+    app.watching = False  # draw as the live dashboard would
+    return app
+
+
+def _settled(app: DefdistillApp):
+    async def run_before(pilot) -> None:
+        n = sum(1 for _ in open(os.path.join(app.session.run_dir, "events.jsonl")))
+        for _ in range(200):
+            if app.state.last_seq >= n:
+                break
+            await pilot.pause(0.02)
+        app._redraw(force=True)
+        await pilot.pause()
+    return run_before
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+def test_main_screen_mid_training(snap_compare, tmp_path, size):
+    app = _app(tmp_path, "training")
+    assert snap_compare(app, terminal_size=size, run_before=_settled(app))
+
+
+def test_main_screen_paused(snap_compare, tmp_path):
+    app = _app(tmp_path, "paused")
+    assert snap_compare(app, terminal_size=(120, 40), run_before=_settled(app))
+
+
+def test_main_screen_during_attacks(snap_compare, tmp_path):
+    app = _app(tmp_path, "attacking")
+    assert snap_compare(app, terminal_size=(120, 40), run_before=_settled(app))
+
+
+def test_results_screen_after_run(snap_compare, tmp_path):
+    app = _app(tmp_path, "finished")
+    settle = _settled(app)
+
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("r")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_temperature_modal_rejects_invalid_value(snap_compare, tmp_path):
+    app = _app(tmp_path, "training")
+    settle = _settled(app)
+
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("t")
+        await pilot.pause()
+        app.screen.query_one("Input").cursor_blink = False
+        await pilot.press("-", "5", "enter")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_help_screen(snap_compare, tmp_path):
+    app = _app(tmp_path, "training")
+    settle = _settled(app)
+
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_no_gpu_panel_says_so_in_one_line(snap_compare, tmp_path):
+    app = _app(tmp_path, "finished")
+    assert snap_compare(app, terminal_size=(120, 40), run_before=_settled(app))
