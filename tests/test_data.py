@@ -56,3 +56,18 @@ def test_cli_missing_dataset_offline_is_one_line_exit_2(tmp_path):
 def test_cli_missing_cifar10_offline(tmp_path):
     proc = cli("run", "cifar10", "--data-root", str(tmp_path))
     assert_one_line_error(proc, "cifar-10-batches-py", "--download")
+
+
+def test_short_run_on_real_mnist_t10k(shared_data, tmp_path):
+    """The real MNIST test images end to end: train all three phases briefly and attack."""
+    import json
+
+    proc = cli("run", "mnist-t10k", "--data-root", str(shared_data), "--run-dir", str(tmp_path / "run"), "--quiet",
+               "--set", "data.split=[2000, 500]", "--set", "training.epochs=2", "--set", "training.optimizer='adam'",
+               "--set", "training.lr=0.002", "--set", "distillation.temperature=10", "--set", "attack.samples=2",
+               "--set", "attack.outputs=['softmax']")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert "8,000" not in summary["data_note"] and "2,000 train / 500 held-out" in summary["data_note"]
+    assert summary["accuracy"]["baseline"] > 0.85
+    assert set(summary["attacks"]) == {"baseline-softmax", "student-softmax"}

@@ -88,9 +88,11 @@ class ResultsScreen(Screen[None]):
 
     @staticmethod
     def _examples(r: dict) -> Table:
-        grid = Table(title="original → adversarial", title_justify="left", box=None, padding=(0, 1))
-        for ex in r.get("examples", []):
-            tag = Text(f"{ex['label']}→{ex['target']} " + ("✓" if ex["success"] else f"✗ ({ex['prediction']})"),
-                       style="green" if ex["success"] else "red")
-            grid.add_row(half_block(ex["x"], ex["side"]), half_block(ex["x_adv"], ex["side"]), tag)
+        grid = Table(title="original → adversarial (changed pixels red)", title_justify="left", box=None,
+                     padding=(0, 1))
+        for ex in r.get("examples", [])[:2]:
+            changed = [abs(a - b) > 1e-6 for a, b in zip(ex["x"], ex["x_adv"], strict=True)]
+            tag = Text(f"{ex['label']}→{ex['target']}\n" + ("✓" if ex["success"] else f"✗ ({ex['prediction']})")
+                       + f"\n{sum(changed)} px", style="green" if ex["success"] else "red")
+            grid.add_row(half_block(ex["x"], ex["side"], 1), half_block(ex["x_adv"], ex["side"], 1, changed), tag)
         return grid

@@ -24,14 +24,21 @@ def _grey(v: float) -> str:
     return f"rgb({g},{g},{g})"
 
 
-def half_block(image: list[float], side: int, factor: int = 2) -> Text:
+def _red(v: float) -> str:
+    return f"rgb(255,{int(80 * (1 - v))},{int(80 * (1 - v))})"
+
+
+def half_block(image: list[float], side: int, factor: int = 2, marked: list[bool] | None = None) -> Text:
+    """`marked` pixels (e.g. those an attack changed) are drawn in red; needs factor 1."""
     img, s = pool(image, side, factor)
+    mark = marked if (marked is not None and factor <= 1) else [False] * (s * s)
     text = Text()
     for r in range(0, s, 2):
         for c in range(s):
-            top = img[r * s + c]
-            bottom = img[(r + 1) * s + c] if r + 1 < s else 0.0
-            text.append("▀", Style(color=_grey(top), bgcolor=_grey(bottom)))
+            i, j = r * s + c, (r + 1) * s + c
+            top = _red(img[i]) if mark[i] else _grey(img[i])
+            bottom = (_red(img[j]) if mark[j] else _grey(img[j])) if r + 1 < s else _grey(0.0)
+            text.append("▀", Style(color=top, bgcolor=bottom))
         if r + 2 < s:
             text.append("\n")
     return text

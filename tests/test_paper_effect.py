@@ -1,0 +1,28 @@
+"""The acceptance run: the embedded default preset, exactly as a user runs it, shows the paper's
+effect (JSMA-F fails on the distilled student) and its masking (softmax(z/T) does not)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import cli
+
+
+@pytest.mark.slow
+def test_default_digits_run_shows_distillation_and_masked_gradients(tmp_path):
+    proc = cli("run", "digits", "--run-dir", str(tmp_path / "run"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert min(s["accuracy"].values()) >= 0.95, s["accuracy"]
+    assert s["mean_abs_logit"]["student"] / s["mean_abs_logit"]["baseline"] >= 10
+    assert s["saturated_share"] > 0.9
+    attacks = {k: v["success_rate"] for k, v in s["attacks"].items()}
+    assert attacks["baseline-softmax"] >= 0.80, attacks
+    assert attacks["student-softmax"] <= 0.10, attacks
+    assert attacks["student-softmax_T"] >= 0.70, attacks
+    ended = json.loads((tmp_path / "run" / "attacks" / "student-softmax.json").read_text())["ended"]
+    # it fails because the saturated softmax leaves no qualifying pair, not by running out of budget
+    assert ended["no_pair"] >= 0.9 * sum(ended.values())
+    assert s["gradient_amplitude"]["student"]["zero_share"] > s["gradient_amplitude"]["baseline"]["zero_share"]
