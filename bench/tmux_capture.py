@@ -23,6 +23,11 @@ def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
 
 
+def _sessions() -> str:
+    # tmux exits with an error once its last session is gone: that is an empty list, not a failure
+    return subprocess.run(["tmux", "list-sessions", "-F", "#{session_name}"], capture_output=True, text=True).stdout
+
+
 def capture(session: str) -> str:
     return tmux("capture-pane", "-p", "-t", session)
 
@@ -58,7 +63,7 @@ def run_size(width: int, height: int, tmp: Path) -> dict:
         time.sleep(0.5)
         tmux("send-keys", "-t", session, "y")
         deadline = time.time() + 60
-        while time.time() < deadline and session in tmux("list-sessions", "-F", "#{session_name}"):
+        while time.time() < deadline and session in _sessions():
             time.sleep(0.5)
         stopped = any('"stopped"' in line for line in (tmp / session / "events.jsonl").read_text().splitlines())
         return {"size": f"{width}x{height}", "missing": missing, "stopped_cleanly": stopped}

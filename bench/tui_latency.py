@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+ENV = os.environ.get("LATENCY_ENV", "")  # e.g. "OMP_WAIT_POLICY=PASSIVE " to compare
 PROBE = re.compile(r"probe (\d+)/(\d+)")
 
 
@@ -35,16 +37,20 @@ def probe_index(session: str) -> int | None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--presses", type=int, default=60)
+    ap.add_argument("--paused", action="store_true", help="pause training first: the idle reference")
     args = ap.parse_args()
     session = "defdistill-latency"
     subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40",
-             f"cd {ROOT} && {sys.executable} -m tui digits --run-dir {tmp}/run --set attack.enabled=false")
+             f"cd {ROOT} && {ENV}{sys.executable} -m tui digits --run-dir {tmp}/run --set attack.enabled=false")
         try:
             deadline = time.time() + 120
             while time.time() < deadline and "epoch 2/" not in tmux("capture-pane", "-p", "-t", session):
                 time.sleep(0.2)
+            if args.paused:
+                tmux("send-keys", "-t", session, "p")
+                time.sleep(2)
             latencies = []
             for _ in range(args.presses):
                 before = probe_index(session)
@@ -60,12 +66,12 @@ def main() -> None:
             subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     latencies.sort()
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
-    row = {"presses": len(latencies), "median_ms": statistics.median(latencies), "p95_ms": p95,
+    row = {"paused": args.paused, "presses": len(latencies), "median_ms": statistics.median(latencies), "p95_ms": p95,
            "max_ms": latencies[-1], "while": training}
-    print(f"key -> screen latency over {len(latencies)} presses while training: median {row['median_ms']:.0f} ms, "
+    print(f"key -> screen latency over {len(latencies)} presses {'(paused)' if args.paused else 'while training'}: median {row['median_ms']:.0f} ms, "
           f"p95 {p95:.0f} ms, max {row['max_ms']:.0f} ms")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "tui-latency.json").write_text(json.dumps(row, indent=2) + "\n")
+    (RESULTS / f"tui-latency{'-paused' if args.paused else ''}.json").write_text(json.dumps(row, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,9 @@ class ThreadSession(Session):
         self._attack_requests: list[dict[str, Any]] = []
         self._attack_only = False
         self.user_error = False  # the failure, if any, is one the user can fix (exit code 2)
+        # A dashboard sets this: the engine thread (and the OpenMP workers it starts, which inherit
+        # it) yields the CPU to the UI thread, so key presses stay fast while training fills the cores.
+        self.nice = 0
         self._thread = threading.Thread(target=self._main, name="defdistill-engine", daemon=True)
         self._exp: Any = None
         self._log = rundir.open_event_log()
@@ -212,6 +215,8 @@ class ThreadSession(Session):
     def _main(self) -> None:
         from engine.experiment import Experiment
 
+        if self.nice:
+            _lower_this_thread(self.nice)
         self._state = "running"
         exp = Experiment(self.preset, self.data, self.rundir, self.device, self.emit, self.control)
         self._exp = exp
@@ -282,6 +287,15 @@ class ThreadSession(Session):
         self._error = message
         self._state = "failed"
         self.emit(EventType.FAILED, message=message, traceback=trace)
+
+
+def _lower_this_thread(nice: int) -> None:
+    import os
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        pass
 
 
 def _finished(events: list[Event]) -> bool:

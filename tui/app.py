@@ -35,7 +35,8 @@ from tui.widgets.loss_plot import LossPlot
 from tui.widgets.status import StatusBar
 from tui.widgets.system import SystemPanel
 
-REDRAW_SECONDS = 0.25  # plots are rebuilt whole on each draw: at most 4 per second
+REDRAW_SECONDS = 0.25  # status, counters, confidence: at most 4 redraws a second
+PLOT_SECONDS = 1.0  # the plot is rebuilt whole on each draw (textual-plotext): once a second
 
 
 class DefdistillApp(App[None]):
@@ -65,9 +66,12 @@ class DefdistillApp(App[None]):
         self._inbox: deque[Event] = deque()
         self._inbox_lock = threading.Lock()
         self._dirty = True
+        self._plot_drawn = 0.0
         self._telemetry = telemetry
         self._start_session = start_session
         self.watching = bool(getattr(session, "read_only", False))
+        if hasattr(session, "nice"):
+            session.nice = 10
 
     # -- session wiring ---------------------------------------------------------------------------
     def _on_engine_event(self, event: Event) -> None:
@@ -122,7 +126,12 @@ class DefdistillApp(App[None]):
             return
         self._dirty = False
         main.query_one(StatusBar).update_from(self.state, self.watching)
-        main.query_one(LossPlot).update_from(self.state)
+        now = time.monotonic()
+        if force or now - self._plot_drawn >= PLOT_SECONDS:
+            self._plot_drawn = now
+            main.query_one(LossPlot).update_from(self.state)
+        else:
+            self._dirty = True  # the plot still owes a draw
         main.query_one(AttackCounterPanel).update_from(self.state)
         self._draw_confidence()
         log = main.query_one("#events", Log)

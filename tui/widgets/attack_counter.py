@@ -25,4 +25,4 @@ class AttackCounterPanel(Static):
             bar = "█" * int(frac * WIDTH) + "░" * (WIDTH - int(frac * WIDTH))
             table.add_row(key, f"{c.succeeded}/{c.attempted}", f"{100 * c.rate:.1f}%",
                           Text(bar, style="green" if c.done else "yellow"), f"{c.attacks_per_second:.0f}")
-        self.update(table)
+        self.update(table, layout=False)  # its box is sized by the layout, not its content

@@ -56,4 +56,7 @@ class ConfidencePanel(Static):
             body = _bars(softmax(logits[probe], temperature), compact)
         grid = Table.grid(padding=(0, 1))
         grid.add_row(half_block(state.probe_images[probe], state.probe_side, 4 if compact else 2), body)
-        self.update(Group(head, grid))
+        shape = (compact, current is None)
+        # relayout only when the panel's height can change; a new probe or T redraws in place
+        self.update(Group(head, grid), layout=shape != getattr(self, "_shape", None))
+        self._shape = shape

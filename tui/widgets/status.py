@@ -33,4 +33,4 @@ class StatusBar(Static):
         if watching:
             t.append("read-only  ", "yellow")
         t.append(state.run_dir, "dim")
-        self.update(t)
+        self.update(t, layout=False)  # one fixed line: no relayout of the screen

@@ -21,4 +21,4 @@ class SystemPanel(Static):
             parts.append(Text(sample.note, style="yellow"))
         from rich.console import Group
 
-        self.update(Group(*parts, grid))
+        self.update(Group(*parts, grid), layout=False)
