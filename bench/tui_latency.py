@@ -68,7 +68,8 @@ def main() -> None:
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
     row = {"paused": args.paused, "presses": len(latencies), "median_ms": statistics.median(latencies), "p95_ms": p95,
            "max_ms": latencies[-1], "while": training}
-    print(f"key -> screen latency over {len(latencies)} presses {'(paused)' if args.paused else 'while training'}: median {row['median_ms']:.0f} ms, "
+    when = "(paused)" if args.paused else "while training"
+    print(f"key -> screen latency over {len(latencies)} presses {when}: median {row['median_ms']:.0f} ms, "
           f"p95 {p95:.0f} ms, max {row['max_ms']:.0f} ms")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"tui-latency{'-paused' if args.paused else ''}.json").write_text(json.dumps(row, indent=2) + "\n")
