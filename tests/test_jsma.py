@@ -172,3 +172,28 @@ def test_attack_command_on_a_finished_run(trained_run, tmp_path):
     assert summary["attacks"]["student-softmax_T"]["success_rate"] == rec["success_rate"]
     assert "student" in summary["gradient_amplitude"]
     assert summary["accuracy"] == trained_run.rundir.read_summary()["accuracy"]
+
+
+def test_colour_inputs_count_features_and_pixels_apart():
+    """3x32x32 (Table I CIFAR10 net): a feature is one input value; pixels changed counts any channel."""
+    torch.manual_seed(0)
+    net = build_network("cifar10").eval()
+    x = torch.rand(4, 3, 32, 32) * 0.5
+    t = torch.tensor([1, 2, 3, 4])
+    result = jsma(attacked_output(net, "logits", 1.0), x, t, JSMAConfig(upsilon=0.01))
+    assert result.n_features == 3 * 32 * 32 and result.max_iterations == 15
+    assert (result.features_changed <= 30).all()
+    assert (result.pixels_changed <= result.features_changed).all()
+    assert (result.pixels_changed * 3 >= result.features_changed).all()
+    changed = (result.x_adv != x).flatten(1).sum(1)
+    assert torch.equal(changed, result.features_changed)
+
+
+def test_decreasing_variant_only_lowers_features(trained_run):
+    net = _model_from(trained_run, "baseline")
+    x, t = _attack_set(trained_run, 2)
+    result = jsma(attacked_output(net, "logits", 1.0), x, t, JSMAConfig(theta=-1.0))
+    assert torch.all(result.x_adv <= x)
+    assert result.features_changed.sum() > 0
+    # only features that were above 0 could be lowered (the domain)
+    assert torch.all((result.x_adv != x) <= (x > 0))
