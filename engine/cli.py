@@ -31,6 +31,19 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list presets with one-line descriptions")
 
+    sw = sub.add_parser("sweep", help="one baseline, then a distilled student per temperature, each attacked")
+    sw.add_argument("preset", nargs="?", default="digits")
+    sw.add_argument("--temperatures", help="comma-separated (default: the paper's 1,2,5,10,20,30,40,50,100)")
+    sw.add_argument("--quick", action="store_true", help="5 epochs and 20 attack inputs: a laptop profile, "
+                    "labelled as such in the report")
+    sw.add_argument("--sweep-dir", help="default runs/sweep-<preset>-<UTC time>; give an existing one to resume")
+    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    sw.add_argument("--data-root")
+    sw.add_argument("--quiet", action="store_true")
+
+    rep = sub.add_parser("report", help="write report.md for a finished run or sweep directory")
+    rep.add_argument("path")
+
     att = sub.add_parser("attack", help="JSMA-attack the models of a finished run")
     att.add_argument("run_dir")
     att.add_argument("--model", action="append", choices=["baseline", "teacher", "student"])
@@ -74,6 +87,51 @@ def _wait(session) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from engine.report import write_report
+    from engine.sweep import parse_temperatures, run_sweep
+
+    temps = parse_temperatures(args.temperatures)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    sweep_dir = Path(args.sweep_dir or f"runs/sweep-{args.preset}-{stamp}")
+    result = run_sweep(args.preset, args.overrides, temps, sweep_dir, quick=args.quick, data_root=args.data_root,
+                       follow=lambda session: _follow_quiet_ok(session, args.quiet))
+    report = write_report(sweep_dir)
+    print(json.dumps({"sweep_dir": str(sweep_dir), "report": str(report), "temperatures": temps,
+                      "success_rate_softmax": {t: v["success_rate"].get("softmax")
+                                               for t, v in result["by_temperature"].items()},
+                      "baseline_success_rate_softmax": result["baseline"]["success_rate"].get("softmax"),
+                      "seconds": result["seconds"]}, indent=2))
+    return 0
+
+
+def _follow_quiet_ok(session, quiet: bool) -> int:
+    """Like `_follow`, without printing each run's summary: the sweep prints one at the end."""
+    from engine.progress import HeadlessProgress, quiet_printer
+
+    if quiet:
+        session.subscribe(quiet_printer)
+        session.start()
+    else:
+        progress = HeadlessProgress()
+        progress.__enter__()
+        session.subscribe(progress)
+        session.start()
+    try:
+        while not session.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        session.stop()
+        session.wait()
+    finally:
+        if not quiet:
+            progress.__exit__(None, None, None)
+    return 0 if session.state == "finished" else 1
+
+
 def _headline(summary: dict | None) -> dict:
     if not summary:
         return {}
@@ -105,6 +163,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _follow(session, args.quiet)
     if args.command == "resume":
         return _follow(ThreadSession.resume_from(args.run_dir, data_root=args.data_root), args.quiet)
+    if args.command == "sweep":
+        return _sweep(args)
+    if args.command == "report":
+        from engine.report import write_report
+
+        print(write_report(args.path))
+        return 0
     if args.command == "attack":
         session = ThreadSession.for_attack(args.run_dir, models=args.model, outputs=args.output,
                                            samples=args.samples, data_root=args.data_root)

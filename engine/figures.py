@@ -1,0 +1,141 @@
+"""The paper's figures redrawn from our measurements (PNG, matplotlib), with its numbers beside them."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.paper import SUCCESS_VS_T, paper_key
+
+OUTPUT_STYLE = {"softmax": ("JSMA-F: softmax at T=1 (the paper)", "tab:blue"),
+                "logits": ("JSMA-Z: logits", "tab:orange"),
+                "softmax_T": ("softmax(z/T) (Carlini & Wagner)", "tab:green")}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display, no GUI toolkit
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    import io
+
+    from engine.rundir import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def success_vs_temperature(result: dict[str, Any], path: Path) -> None:
+    plt = _plt()
+    temps = result["temperatures"]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for out, (label, color) in OUTPUT_STYLE.items():
+        ys = [100 * result["by_temperature"][f"{t:g}"]["success_rate"].get(out, math.nan) for t in temps]
+        ax.plot(temps, ys, "o-", color=color, label=f"{label}, distilled")
+        base = result["baseline"]["success_rate"].get(out)
+        if base is not None:
+            ax.axhline(100 * base, color=color, linestyle="--", linewidth=1, label=f"{out}, no distillation")
+    key = paper_key(result["dataset"])
+    if key:
+        ref = SUCCESS_VS_T[key]
+        ax.plot(list(ref), list(ref.values()), "kx", markersize=7, label=f"paper ({key.upper()}, JSMA-F)")
+    ax.set_xscale("log")
+    ax.set_xlabel("distillation temperature T (log scale)")
+    ax.set_ylabel("JSMA success rate (%)")
+    ax.set_ylim(-3, 103)
+    ax.set_title(f"JSMA success vs temperature — {result['dataset']}" + (" (quick profile)" if result["quick"] else ""))
+    ax.legend(fontsize=7, loc="center right")
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def accuracy_vs_temperature(result: dict[str, Any], path: Path) -> None:
+    plt = _plt()
+    temps = result["temperatures"]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(temps, [100 * result["by_temperature"][f"{t:g}"]["accuracy"] for t in temps], "o-",
+            label="distilled student (deployed T=1)")
+    ax.axhline(100 * result["baseline"]["accuracy"], linestyle="--", color="gray", label="no distillation")
+    ax.set_xscale("log")
+    ax.set_xlabel("distillation temperature T (log scale)")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_title(f"held-out accuracy vs temperature — {result['dataset']}")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def gradient_histograms(entries: list[tuple[str, dict[str, Any] | None]], path: Path) -> None:
+    """Order-of-magnitude histograms of the deployed softmax's gradient amplitude, one row per model."""
+    plt = _plt()
+    rows = [(name, amp) for name, amp in entries if amp]
+    exps = sorted({int(k[2:]) for _, amp in rows for k in amp["histogram_log10"] if k != "0"})
+    labels = ["0"] + [f"1e{e}" for e in exps]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(7, 1.2 + 1.1 * len(rows)), sharex=True, squeeze=False)
+    for ax, (name, amp) in zip(axes[:, 0], rows, strict=True):
+        counts = [amp["histogram_log10"].get(lab, 0) / amp["n_inputs"] for lab in labels]
+        ax.bar(range(len(labels)), counts, color=["tab:red"] + ["tab:blue"] * (len(labels) - 1))
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        ax.set_ylim(0, 1)
+    axes[-1, 0].set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
+    axes[-1, 0].set_xlabel("mean |dF/dx| of the deployed softmax per input (order of magnitude; red: exactly 0)")
+    fig.suptitle("gradient amplitude (share of inputs per bin)", fontsize=9)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def adversarial_grid(examples: list[tuple[str, Path]], path: Path, per_row: int = 4) -> None:
+    """Rows of (original, adversarial) pairs with the target, from attacks/*.npz files."""
+    plt = _plt()
+    rows = [(title, np.load(npz)) for title, npz in examples if npz.exists()]
+    if not rows:
+        return
+    fig, axes = plt.subplots(len(rows), 2 * per_row, figsize=(1.3 * 2 * per_row, 1.6 * len(rows)), squeeze=False)
+    for r, (title, data) in enumerate(rows):
+        order = np.argsort(~data["success"], kind="stable")[:per_row]
+        for k in range(per_row):
+            for j, key in enumerate(("x", "x_adv")):
+                ax = axes[r, 2 * k + j]
+                ax.axis("off")
+                if k >= len(order):
+                    continue
+                i = order[k]
+                img = data[key][i]
+                ax.imshow(img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0)), cmap="gray", vmin=0, vmax=1)
+                if j == 0:
+                    ax.set_title(f"{int(data['label'][i])}", fontsize=7)
+                else:
+                    ok = "ok" if data["success"][i] else str(data["ended"][i])
+                    ax.set_title(f"→{int(data['target'][i])} {ok}", fontsize=7,
+                                 color="green" if data["success"][i] else "red")
+        axes[r, 0].text(-0.6, 0.5, title, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
+    fig.suptitle("original | adversarial (JSMA, target after the arrow)", fontsize=9)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def write_sweep_figures(sweep_dir: Path, result: dict[str, Any]) -> list[Path]:
+    paths = [sweep_dir / n for n in ("success_vs_temperature.png", "accuracy_vs_temperature.png",
+                                     "gradient_amplitude.png", "adversarial_examples.png")]
+    success_vs_temperature(result, paths[0])
+    accuracy_vs_temperature(result, paths[1])
+    gradient_histograms([("no distillation", result["baseline"]["gradient_amplitude"])]
+                        + [(f"T={t:g}", result["by_temperature"][f"{t:g}"]["gradient_amplitude"])
+                           for t in result["temperatures"]], paths[2])
+    top = f"{max(result['temperatures']):g}"
+    student_dir = sweep_dir / result["by_temperature"][top]["run_dir"]
+    adversarial_grid([("baseline\nsoftmax", sweep_dir / "baseline" / "attacks" / "baseline-softmax.npz"),
+                      (f"student T={top}\nsoftmax", student_dir / "attacks" / "student-softmax.npz"),
+                      (f"student T={top}\nsoftmax_T", student_dir / "attacks" / "student-softmax_T.npz")], paths[3])
+    return [p for p in paths if p.exists()]

@@ -1,0 +1,169 @@
+"""report.md for a run or a sweep: our setup and measurements beside the paper's numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from engine.errors import RunDirError
+from engine.paper import CW, GRADIENT_REDUCTION, HEADLINE, SUCCESS_VS_T, paper_key
+from engine.rundir import atomic_write_bytes
+from engine.sweep import SWEEP_FILE
+
+OUTPUTS = ("softmax", "logits", "softmax_T")
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def _paper(v: float | int | None, prefix: str = "") -> str:
+    return "–" if v is None else f"{prefix}{v}%"
+
+
+def _setup(preset: dict[str, Any], meta: dict[str, Any], data_note: str, seconds: float, quick: bool) -> list[str]:
+    tr, att = preset["training"], preset["attack"]
+    lines = [
+        "## Setup",
+        f"- preset `{preset['name']}`" + (" — **quick profile** (fewer epochs and attack samples than the "
+                                          "paper; numbers are indicative)" if quick else ""),
+        f"- data: {data_note}",
+        f"- network: Table I `{preset['network']['arch']}` CNN, dropout {preset['network']['dropout']}",
+        f"- training: {tr['optimizer']} lr {tr['lr']} momentum {tr['momentum']}, batch {tr['batch_size']}, "
+        f"{tr['epochs']} epochs, lr x{tr['lr_decay']} / momentum x{tr['momentum_decay']} every {tr['decay_every']} "
+        f"epochs, loss scaled by {tr['loss_scale']} (so high T converges), grad-norm clip {tr['grad_clip']}",
+        f"- attack: JSMA targeted, theta {att['theta']}, Upsilon {100 * att['upsilon']:.1f}%, {att['samples']} "
+        f"held-out inputs x 9 targets per model and output; when no pair qualifies: `{att['no_pair']}`",
+        f"- seed {preset['seed']}, device {meta.get('device', '?')}, torch {meta.get('torch', '?')}, "
+        f"time taken {seconds / 60:.1f} min",
+    ]
+    return lines
+
+
+def sweep_report(sweep_dir: Path) -> str:
+    r = json.loads((sweep_dir / SWEEP_FILE).read_text())
+    base_dir = sweep_dir / "baseline"
+    preset = tomllib.loads((base_dir / "preset.toml").read_text())
+    meta = json.loads((base_dir / "meta.json").read_text())
+    key = paper_key(r["dataset"])
+    head = HEADLINE.get(key or "", {})
+    temps = r["temperatures"]
+    top = f"{max(temps):g}"
+    b, s = r["baseline"], r["by_temperature"][top]
+    lines = [f"# defdistill report: {r['dataset']} temperature sweep", ""]
+    lines += _setup(preset, meta, r["data_note"], r["seconds"], r["quick"])
+    lines += ["", "## Paper vs measured", ""]
+    if key is None:
+        lines += [f"The paper has no {r['dataset']} results; our numbers stand alone.", ""]
+    weak = [name for name, acc in [("no distillation", b["accuracy"])]
+            + [(f"T={t:g}", r["by_temperature"][f"{t:g}"]["accuracy"]) for t in temps] if acc < 0.5]
+    if weak:
+        lines += [f"**Warning: held-out accuracy below 50% for {', '.join(weak)}: training did not converge there, "
+                  "and attack numbers on such a model say little.** Train longer (training.epochs).", ""]
+    note = f" ({r['data_note']})" if "not the paper" in r["data_note"] else ""
+    lines += ["| quantity | paper | measured |", "|---|---|---|",
+              f"| JSMA-F success, no distillation | {_paper(head.get('success_baseline'))} | "
+              f"{_pct(b['success_rate'].get('softmax'))}{note} |",
+              f"| JSMA-F success, distilled T={top} | "
+              f"{_paper(head.get('success_distilled_T100') if top == '100' else None)} | "
+              f"{_pct(s['success_rate'].get('softmax'))} |",
+              f"| accuracy, no distillation | {_paper(head.get('accuracy_baseline'), '~')} | {_pct(b['accuracy'])} |",
+              f"| accuracy, distilled T={top} | {_paper(head.get('accuracy_distilled'), '~')} | "
+              f"{_pct(s['accuracy'])} |"]
+    if b.get("rho_adv") and s.get("rho_adv"):
+        inc = 100 * (s["rho_adv"] / b["rho_adv"] - 1)
+        bound = " (lower bound: some inputs no target reached)" if s.get("rho_adv_is_lower_bound") else ""
+        lines.append(f"| rho_adv change after distillation | {_paper(head.get('rho_adv_increase_pct'), '+')} | "
+                     f"{inc:+.0f}%{bound} |")
+    ga_b, ga_s = b.get("gradient_amplitude") or {}, s.get("gradient_amplitude") or {}
+    if ga_b and ga_s:
+        red = ("all exactly 0 in float32" if ga_s.get("mean") == 0 else f"{ga_b['mean'] / ga_s['mean']:.1e}x smaller")
+        lines.append(f"| gradient reduction | {GRADIENT_REDUCTION} | {red} "
+                     f"({100 * ga_s['zero_share']:.0f}% of inputs with an all-zero gradient) |")
+    lines += ["", "### Success vs temperature (JSMA-F, deployed softmax)", "",
+              "| T | paper (" + (key or "–").upper() + ") | measured softmax | logits | softmax_T | accuracy |",
+              "|---|---|---|---|---|---|"]
+    ref = SUCCESS_VS_T.get(key or "", {})
+    for t in temps:
+        e = r["by_temperature"][f"{t:g}"]
+        p = ref.get(int(t)) if float(t).is_integer() else None
+        lines.append(f"| {t:g} | {'–' if p is None else f'{p}%'} | {_pct(e['success_rate'].get('softmax'))} | "
+                     f"{_pct(e['success_rate'].get('logits'))} | {_pct(e['success_rate'].get('softmax_T'))} | "
+                     f"{_pct(e['accuracy'])} |")
+    lines += ["", "## Is the robustness real? (Carlini & Wagner)", "",
+              f"On the distilled model (T={top}): JSMA-F (softmax at T=1) {_pct(s['success_rate'].get('softmax'))}, "
+              f"JSMA-Z (logits) {_pct(s['success_rate'].get('logits'))}, softmax(z/T) "
+              f"{_pct(s['success_rate'].get('softmax_T'))}. "
+              + _ended_sentence(s), "", f"C&W reported: {CW}.", "",
+              "## Figures", "", "![success vs temperature](success_vs_temperature.png)", "",
+              "![accuracy vs temperature](accuracy_vs_temperature.png)", "",
+              "![gradient amplitude](gradient_amplitude.png)", "", "![adversarial examples](adversarial_examples.png)",
+              ""]
+    if note:
+        lines += ["## Where our data differ from the paper's", "", f"- {r['data_note']}."]
+    if r["quick"]:
+        lines += [f"- quick profile: {', '.join(r['overrides'])} (the paper: 50 epochs, 100 inputs x 9 targets)."]
+    return "\n".join(lines) + "\n"
+
+
+def _ended_sentence(entry: dict[str, Any]) -> str:
+    """What the measurements say about masking; the verdict follows the numbers, never assumed."""
+    ended = entry.get("ended", {}).get("softmax")
+    if not ended:
+        return ""
+    total = sum(ended.values()) or 1
+    no_pair = ended.get("no_pair", 0) / total
+    rates = entry["success_rate"]
+    f, best = rates.get("softmax", 0.0), max(rates.get("softmax_T", 0.0), rates.get("logits", 0.0))
+    text = (f"Of the JSMA-F attacks on it, {100 * no_pair:.0f}% ended because no pair of features had the gradient "
+            f"signs the saliency map needs, {100 * ended.get('budget', 0) / total:.0f}% by spending the budget. ")
+    if no_pair > 0.5 and best - f > 0.3:
+        return text + ("The same model falls to the other attacked outputs: its robustness to JSMA-F is masked "
+                       "gradients (a saturated float32 softmax), not robustness.")
+    if best - f > 0.3:
+        return text + "Other attacked outputs succeed far more often: JSMA-F underestimates this model's weakness."
+    return text + "The other attacked outputs do not succeed much more often either."
+
+
+def run_report(run_dir: Path) -> str:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    preset = tomllib.loads((run_dir / "preset.toml").read_text())
+    meta = json.loads((run_dir / "meta.json").read_text())
+    key = paper_key(summary["dataset"])
+    head = HEADLINE.get(key or "", {})
+    lines = [f"# defdistill report: {summary['dataset']} run at T={summary['temperature']:g}", ""]
+    lines += _setup(preset, meta, summary["data_note"], summary["seconds"], False)
+    lines += ["", "## Accuracy (held-out, deployed T=1)", "", "| model | measured | paper |", "|---|---|---|"]
+    for m, acc in summary["accuracy"].items():
+        paper = head.get("accuracy_baseline" if m == "baseline" else "accuracy_distilled")
+        lines.append(f"| {m} | {_pct(acc)} | {'–' if paper is None or m == 'teacher' else f'~{paper}%'} |")
+    attacks = summary.get("attacks", {})
+    if attacks:
+        lines += ["", "## JSMA success rate", "", "| model | " + " | ".join(OUTPUTS) + " |", "|---" * 4 + "|"]
+        for m in ("baseline", "teacher", "student"):
+            if any(k.startswith(m + "-") for k in attacks):
+                lines.append(f"| {m} | " + " | ".join(_pct(attacks.get(f"{m}-{o}", {}).get("success_rate"))
+                                                       for o in OUTPUTS) + " |")
+        if head:
+            lines += ["", f"Paper ({key.upper()}): {head['success_baseline']}% without distillation, "
+                      f"{head['success_distilled_T100']}% at T=100 (JSMA-F). {CW}."]
+    lines += ["", f"Distillation evidence: student mean |logit| {summary['mean_abs_logit'].get('student', 0):.1f} vs "
+              f"baseline {summary['mean_abs_logit'].get('baseline', 0):.1f}; "
+              f"{_pct(summary.get('saturated_share'))} of held-out inputs have a T=1 softmax of exactly 1.0.", ""]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(path: Path) -> Path:
+    path = Path(path)
+    if (path / SWEEP_FILE).exists():
+        text = sweep_report(path)
+    elif (path / "summary.json").exists():
+        text = run_report(path)
+    else:
+        raise RunDirError(f"{path} holds neither sweep.json nor summary.json; give a finished run or sweep directory")
+    out = path / "report.md"
+    atomic_write_bytes(out, text.encode())
+    return out

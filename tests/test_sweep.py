@@ -1,0 +1,75 @@
+"""A 2-temperature sweep end to end: sweep.json, figures and report.md against the runs' own numbers."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+from conftest import QUICK, cli
+
+
+def _png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    return struct.unpack(">II", data[16:24])
+
+
+def test_two_temperature_sweep_end_to_end(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["sweep", "digits", "--temperatures", "2,20", "--sweep-dir", str(sweep), "--quiet"]
+    for s in QUICK:
+        if not s.startswith(("attack.enabled", "distillation.temperature")):
+            args += ["--set", s]
+    args += ["--set", "attack.samples=3", "--set", "training.epochs=4"]
+    proc = cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((sweep / "sweep.json").read_text())
+    assert result["temperatures"] == [2.0, 20.0]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["T-2", "T-20", "baseline"]
+    # sweep.json holds each run directory's own numbers
+    for t in ("2", "20"):
+        run = sweep / f"T-{t}"
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["temperature"] == float(t)
+        entry = result["by_temperature"][t]
+        assert entry["accuracy"] == summary["accuracy"]["student"]
+        for out in ("softmax", "logits", "softmax_T"):
+            rec = json.loads((run / "attacks" / f"student-{out}.json").read_text())
+            assert entry["success_rate"][out] == rec["success_rate"] and rec["n_attacks"] == 27
+    base = json.loads((sweep / "baseline" / "summary.json").read_text())
+    assert result["baseline"]["accuracy"] == base["accuracy"]["baseline"]
+    assert set(base["accuracy"]) == {"baseline"}  # the baseline is trained once, not per temperature
+    for name in ("success_vs_temperature", "accuracy_vs_temperature", "gradient_amplitude", "adversarial_examples"):
+        w, h = _png_size(sweep / f"{name}.png")
+        assert w > 300 and h > 200 and (sweep / f"{name}.png").stat().st_size > 5000
+    report = (sweep / "report.md").read_text()
+    for t in ("2", "20"):
+        sm = result["by_temperature"][t]["success_rate"]["softmax"]
+        assert f"| {t} | " in report and f"{100 * sm:.1f}%" in report
+    assert f"{100 * result['baseline']['success_rate']['softmax']:.1f}%" in report
+    assert "Carlini" in report and "success_vs_temperature.png" in report
+    # running the same sweep again reuses every finished run
+    before = {p: p.stat().st_mtime for p in sweep.rglob("summary.json")}
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert {p: p.stat().st_mtime for p in sweep.rglob("summary.json")} == before
+
+
+def test_sweep_rejects_bad_temperatures(tmp_path):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(cli("sweep", "digits", "--temperatures", "1,0,5", "--sweep-dir", str(tmp_path / "s")),
+                          "--temperatures", "> 0")
+    assert not (tmp_path / "s").exists()
+
+
+def test_report_of_a_single_run(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.run_dir, run)
+    proc = cli("report", str(run))
+    assert proc.returncode == 0, proc.stderr
+    text = (run / "report.md").read_text()
+    acc = json.loads((run / "summary.json").read_text())["accuracy"]
+    assert f"{100 * acc['student']:.1f}%" in text and "Setup" in text
