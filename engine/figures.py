@@ -80,6 +80,8 @@ def gradient_histograms(entries: list[tuple[str, dict[str, Any] | None]], path: 
     """Order-of-magnitude histograms of the deployed softmax's gradient amplitude, one row per model."""
     plt = _plt()
     rows = [(name, amp) for name, amp in entries if amp]
+    if not rows:
+        return
     exps = sorted({int(k[2:]) for _, amp in rows for k in amp["histogram_log10"] if k != "0"})
     labels = ["0"] + [f"1e{e}" for e in exps]
     fig, axes = plt.subplots(len(rows), 1, figsize=(7, 1.2 + 1.1 * len(rows)), sharex=True, squeeze=False)

@@ -43,6 +43,8 @@ def run_name(temperature: float | None) -> str:
 
 
 def sweep_runs(overrides: Sequence[str], temperatures: Sequence[float]) -> list[tuple[str, list[str]]]:
+    # a sweep is about attacks: they run whatever the base preset says
+    overrides = [*overrides, "attack.enabled=true"]
     runs = [("baseline", [*overrides, "distillation.phases=['baseline']", "attack.models=['baseline']"])]
     for t in temperatures:
         runs.append((run_name(t), [*overrides, f"distillation.temperature={t!r}",

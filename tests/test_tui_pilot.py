@@ -143,3 +143,32 @@ def test_dashboard_start_up_errors_are_one_line(tmp_path):
                            "--run-dir", str(tmp_path / "r")], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert_one_line_error(proc, "distillation.temperature")
     assert not (tmp_path / "r").exists()
+
+
+def test_w_runs_a_temperature_sweep_and_shows_its_progress(tmp_path):
+    async def run():
+        app = _app(tmp_path, "training.epochs=2")
+        app.sweep_temperatures = [2.0, 20.0]
+        app.sweep_overrides = ["training.epochs=2", "attack.samples=2", "attack.outputs=['softmax', 'softmax_T']"]
+        seen = []
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("w")
+            await pilot.pause()
+            await pilot.press("y")
+            for _ in range(int(300 / 0.1)):
+                if app.state.sweep and app.state.sweep not in seen:
+                    seen.append(app.state.sweep)
+                if app.state.sweep.startswith("sweep done") or app.state.sweep.startswith("sweep failed"):
+                    break
+                await pilot.pause(0.1)
+            await pilot.pause(0.3)
+            status = _screen_text(app)
+        return app.session.run_dir, seen, status
+
+    run_dir, seen, status = asyncio.run(run())
+    sweep = run_dir.parent / f"{run_dir.name}-sweep"
+    assert seen[-1].startswith("sweep done"), seen
+    assert any("T-20 (2/3 done)" in s for s in seen), seen
+    result = json.loads((sweep / "sweep.json").read_text())
+    assert set(result["by_temperature"]) == {"2", "20"} and (sweep / "report.md").exists()
+    assert (sweep / "success_vs_temperature.png").stat().st_size > 5000

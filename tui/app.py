@@ -19,9 +19,10 @@ from textual.widgets import Log
 
 from engine.errors import UserError
 from engine.events import Event
+from engine.paper import PAPER_TEMPERATURES
 from engine.session import Session
 from engine.telemetry import Sample, Telemetry
-from tui.messages import EventsAvailable
+from tui.messages import EventsAvailable, SweepProgress
 from tui.screens.attack import AttackModal
 from tui.screens.confirm import ConfirmModal
 from tui.screens.help import HelpScreen
@@ -52,6 +53,8 @@ class DefdistillApp(App[None]):
         Binding("d", "toggle_deployed", "T=1", tooltip="confidence at deployed T=1 / training T"),
         Binding("r", "results", "results", tooltip="results screen"),
         Binding("s", "screenshot", "svg", tooltip="save a screenshot (SVG) into the run directory"),
+        Binding("w", "sweep", "sweep", tooltip="temperature sweep of this preset (paper grid, quick profile) "
+                "with figures and report.md; progress in the status line"),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "quit_app", "quit", tooltip="quit (asks, then stops the run with a checkpoint)"),
     ]
@@ -67,6 +70,9 @@ class DefdistillApp(App[None]):
         self._inbox_lock = threading.Lock()
         self._dirty = True
         self._plot_drawn = 0.0
+        self.sweep_status = ""
+        self.sweep_temperatures = [float(t) for t in PAPER_TEMPERATURES]
+        self.sweep_overrides: list[str] = []
         self._telemetry = telemetry
         self._start_session = start_session
         self.watching = bool(getattr(session, "read_only", False))
@@ -220,6 +226,67 @@ class DefdistillApp(App[None]):
                 self._stop_and_exit()
 
         self.push_screen(ConfirmModal("A run is active. Stop it with a checkpoint (resumable) and quit?"), answer)
+
+    def action_sweep(self) -> None:
+        if self.watching:
+            self.notify("read-only: run `defdistill-engine sweep` from a shell", severity="warning")
+            return
+        if self.sweep_status:
+            self.notify(f"a sweep is already running: {self.sweep_status}")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.sweep_status = "starting"
+                self._run_sweep()
+
+        self.push_screen(ConfirmModal("Run the paper's temperature sweep (T = 1..100, quick profile) of this preset "
+                                      "after the current run? Figures and report.md go to "
+                                      f"{self.session.run_dir}-sweep"), answer)
+
+    @work(thread=True, exclusive=True, group="sweep", exit_on_error=False)
+    def _run_sweep(self) -> None:
+        from engine.report import write_report
+        from engine.sweep import run_sweep, sweep_runs
+
+        self.session.wait()  # the run on screen first: two trainings would halve each other's speed
+        sweep_dir = Path(f"{self.session.run_dir}-sweep")
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        preset_path = sweep_dir / "base-preset.toml"
+        preset_path.write_text(self.session.preset.to_toml())
+        temps = self.sweep_temperatures
+        total = len(sweep_runs([], temps))
+        done = [0]
+
+        def follow(session) -> int:
+            name = Path(session.run_dir).name
+            self.post_message(SweepProgress(f"sweep {name} ({done[0]}/{total} done)", done[0], total))
+            session.nice = 10
+            session.start()
+            session.wait()
+            done[0] += 1
+            return 0 if session.state == "finished" else 1
+
+        try:
+            run_sweep(str(preset_path), self.sweep_overrides, temps, sweep_dir, quick=True, follow=follow)
+            report = write_report(sweep_dir)
+            self.post_message(SweepProgress(f"sweep done: {report}", total, total, finished=True))
+        except UserError as exc:
+            self.post_message(SweepProgress(f"sweep failed: {exc}", done[0], total, finished=True))
+        except Exception as exc:  # say so on screen; the worker must not die silently
+            self.post_message(SweepProgress(f"sweep failed: {type(exc).__name__}: {exc}", done[0], total,
+                                            finished=True))
+
+    def on_sweep_progress(self, message: SweepProgress) -> None:
+        self.sweep_status = "" if message.finished else message.text
+        self.state.sweep = message.text
+        self.state.log.append(message.text)
+        log = self._log()
+        if log is not None:
+            log.write_line(message.text)
+        self._dirty = True
+        if message.finished:
+            self.notify(message.text, timeout=10)
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _stop_and_exit(self) -> None:

@@ -84,6 +84,7 @@ class DashboardState:
     summary: dict[str, Any] | None = None
     log: list[str] = field(default_factory=list)
     error: str | None = None
+    sweep: str = ""  # progress of a temperature sweep launched from the dashboard
     last_seq: int = 0
     _epoch_started: float | None = None
     _epoch_seconds: list[float] = field(default_factory=list)

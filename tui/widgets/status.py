@@ -32,5 +32,7 @@ class StatusBar(Static):
         t.append(f" (distill T={state.distill_temperature:g})  ", "dim")
         if watching:
             t.append("read-only  ", "yellow")
+        if state.sweep:
+            t.append(state.sweep + "  ", "bold yellow")
         t.append(state.run_dir, "dim")
         self.update(t, layout=False)  # one fixed line: no relayout of the screen
