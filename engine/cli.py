@@ -54,27 +54,29 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _follow(session, quiet: bool) -> int:
-    """Run the session to its end with progress; Ctrl-C stops it cleanly with a checkpoint."""
+def _run_to_end(session, quiet: bool) -> None:
+    """Start the session and wait for its end with progress; Ctrl-C stops it cleanly with a checkpoint."""
     from engine.progress import HeadlessProgress, quiet_printer
 
-    if quiet:
-        session.subscribe(quiet_printer)
-        session.start()
-        return _wait(session)
-    with HeadlessProgress() as progress:
-        session.subscribe(progress)
-        session.start()
-        return _wait(session)
-
-
-def _wait(session) -> int:
+    progress = None if quiet else HeadlessProgress()
+    session.subscribe(quiet_printer if progress is None else progress)
+    if progress is not None:
+        progress.__enter__()
+    session.start()
     try:
         while not session.wait(0.5):
             pass
     except KeyboardInterrupt:
         session.stop()
         session.wait()
+    finally:
+        if progress is not None:
+            progress.__exit__(None, None, None)
+
+
+def _follow(session, quiet: bool) -> int:
+    """Run the session to its end; the exit code and one line say how it ended."""
+    _run_to_end(session, quiet)
     if session.state == "failed":
         print(f"defdistill-engine: {'error' if session.user_error else 'run failed'}: {session.error}",
               file=sys.stderr)
@@ -98,7 +100,7 @@ def _sweep(args: argparse.Namespace) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     sweep_dir = Path(args.sweep_dir or f"runs/sweep-{args.preset}-{stamp}")
     result = run_sweep(args.preset, args.overrides, temps, sweep_dir, quick=args.quick, data_root=args.data_root,
-                       follow=lambda session: _follow_quiet_ok(session, args.quiet))
+                       follow=lambda session: _sweep_step(session, args.quiet))
     report = write_report(sweep_dir)
     print(json.dumps({"sweep_dir": str(sweep_dir), "report": str(report), "temperatures": temps,
                       "success_rate_softmax": {t: v["success_rate"].get("softmax")
@@ -108,27 +110,9 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _follow_quiet_ok(session, quiet: bool) -> int:
-    """Like `_follow`, without printing each run's summary: the sweep prints one at the end."""
-    from engine.progress import HeadlessProgress, quiet_printer
-
-    if quiet:
-        session.subscribe(quiet_printer)
-        session.start()
-    else:
-        progress = HeadlessProgress()
-        progress.__enter__()
-        session.subscribe(progress)
-        session.start()
-    try:
-        while not session.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        session.stop()
-        session.wait()
-    finally:
-        if not quiet:
-            progress.__exit__(None, None, None)
+def _sweep_step(session, quiet: bool) -> int:
+    """One run of a sweep; the sweep prints one summary at the end."""
+    _run_to_end(session, quiet)
     return 0 if session.state == "finished" else 1
 
 

@@ -15,7 +15,7 @@ from engine.errors import UserError
 from engine.events import Event, EventType
 from engine.presets import preset_from_toml
 from engine.rundir import RunDir
-from engine.session import Session, Subscriber
+from engine.session import EventFanout, Session
 
 _END = {EventType.FINISHED, EventType.FAILED, EventType.STOPPED}
 
@@ -24,16 +24,14 @@ class ReadOnlySession(UserError):
     pass
 
 
-class ReplaySession(Session):
+class ReplaySession(EventFanout, Session):
     def __init__(self, run_dir: str | Path, *, follow: bool = True, poll: float = 0.25) -> None:
+        EventFanout.__init__(self)
         self.rundir = RunDir.open(run_dir)
         self.run_dir = self.rundir.path
         self.preset = preset_from_toml(self.rundir.read_preset_toml(), str(self.run_dir / "preset.toml"))
         self._follow = follow
         self._poll = poll
-        self._lock = threading.Lock()
-        self._subscribers: list[Subscriber] = []
-        self._history: list[Event] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._tail, name="defdistill-replay", daemon=True)
 
@@ -50,24 +48,12 @@ class ReplaySession(Session):
                 offset += len(complete)
                 new = events_from_bytes(complete)
             for e in new:
-                with self._lock:
-                    self._history.append(e)
-                    subs = list(self._subscribers)
-                for cb in subs:
-                    cb(e)
+                self._publish(e)
             if not self._follow:
                 return
             self._stop.wait(self._poll)
 
     # -- Session ----------------------------------------------------------------------------
-    def subscribe(self, callback: Subscriber) -> None:
-        with self._lock:
-            self._subscribers.append(callback)
-
-    def history(self) -> list[Event]:
-        with self._lock:
-            return list(self._history)
-
     def start(self) -> None:
         self._thread.start()
 

@@ -76,7 +76,38 @@ class Session(ABC):
     def error(self) -> str | None: ...
 
 
-class ThreadSession(Session):
+class EventFanout:
+    """Event history and subscribers, shared by the Session implementations."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: list[Subscriber] = []
+        self._history: list[Event] = []
+
+    def subscribe(self, callback: Subscriber) -> None:
+        with self._lock:
+            self._subscribers.append(callback)
+
+    def history(self) -> list[Event]:
+        with self._lock:
+            return list(self._history)
+
+    def _publish(self, event: Event, before: Callable[[Event], None] | None = None) -> None:
+        """Record `event` (after `before`, under the lock: e.g. the run log write), then tell every
+        subscriber; a broken viewer must never kill the experiment."""
+        with self._lock:
+            if before is not None:
+                before(event)
+            self._history.append(event)
+            subscribers = list(self._subscribers)
+        for cb in subscribers:
+            try:
+                cb(event)
+            except Exception:
+                traceback.print_exc()
+
+
+class ThreadSession(EventFanout, Session):
     """The engine in a background thread of this process."""
 
     def __init__(self, preset: Preset, rundir: RunDir, data: DatasetSplit, *, resumed: bool = False) -> None:
@@ -87,10 +118,10 @@ class ThreadSession(Session):
         self.device = resolve_device(preset.device)
         self.control = Control()
         self._resumed = resumed
-        self._lock = threading.Lock()
-        self._subscribers: list[Subscriber] = []
-        self._history: list[Event] = rundir.read_events() if resumed else []
+        EventFanout.__init__(self)
+        self._history = rundir.read_events() if resumed else []
         self._seq = self._history[-1].seq if self._history else 0
+        self._seq_lock = threading.Lock()  # seq order == log order == delivery order
         self._state = "starting"
         self._error: str | None = None
         self._attack_requests: list[dict[str, Any]] = []
@@ -143,26 +174,12 @@ class ThreadSession(Session):
 
     # -- events ---------------------------------------------------------------------------
     def emit(self, type_: EventType, **data: Any) -> Event:
-        with self._lock:
+        with self._seq_lock:
             self._seq += 1
             event = make_event(type_, self._seq, **data)
-            self._log.write(event.to_json() + "\n")
-            self._history.append(event)
-            subscribers = list(self._subscribers)
-        for cb in subscribers:
-            try:
-                cb(event)
-            except Exception:  # a broken viewer must never kill the experiment
-                traceback.print_exc()
+            # the run log first, so events.jsonl holds everything any viewer saw
+            self._publish(event, before=lambda e: self._log.write(e.to_json() + "\n"))
         return event
-
-    def subscribe(self, callback: Subscriber) -> None:
-        with self._lock:
-            self._subscribers.append(callback)
-
-    def history(self) -> list[Event]:
-        with self._lock:
-            return list(self._history)
 
     # -- commands -------------------------------------------------------------------------
     def start(self) -> None:
