@@ -111,7 +111,7 @@ class Experiment:
         metrics = train_phase(model, optimizer, cfg, self.data.x_train, targets, self.data.x_test,
                               self.data.y_test, self.device, temperature, hooks, seed=self.preset.seed,
                               phase_index=PHASE_ORDER.index(phase), start_epoch=start_epoch,
-                              start_batch=start_batch, fixed_temperature=False)
+                              start_batch=start_batch)
         self.models[phase] = model
         self.emit(EventType.PHASE_FINISHED, phase=phase, seconds=time.perf_counter() - t0,
                   val_accuracy=metrics.get("val_accuracy"), temperature=metrics.get("temperature", temperature))

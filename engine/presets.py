@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,13 +62,6 @@ class TrainingConfig(_Strict):
 class DistillationConfig(_Strict):
     temperature: float = Field(100.0, gt=0)
     phases: list[Phase] = ["baseline", "teacher", "student"]
-
-    @field_validator("temperature", mode="before")
-    @classmethod
-    def _finite(cls, v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ValueError("temperature must be a finite number > 0")
-        return v
 
     @model_validator(mode="after")
     def _student_needs_teacher(self) -> DistillationConfig:
@@ -159,6 +151,28 @@ def _apply_override(tree: dict, keys: list[str], value: Any) -> None:
     node[keys[-1]] = value
 
 
+def _allowed(loc: tuple) -> str:
+    """The bounds a field declares, in words ("a finite number > 0"), from the schema itself."""
+    model: Any = Preset
+    info = None
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return ""
+        info = fields[part]
+        model = info.annotation
+    if info is None:
+        return ""
+    words = []
+    for m in info.metadata:
+        for attr, sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            if getattr(m, attr, None) is not None:
+                words.append(f"{sym} {getattr(m, attr)}")
+    kind = {float: "a finite number", int: "a whole number", bool: "true or false", str: "a string"}.get(
+        info.annotation, "")
+    return " ".join([kind, " and ".join(words)]).strip()
+
+
 def _describe(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
@@ -170,7 +184,9 @@ def _describe(err: ValidationError, source: str) -> str:
         msg = msg.replace("Input should be", "must be one of:")
     got = first.get("input")
     got_s = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"{source}: {key}: {msg}{got_s}; fix it in the preset or with --set {key}=VALUE"
+    allowed = _allowed(tuple(first["loc"]))
+    allowed_s = f"; allowed: {allowed}" if allowed and kind != "literal_error" else ""
+    return f"{source}: {key}: {msg}{got_s}{allowed_s}; fix it in the preset or with --set {key}=VALUE"
 
 
 def load_preset(name_or_path: str = DEFAULT_PRESET, overrides: list[str] | tuple[str, ...] = ()) -> Preset:

@@ -71,13 +71,12 @@ def epoch_order(seed: int, phase_index: int, epoch: int, n: int) -> torch.Tensor
 def train_phase(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainingConfig,
                 x: torch.Tensor, targets: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
                 device: torch.device, temperature: float, hooks: PhaseHooks, *, seed: int,
-                phase_index: int, start_epoch: int = 0, start_batch: int = 0,
-                fixed_temperature: bool = False) -> dict[str, Any]:
+                phase_index: int, start_epoch: int = 0, start_batch: int = 0) -> dict[str, Any]:
     """Train from (start_epoch, start_batch) to cfg.epochs; return the last epoch's metrics.
 
     `targets` are int64 hard labels or float soft labels. A checkpoint is written after every
     epoch, so a killed process loses at most one epoch. The temperature may change between
-    batches (set_temperature) unless `fixed_temperature` (the baseline is T = 1 by definition).
+    batches: `hooks.take_temperature` returns a new one (never during the baseline, T = 1 by definition).
     """
     n = len(x)
     batches = math.ceil(n / cfg.batch_size)
@@ -95,7 +94,7 @@ def train_phase(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: Trainin
             except BaseException:
                 hooks.save_checkpoint(epoch, b, temperature, False)
                 raise
-            new_t = None if fixed_temperature else hooks.take_temperature()
+            new_t = hooks.take_temperature()
             if new_t is not None:
                 temperature = new_t
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]

@@ -34,6 +34,7 @@ def test_impossible_temperatures_are_rejected(value):
     with pytest.raises(PresetError) as err:
         load_preset("digits", [f"distillation.temperature={value}"])
     assert "distillation.temperature" in str(err.value)
+    assert "allowed: a finite number > 0" in str(err.value)
     assert "\n" not in str(err.value)
 
 
