@@ -61,7 +61,8 @@ def main() -> None:
                         raise SystemExit("no screen change within 5 s")
                 latencies.append(1000 * (time.perf_counter() - t0))
                 time.sleep(0.15)
-            training = "phase " + (re.search(r"phase (\w+)", tmux("capture-pane", "-p", "-t", session)) or [""])[0]
+            m = re.search(r"phase (\w+)", tmux("capture-pane", "-p", "-t", session))
+            training = m.group(0) if m else "?"
         finally:
             subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     latencies.sort()
