@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--data-root")
     sw.add_argument("--quiet", action="store_true")
 
+    ps = sub.add_parser("ps", help="list runs with their state, preset, phase and progress")
+    ps.add_argument("runs_dir", nargs="?", default="runs")
+
+    stop = sub.add_parser("stop", help="stop a running engine cleanly (checkpoint, resumable)")
+    stop.add_argument("run_dir")
+
     rep = sub.add_parser("report", help="write report.md for a finished run or sweep directory")
     rep.add_argument("path")
 
@@ -55,13 +61,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_to_end(session, quiet: bool) -> None:
-    """Start the session and wait for its end with progress; Ctrl-C stops it cleanly with a checkpoint."""
+    """Start the session and wait for its end with progress; Ctrl-C (or SIGTERM, or `stop` on the
+    command channel) stops it cleanly with a checkpoint. A dropped terminal (SIGHUP) does not."""
+    import signal
+
+    from engine.channel import CommandServer, write_pid
     from engine.progress import HeadlessProgress, quiet_printer
 
     progress = None if quiet else HeadlessProgress()
     session.subscribe(quiet_printer if progress is None else progress)
     if progress is not None:
         progress.__enter__()
+    server = CommandServer(session.run_dir, session)
+    write_pid(session.run_dir)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: session.stop())
     session.start()
     try:
         while not session.wait(0.5):
@@ -70,6 +84,7 @@ def _run_to_end(session, quiet: bool) -> None:
         session.stop()
         session.wait()
     finally:
+        server.close()
         if progress is not None:
             progress.__exit__(None, None, None)
 
@@ -147,6 +162,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _follow(session, args.quiet)
     if args.command == "resume":
         return _follow(ThreadSession.resume_from(args.run_dir, data_root=args.data_root), args.quiet)
+    if args.command == "ps":
+        from engine.runs import format_runs, list_runs
+
+        print(format_runs(list_runs(args.runs_dir)))
+        return 0
+    if args.command == "stop":
+        from engine.runs import stop_run
+
+        print(stop_run(args.run_dir))
+        return 0
     if args.command == "sweep":
         return _sweep(args)
     if args.command == "report":

@@ -18,7 +18,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true")
     p.add_argument("--open", dest="open_dir", metavar="RUN_DIR",
                    help="watch an existing run directory read-only (follows it while it is written)")
+    p.add_argument("--attach", nargs="?", const="", metavar="RUN_DIR",
+                   help="attach to a run (running: live and steerable; finished: its results); "
+                        "without RUN_DIR, pick one from the runs under --runs")
+    p.add_argument("--runs", default="runs", help="where --attach looks for runs (default: runs)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run the engine inside the dashboard's process (it then ends with the dashboard)")
     return p
+
+
+def _pick_run(runs_dir: str) -> str:
+    from engine.runs import format_runs, list_runs
+
+    runs = list_runs(runs_dir)
+    if not runs:
+        raise UserError(f"no runs under {runs_dir}/; start one with `defdistill-tui` or pass --runs")
+    runs.sort(key=lambda r: r.updated, reverse=True)
+    table = format_runs(runs).splitlines()
+    print("    " + table[0])
+    for i, line in enumerate(table[1:], 1):
+        print(f"{i:>3} {line}")
+    choice = input("attach to which run? [1] ").strip() or "1"
+    if not choice.isdigit() or not 1 <= int(choice) <= len(runs):
+        raise UserError(f"{choice!r} is not one of the numbers 1..{len(runs)}")
+    return str(runs[int(choice) - 1].path)
 
 
 def build_session(args: argparse.Namespace):
@@ -26,12 +49,22 @@ def build_session(args: argparse.Namespace):
         from engine.replay import ReplaySession
 
         return ReplaySession(args.open_dir)
-    from engine.presets import load_preset
-    from engine.session import ThreadSession
+    if args.attach is not None:
+        from engine.process_session import ProcessSession
+        from engine.rundir import RunDir
 
-    preset = load_preset(args.preset, args.overrides)
-    return ThreadSession.create(preset, args.run_dir, data_root=args.data_root,
-                                download=True if args.download else None)
+        return ProcessSession.attach(RunDir.open(args.attach or _pick_run(args.runs)).path)
+    if args.in_process:
+        from engine.presets import load_preset
+        from engine.session import ThreadSession
+
+        preset = load_preset(args.preset, args.overrides)
+        return ThreadSession.create(preset, args.run_dir, data_root=args.data_root,
+                                    download=True if args.download else None)
+    from engine.process_session import ProcessSession
+
+    return ProcessSession.launch(args.preset, args.overrides, args.run_dir, data_root=args.data_root,
+                                 download=args.download)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,8 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tui.app import DefdistillApp
 
     DefdistillApp(session).run()
-    if session.state == "stopped":
+    state = session.state
+    if state == "stopped":
         print(f"stopped; continue with: defdistill-engine resume {session.run_dir}", file=sys.stderr)
+    elif state in ("running", "paused") and hasattr(session, "close"):
+        print(f"the run goes on; watch it again with: defdistill-tui --attach {session.run_dir}", file=sys.stderr)
     return 0
 
 

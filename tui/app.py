@@ -27,6 +27,7 @@ from tui.screens.attack import AttackModal
 from tui.screens.confirm import ConfirmModal
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
+from tui.screens.quit import QuitModal
 from tui.screens.results import ResultsScreen
 from tui.screens.temperature import TemperatureModal
 from tui.state import DashboardState
@@ -215,17 +216,28 @@ class DefdistillApp(App[None]):
 
     def action_quit_app(self) -> None:
         active = not self.watching and self.session.state in ("running", "paused", "starting")
+        detachable = hasattr(self.session, "close")  # an engine process of its own can be left running
         if not active:
-            self.session.stop() if self.watching else None
-            self.exit()
+            self._leave()
             return
 
-        def answer(yes: bool | None) -> None:
-            if yes:
+        def answer(choice: str | None) -> None:
+            if choice == "stop":
                 self.notify("stopping: checkpoint at the next batch…")
                 self._stop_and_exit()
+            elif choice == "detach":
+                self._leave()
 
-        self.push_screen(ConfirmModal("A run is active. Stop it with a checkpoint (resumable) and quit?"), answer)
+        self.push_screen(QuitModal(detachable), answer)
+
+    def _leave(self) -> None:
+        """Quit without touching the run: stop following its log, if this session follows one."""
+        close = getattr(self.session, "close", None)
+        if close is not None:
+            close()
+        elif self.watching:
+            self.session.stop()
+        self.exit()
 
     def action_sweep(self) -> None:
         if self.watching:

@@ -1,0 +1,82 @@
+"""What runs exist and in which state, read from their run directories alone (for `ps` and attach)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.channel import ChannelError, engine_alive, send
+from engine.events import EventType
+from engine.rundir import PRESET_FILE, RunDir, iter_events
+
+_END = {EventType.FINISHED: "finished", EventType.FAILED: "failed", EventType.STOPPED: "stopped"}
+_START = {EventType.RUN_STARTED, EventType.RUN_RESUMED}
+
+
+@dataclass
+class RunInfo:
+    path: Path
+    state: str  # running | paused | finished | failed | stopped | interrupted | starting
+    preset: str
+    phase: str
+    progress: str
+    updated: float
+
+
+def run_state(run_dir: Path, events: list | None = None) -> RunInfo:
+    """The run's state from its events (read from disk unless given) and whether its engine lives."""
+    if events is None:
+        events = list(iter_events(Path(run_dir) / "events.jsonl"))
+    preset, phase, progress, state = "?", "-", "", "starting"
+    paused = False
+    for e in events:
+        d = e.data
+        if e.type in _START:
+            preset, state, paused = d.get("preset", preset), "running", False
+        elif e.type in _END:
+            state = _END[e.type]
+        elif e.type == EventType.PAUSED:
+            paused = True
+        elif e.type == EventType.RESUMED:
+            paused = False
+        elif e.type == EventType.PHASE_STARTED:
+            phase = d["phase"]
+        elif e.type == EventType.EPOCH:
+            phase, progress = d["phase"], f"epoch {d['epoch'] + 1}/{d['epochs']}"
+        elif e.type == EventType.ATTACK_PROGRESS:
+            phase, progress = "attack", f"{d['key']} {d['attempted']}/{d['n_attacks']}"
+    alive = engine_alive(run_dir)
+    if state == "running":
+        state = ("paused" if paused else "running") if alive else "interrupted"
+    elif state == "starting" and events and not alive:
+        state = "interrupted"
+    return RunInfo(Path(run_dir), state, preset, phase, progress, events[-1].time if events else 0.0)
+
+
+def list_runs(runs_dir: str | Path = "runs") -> list[RunInfo]:
+    root = Path(runs_dir)
+    found = sorted({p.parent for p in root.rglob(PRESET_FILE)} if root.is_dir() else set())
+    return [run_state(p) for p in found if (p / "events.jsonl").exists()]
+
+
+def format_runs(runs: list[RunInfo]) -> str:
+    if not runs:
+        return "no runs found"
+    lines = [f"{'STATE':<12} {'PRESET':<14} {'PHASE':<9} {'PROGRESS':<28} {'UPDATED':<17} RUN"]
+    for r in sorted(runs, key=lambda r: r.updated):
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated)) if r.updated else "-"
+        lines.append(f"{r.state:<12} {r.preset:<14} {r.phase:<9} {r.progress:<28} {when:<17} {r.path}")
+    return "\n".join(lines)
+
+
+def stop_run(run_dir: str | Path, timeout: float = 120.0) -> str:
+    rd = RunDir.open(run_dir)
+    send(rd.path, "stop")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if run_state(rd.path).state in ("stopped", "finished", "failed", "interrupted"):
+            return f"stopped {rd.path}; continue with: defdistill-engine resume {rd.path}"
+        time.sleep(0.2)
+    raise ChannelError(f"the engine of {rd.path} did not stop within {timeout:.0f} s; try again, or kill it: "
+                       "`defdistill-engine resume` continues from the last epoch")
