@@ -79,15 +79,16 @@ class CommandServer:
                     pass
 
     def _handle(self, conn: socket.socket) -> dict[str, Any]:
-        if _peer_uid(conn) != os.getuid():
-            return {"ok": False, "error": "refused: commands are accepted from the run's owner only"}
         conn.settimeout(5)
         data = b""
-        while not data.endswith(b"\n"):
+        while not data.endswith(b"\n") and len(data) < 1 << 20:
             chunk = conn.recv(65536)
             if not chunk:
                 break
             data += chunk
+        # read first, then refuse: the caller gets an answer, not a broken pipe
+        if _peer_uid(conn) != os.getuid():
+            return {"ok": False, "error": "refused: commands are accepted from the run's owner only"}
         msg = json.loads(data or b"{}")
         cmd, args = msg.get("cmd"), msg.get("args", {})
         s = self.session

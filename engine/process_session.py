@@ -119,8 +119,9 @@ class ProcessSession(ReplaySession):
     def state(self) -> str:
         if self.process is not None:
             self.process.poll()  # reap our own engine once it exits
-        state = run_state(self.run_dir, self.history()).state
-        if state == "interrupted":  # the engine is gone; the log may hold lines the tail has not read yet
+        following = self._thread.is_alive()
+        state = run_state(self.run_dir, self.history() if following else None).state
+        if state == "interrupted" and following:  # the engine is gone; the log may hold lines the tail has not read yet
             state = run_state(self.run_dir).state
         return state
 

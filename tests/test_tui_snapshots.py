@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from scripted import NO_GPU, write_run
 
 from engine.replay import ReplaySession
+from scripted import NO_GPU, write_run
 from tui.app import DefdistillApp
 
 

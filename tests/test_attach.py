@@ -1,0 +1,189 @@
+"""Runs outlive the dashboard: SIGHUP, attach, the command channel's owner check, SIGKILL and resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pty
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import QUICK, ROOT, cli
+from engine.channel import ChannelError, CommandServer, engine_alive, send, socket_path
+from engine.events import EventType
+from engine.process_session import ProcessSession
+from engine.rundir import iter_events
+from engine.runs import list_runs, run_state
+from scripted import NO_GPU
+from tui.app import DefdistillApp
+
+SLOW_QUICK = [s for s in QUICK if not s.startswith("training.epochs")] + ["training.epochs=40"]
+
+
+def _epochs(run_dir) -> list:
+    return [e for e in iter_events(run_dir / "events.jsonl") if e.type == EventType.EPOCH]
+
+
+def _wait(cond, seconds=120.0):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def test_sighup_to_the_dashboard_leaves_the_run_going_and_attach_rebuilds_it(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "tui", "digits", "--run-dir", str(run_dir)]
+    for s in SLOW_QUICK:
+        args += ["--set", s]
+    pid, fd = pty.fork()
+    if pid == 0:  # the dashboard, in a terminal of its own
+        os.chdir(ROOT)
+        os.environ.update({"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"})
+        os.execv(sys.executable, args)
+    drain = threading.Thread(target=lambda: _drain(fd), daemon=True)
+    drain.start()
+    try:
+        _wait(lambda: len(_epochs(run_dir)) >= 2)
+        os.kill(pid, signal.SIGHUP)  # the SSH connection drops
+        _wait(lambda: os.waitpid(pid, os.WNOHANG)[0] == pid, 30)
+        n = len(list(iter_events(run_dir / "events.jsonl")))
+        time.sleep(2.0)
+        assert engine_alive(run_dir), "the engine died with the dashboard"
+        assert len(list(iter_events(run_dir / "events.jsonl"))) > n, "events.jsonl stopped growing"
+
+        async def attach():
+            session = ProcessSession.attach(run_dir)
+            app = DefdistillApp(session, telemetry=lambda: NO_GPU)
+            async with app.run_test(size=(120, 40)) as pilot:
+                await pilot.pause(1.0)
+                seen = session.history()
+                for _ in range(100):  # the app has folded everything the session has read
+                    if app.state.last_seq >= seen[-1].seq:
+                        break
+                    await pilot.pause(0.05)
+                epochs = [e for e in seen if e.type == EventType.EPOCH]
+                for phase in {e.data["phase"] for e in epochs}:
+                    xs, ys = app.state.epoch_loss[phase].copy()
+                    mine = [e for e in epochs if e.data["phase"] == phase]
+                    assert xs == [e.data["epoch"] + 1 for e in mine]
+                    assert ys == [e.data["train_loss"] for e in mine]
+                assert app.state.status in ("running", "paused") and app.state.epochs == 40
+                await pilot.press("p")  # the attached dashboard steers the engine
+                await pilot.pause(1.0)
+                assert session.state == "paused"
+                await pilot.press("p")
+                await pilot.pause(0.5)
+            session.close()
+
+        asyncio.run(attach())
+    finally:
+        if engine_alive(run_dir):
+            send(run_dir, "stop")
+            _wait(lambda: run_state(run_dir).state == "stopped", 60)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 65536):
+            pass
+    except OSError:
+        pass
+
+
+class _Dummy:
+    state = "running"
+
+    def pause(self):
+        self.paused = True
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user")
+def test_channel_refuses_other_users():
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    # a folder another user can reach, so only the socket's own protections are tested
+    tmp_path = Path(tempfile.mkdtemp(prefix="defdistill-chan-", dir="/tmp"))
+    os.chmod(tmp_path, 0o755)
+    server = CommandServer(tmp_path, _Dummy())
+    try:
+        assert oct(os.stat(socket_path(tmp_path)).st_mode & 0o777) == "0o600"
+        assert send(tmp_path, "state")["state"] == "running"  # the owner is served
+
+        def as_nobody() -> str:
+            r, w = os.pipe()
+            child = os.fork()
+            if child == 0:  # never return into pytest from the fork
+                out = "?"
+                try:
+                    os.close(r)
+                    os.setgid(65534)
+                    os.setuid(65534)
+                    send(tmp_path, "pause")
+                    out = "accepted"
+                except ChannelError as exc:
+                    out = str(exc)
+                except BaseException as exc:
+                    out = f"{type(exc).__name__}: {exc}"
+                finally:
+                    os.write(w, out.encode())
+                    os._exit(0)
+            os.close(w)
+            os.waitpid(child, 0)
+            return os.read(r, 4096).decode()
+
+        # the socket's 0600 mode keeps another user out ...
+        assert "Permission denied" in as_nobody()
+        # ... and with the mode opened up, the engine itself still refuses by the caller's uid
+        os.chmod(socket_path(tmp_path), 0o666)
+        os.chmod(tmp_path, 0o777)
+        assert "refused" in as_nobody()
+        assert not getattr(server.session, "paused", False)
+    finally:
+        server.close()
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_sigkill_of_the_engine_is_interrupted_then_resume_finishes(tmp_path):
+    run_dir = tmp_path / "run"
+    session = ProcessSession.launch("digits", QUICK, run_dir)
+    try:
+        _wait(lambda: len(_epochs(run_dir)) >= 2)
+        time.sleep(0.3)  # mid-epoch
+        os.kill(int((run_dir / "engine.pid").read_text()), signal.SIGKILL)
+        _wait(lambda: not engine_alive(run_dir), 30)
+        assert session.state == "interrupted"
+        listed = {str(r.path): r.state for r in list_runs(tmp_path)}
+        assert listed[str(run_dir)] == "interrupted"
+        proc = cli("ps", str(tmp_path))
+        assert "interrupted" in proc.stdout and str(run_dir) in proc.stdout
+        res = cli("resume", str(run_dir), "--quiet")
+        assert res.returncode == 0, res.stderr
+        assert run_state(run_dir).state == "finished"
+        assert json.loads((run_dir / "summary.json").read_text())["accuracy"]["baseline"] > 0.8
+    finally:
+        session.close()
+
+
+def test_stop_command_stops_a_running_engine(tmp_path):
+    run_dir = tmp_path / "run"
+    session = ProcessSession.launch("digits", SLOW_QUICK, run_dir)
+    try:
+        _wait(lambda: len(_epochs(run_dir)) >= 1)
+        proc = cli("stop", str(run_dir))
+        assert proc.returncode == 0, proc.stderr
+        assert "resume" in proc.stdout and run_state(run_dir).state == "stopped"
+        assert not socket_path(run_dir).exists()
+        again = cli("stop", str(run_dir))
+        assert again.returncode == 2 and "no engine is serving" in again.stderr
+    finally:
+        session.close()
