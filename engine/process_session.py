@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.channel import ChannelError, engine_alive, send
+from engine.channel import PID_FILE, ChannelError, engine_alive, send
 from engine.control import check_temperature
 from engine.errors import UserError
 from engine.presets import load_preset
@@ -75,6 +75,12 @@ class ProcessSession(ReplaySession):
     @classmethod
     def attach(cls, run_dir: str | Path) -> ProcessSession:
         return cls(run_dir)
+
+    def engine_pid(self) -> int | None:
+        try:
+            return int((self.run_dir / PID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     # -- commands over the channel -------------------------------------------------------------
     def pause(self) -> None:

@@ -20,8 +20,14 @@ class Sample:
 
 
 class Telemetry:
-    def __init__(self, device_index: int = 0) -> None:
-        self._proc = psutil.Process()
+    """`pid`: the engine's process when it is not this one (the dashboard of a detached engine)."""
+
+    def __init__(self, device_index: int = 0, pid: int | None = None) -> None:
+        self._own = pid is None or pid == psutil.Process().pid
+        try:
+            self._proc = psutil.Process(pid)
+        except psutil.Error:
+            self._proc, self._own = psutil.Process(), True
         self._proc.cpu_percent(None)  # the first reading is always 0: prime it
         self._handle = None
         self._nvml = None
@@ -47,9 +53,13 @@ class Telemetry:
 
     def cpu_sample(self) -> Sample:
         mem = psutil.virtual_memory()
-        rss = self._proc.memory_info().rss
-        return Sample(False, "CPU / RAM (this process)", {
-            "cpu": f"{self._proc.cpu_percent(None):.0f}% of {psutil.cpu_count()} cores",
+        who = "this process" if self._own else f"engine process {self._proc.pid}"
+        try:
+            cpu, rss = self._proc.cpu_percent(None), self._proc.memory_info().rss
+        except psutil.Error:
+            return Sample(False, f"CPU / RAM ({who})", {"state": "the engine process has ended"}, note=self.reason)
+        return Sample(False, f"CPU / RAM ({who})", {
+            "cpu": f"{cpu:.0f}% of {psutil.cpu_count()} cores",
             "rss": f"{rss / 2**20:,.0f} MiB",
             "ram": f"{mem.used / 2**30:.1f} / {mem.total / 2**30:.1f} GiB ({mem.percent:.0f}%)",
         }, note=f"{self.reason}: CPU/RAM shown")

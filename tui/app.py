@@ -90,7 +90,8 @@ class DefdistillApp(App[None]):
     async def on_mount(self) -> None:
         await self.push_screen(MainScreen())
         if self._telemetry is None:
-            self._telemetry = Telemetry().sample
+            engine_pid = getattr(self.session, "engine_pid", None)
+            self._telemetry = Telemetry(pid=engine_pid() if engine_pid else None).sample
         for e in self.session.history():
             self.state.apply(e)
         self.session.subscribe(self._on_engine_event)
