@@ -187,3 +187,32 @@ def test_stop_command_stops_a_running_engine(tmp_path):
         assert again.returncode == 2 and "no engine is serving" in again.stderr
     finally:
         session.close()
+
+
+def test_attach_to_a_finished_run_shows_the_engines_attack_numbers(trained_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "attacked"
+    shutil.copytree(trained_run.run_dir, run_dir)
+    proc = cli("attack", str(run_dir), "--samples", "2", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+
+    async def attach():
+        session = ProcessSession.attach(run_dir)
+        app = DefdistillApp(session, telemetry=lambda: NO_GPU)
+        async with app.run_test(size=(120, 40)) as pilot:
+            n = len(list(iter_events(run_dir / "events.jsonl")))
+            for _ in range(100):
+                if app.state.last_seq >= n:
+                    break
+                await pilot.pause(0.05)
+            assert app.state.status == "finished"
+            for path in (run_dir / "attacks").glob("*-*.json"):
+                if path.name.endswith("gradients.json"):
+                    continue
+                rec = json.loads(path.read_text())
+                c = app.state.attacks[path.stem]
+                assert (c.succeeded, c.attempted) == (rec["n_succeeded"], rec["n_attacks"])
+        session.close()
+
+    asyncio.run(attach())
