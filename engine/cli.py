@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     sw.add_argument("--data-root")
     sw.add_argument("--quiet", action="store_true")
+    sw.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2: mean and spread in the table and figures")
+    sw.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                    help="run each temperature x seed as a Ray task: no ADDRESS starts a local Ray, "
+                         "`auto` joins the running cluster (needs the ray extra)")
+    sw.add_argument("--ray-cpus", type=int, help="CPUs of a local Ray instance (default: all)")
 
     ps = sub.add_parser("ps", help="list runs with their state, preset, phase and progress")
     ps.add_argument("runs_dir", nargs="?", default="runs")
@@ -109,20 +114,29 @@ def _sweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from engine.report import write_report
-    from engine.sweep import parse_temperatures, run_sweep
+    from engine.sweep import parse_seeds, parse_temperatures, run_sweep
 
     temps = parse_temperatures(args.temperatures)
+    seeds = parse_seeds(args.seeds)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     sweep_dir = Path(args.sweep_dir or f"runs/sweep-{args.preset}-{stamp}")
-    result = run_sweep(args.preset, args.overrides, temps, sweep_dir, quick=args.quick, data_root=args.data_root,
-                       follow=lambda session: _sweep_step(session, args.quiet))
+    if args.ray is not None:
+        from engine.ray_sweep import run_sweep_on_ray
+
+        result = run_sweep_on_ray(args.preset, args.overrides, temps, sweep_dir, address=args.ray, quick=args.quick,
+                                  data_root=args.data_root, seeds=seeds, num_cpus=args.ray_cpus,
+                                  progress=(lambda _m: None) if args.quiet else
+                                  (lambda m: print(m, file=sys.stderr, flush=True)))
+    else:
+        result = run_sweep(args.preset, args.overrides, temps, sweep_dir, quick=args.quick, data_root=args.data_root,
+                           seeds=seeds, follow=lambda session: _sweep_step(session, args.quiet))
     report = write_report(sweep_dir)
     print(json.dumps({"sweep_dir": str(sweep_dir), "report": str(report), "temperatures": temps,
                       "success_rate_softmax": {t: v["success_rate"].get("softmax")
                                                for t, v in result["by_temperature"].items()},
                       "baseline_success_rate_softmax": result["baseline"]["success_rate"].get("softmax"),
-                      "seconds": result["seconds"]}, indent=2))
-    return 0
+                      "failed": result.get("failed", {}), "seconds": result["seconds"]}, indent=2))
+    return 1 if result.get("failed") else 0
 
 
 def _sweep_step(session, quiet: bool) -> int:

@@ -33,6 +33,7 @@ class EventType(str, Enum):
     STOPPED = "stopped"
     FINISHED = "finished"
     FAILED = "failed"
+    SWEEP_PROGRESS = "sweep_progress"  # a sweep's own log: which runs are pending, running, done, failed
 
 
 @dataclass(frozen=True)

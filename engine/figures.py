@@ -37,10 +37,13 @@ def _save(fig, path: Path) -> None:
 def success_vs_temperature(result: dict[str, Any], path: Path) -> None:
     plt = _plt()
     temps = result["temperatures"]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(9.5, 4.2))
     for out, (label, color) in OUTPUT_STYLE.items():
-        ys = [100 * result["by_temperature"][f"{t:g}"]["success_rate"].get(out, math.nan) for t in temps]
-        ax.plot(temps, ys, "o-", color=color, label=f"{label}, distilled")
+        entries = [result["by_temperature"][f"{t:g}"] for t in temps]
+        ys = [100 * e["success_rate"].get(out, math.nan) for e in entries]
+        err = [100 * e.get("spread", {}).get("success_rate", {}).get(out, 0.0) for e in entries]
+        ax.errorbar(temps, ys, yerr=err if any(err) else None, fmt="o-", color=color, capsize=3,
+                    label=f"{label}, distilled" + (" (mean ± std over seeds)" if any(err) else ""))
         base = result["baseline"]["success_rate"].get(out)
         if base is not None:
             ax.axhline(100 * base, color=color, linestyle="--", linewidth=1, label=f"{out}, no distillation")
@@ -53,7 +56,7 @@ def success_vs_temperature(result: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("JSMA success rate (%)")
     ax.set_ylim(-3, 103)
     ax.set_title(f"JSMA success vs temperature — {result['dataset']}" + (" (quick profile)" if result["quick"] else ""))
-    ax.legend(fontsize=7, loc="center right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     _save(fig, path)
     plt.close(fig)
@@ -63,8 +66,10 @@ def accuracy_vs_temperature(result: dict[str, Any], path: Path) -> None:
     plt = _plt()
     temps = result["temperatures"]
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    ax.plot(temps, [100 * result["by_temperature"][f"{t:g}"]["accuracy"] for t in temps], "o-",
-            label="distilled student (deployed T=1)")
+    entries = [result["by_temperature"][f"{t:g}"] for t in temps]
+    err = [100 * e.get("spread", {}).get("accuracy", 0.0) for e in entries]
+    ax.errorbar(temps, [100 * e["accuracy"] for e in entries], yerr=err if any(err) else None, fmt="o-", capsize=3,
+                label="distilled student (deployed T=1)")
     ax.axhline(100 * result["baseline"]["accuracy"], linestyle="--", color="gray", label="no distillation")
     ax.set_xscale("log")
     ax.set_xlabel("distillation temperature T (log scale)")
@@ -136,8 +141,11 @@ def write_sweep_figures(sweep_dir: Path, result: dict[str, Any]) -> list[Path]:
                         + [(f"T={t:g}", result["by_temperature"][f"{t:g}"]["gradient_amplitude"])
                            for t in result["temperatures"]], paths[2])
     top = f"{max(result['temperatures']):g}"
-    student_dir = sweep_dir / result["by_temperature"][top]["run_dir"]
-    adversarial_grid([("baseline\nsoftmax", sweep_dir / "baseline" / "attacks" / "baseline-softmax.npz"),
+    first = result["by_temperature"][top]["run_dir"]
+    student_dir = sweep_dir / (first if isinstance(first, str) else first[0])
+    base = result["baseline"]["run_dir"]
+    base_dir = sweep_dir / (base if isinstance(base, str) else base[0])
+    adversarial_grid([("baseline\nsoftmax", base_dir / "attacks" / "baseline-softmax.npz"),
                       (f"student T={top}\nsoftmax", student_dir / "attacks" / "student-softmax.npz"),
                       (f"student T={top}\nsoftmax_T", student_dir / "attacks" / "student-softmax_T.npz")], paths[3])
     return [p for p in paths if p.exists()]

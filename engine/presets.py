@@ -98,6 +98,9 @@ class Preset(_Strict):
     description: str = ""
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # CPU threads for torch (0: torch's default). Equal thread counts make CPU runs repeatable
+    # bit for bit across processes (a Ray worker defaults to 1 thread).
+    threads: int = Field(0, ge=0)
     data: DataConfig = DataConfig()
     network: NetworkConfig = NetworkConfig()
     training: TrainingConfig = TrainingConfig()

@@ -45,7 +45,8 @@ def _setup(preset: dict[str, Any], meta: dict[str, Any], data_note: str, seconds
 
 def sweep_report(sweep_dir: Path) -> str:
     r = json.loads((sweep_dir / SWEEP_FILE).read_text())
-    base_dir = sweep_dir / "baseline"
+    base_run = r["baseline"]["run_dir"]
+    base_dir = sweep_dir / (base_run if isinstance(base_run, str) else base_run[0])
     preset = tomllib.loads((base_dir / "preset.toml").read_text())
     meta = json.loads((base_dir / "meta.json").read_text())
     key = paper_key(r["dataset"])
@@ -102,6 +103,15 @@ def sweep_report(sweep_dir: Path) -> str:
               "![accuracy vs temperature](accuracy_vs_temperature.png)", "",
               "![gradient amplitude](gradient_amplitude.png)", "", "![adversarial examples](adversarial_examples.png)",
               ""]
+    if r.get("seeds"):
+        lines += ["## Seeds", "", f"Every number above is the mean over seeds {r['seeds']}; the spread (std) per "
+                  "temperature is in sweep.json and drawn as error bars.", ""]
+    if r.get("failed"):
+        lines += ["## Runs that failed", "", *[f"- `{k}`: {v}" for k, v in r["failed"].items()], ""]
+    if r.get("ray"):
+        nodes = sorted({t["node_id"] for t in r["ray"]["tasks"].values()})
+        lines += ["## Where it ran", "", f"Ray ({r['ray']['address']}): {len(r['ray']['tasks'])} tasks on "
+                  f"{len(nodes)} node(s): " + ", ".join(n[:12] for n in nodes), ""]
     if note:
         lines += ["## Where our data differ from the paper's", "", f"- {r['data_note']}."]
     if r["quick"]:

@@ -234,6 +234,10 @@ class ThreadSession(EventFanout, Session):
 
         if self.nice:
             _lower_this_thread(self.nice)
+        if self.preset.threads:
+            import torch
+
+            torch.set_num_threads(self.preset.threads)
         self._state = "running"
         exp = Experiment(self.preset, self.data, self.rundir, self.device, self.emit, self.control)
         self._exp = exp

@@ -38,17 +38,37 @@ def parse_temperatures(text: str | None) -> list[float]:
     return sorted(set(temps))
 
 
-def run_name(temperature: float | None) -> str:
-    return "baseline" if temperature is None else f"T-{temperature:g}"
+def parse_seeds(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise PresetError(f"--seeds {text!r} is not a comma-separated list of whole numbers; e.g. --seeds 0,1,2") \
+            from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise PresetError(f"--seeds {text!r}: give distinct whole numbers, e.g. --seeds 0,1,2")
+    return seeds
 
 
-def sweep_runs(overrides: Sequence[str], temperatures: Sequence[float]) -> list[tuple[str, list[str]]]:
+def run_name(temperature: float | None, seed: int | None = None) -> str:
+    name = "baseline" if temperature is None else f"T-{temperature:g}"
+    return name if seed is None else f"{name}-s{seed}"
+
+
+def sweep_runs(overrides: Sequence[str], temperatures: Sequence[float],
+               seeds: Sequence[int] | None = None) -> list[tuple[str, list[str]]]:
     # a sweep is about attacks: they run whatever the base preset says
     overrides = [*overrides, "attack.enabled=true"]
-    runs = [("baseline", [*overrides, "distillation.phases=['baseline']", "attack.models=['baseline']"])]
-    for t in temperatures:
-        runs.append((run_name(t), [*overrides, f"distillation.temperature={t!r}",
-                                   "distillation.phases=['teacher', 'student']", "attack.models=['student']"]))
+    runs = []
+    for seed in seeds or [None]:
+        seeded = overrides if seed is None else [*overrides, f"seed={seed}"]
+        runs.append((run_name(None, seed), [*seeded, "distillation.phases=['baseline']",
+                                            "attack.models=['baseline']"]))
+        for t in temperatures:
+            runs.append((run_name(t, seed), [*seeded, f"distillation.temperature={t!r}",
+                                             "distillation.phases=['teacher', 'student']",
+                                             "attack.models=['student']"]))
     return runs
 
 
@@ -57,14 +77,20 @@ def _finished(run_dir: Path) -> bool:
         e.type == EventType.FINISHED for e in iter_events(run_dir / "events.jsonl"))
 
 
-def run_sweep(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float], sweep_dir: Path, *,
-              quick: bool = False, data_root: str | None = None,
-              follow: Callable[[Any], int] | None = None) -> dict[str, Any]:
-    """Train and attack every run of the sweep (reusing finished ones), then write sweep.json."""
+def open_run(preset_name: str, run_overrides: Sequence[str], run_dir: Path, data_root: str | None):
+    """The session for one run of a sweep: resumed where a run directory exists, else created."""
     from engine.session import ThreadSession
 
+    if (run_dir / "preset.toml").exists():
+        return ThreadSession.resume_from(run_dir, data_root=data_root)
+    return ThreadSession.create(load_preset(preset_name, run_overrides), run_dir, data_root=data_root)
+
+
+def prepare_sweep(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float], sweep_dir: Path,
+                  quick: bool, seeds: Sequence[int] | None) -> tuple[dict[str, Any], list[tuple[str, list[str]]]]:
     all_overrides = [*(QUICK_OVERRIDES if quick else ()), *overrides]
-    plan = {"preset": preset_name, "overrides": all_overrides, "temperatures": list(temperatures), "quick": quick}
+    plan = {"preset": preset_name, "overrides": all_overrides, "temperatures": list(temperatures), "quick": quick,
+            "seeds": list(seeds) if seeds else None}
     load_preset(preset_name, all_overrides)  # every problem with the preset is reported before any work
     plan_path = sweep_dir / PLAN_FILE
     if plan_path.exists():
@@ -79,26 +105,37 @@ def run_sweep(preset_name: str, overrides: Sequence[str], temperatures: Sequence
         except OSError as exc:
             raise RunDirError(f"cannot write sweep directory {sweep_dir} ({exc.strerror or exc}); "
                               "pass --sweep-dir with a writable folder") from None
-    t0 = time.time()
-    for name, run_overrides in sweep_runs(all_overrides, temperatures):
-        run_dir = sweep_dir / name
-        if _finished(run_dir):
-            continue
-        if (run_dir / "preset.toml").exists():
-            session = ThreadSession.resume_from(run_dir, data_root=data_root)
-        else:
-            session = ThreadSession.create(load_preset(preset_name, run_overrides), run_dir, data_root=data_root)
-        code = follow(session) if follow else _run_quietly(session)
-        if code != 0:
-            raise RunDirError(f"sweep run {run_dir} did not finish ({session.error or session.state}); fix it and "
-                              f"run the same sweep command again to resume")
-    result = collect_sweep(sweep_dir, plan)
+    return plan, sweep_runs(all_overrides, temperatures, seeds)
+
+
+def finish_sweep(sweep_dir: Path, plan: dict[str, Any], t0: float,
+                 failed: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    result = collect_sweep(sweep_dir, plan, failed or {})
     result["seconds_this_invocation"] = time.time() - t0
+    result.update(extra or {})
     atomic_write_json(sweep_dir / SWEEP_FILE, result)
     from engine.figures import write_sweep_figures
 
     write_sweep_figures(sweep_dir, result)
     return result
+
+
+def run_sweep(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float], sweep_dir: Path, *,
+              quick: bool = False, data_root: str | None = None, seeds: Sequence[int] | None = None,
+              follow: Callable[[Any], int] | None = None) -> dict[str, Any]:
+    """Train and attack every run of the sweep here, one after another (reusing finished ones)."""
+    plan, runs = prepare_sweep(preset_name, overrides, temperatures, sweep_dir, quick, seeds)
+    t0 = time.time()
+    for name, run_overrides in runs:
+        run_dir = sweep_dir / name
+        if _finished(run_dir):
+            continue
+        session = open_run(preset_name, run_overrides, run_dir, data_root)
+        code = follow(session) if follow else _run_quietly(session)
+        if code != 0:
+            raise RunDirError(f"sweep run {run_dir} did not finish ({session.error or session.state}); fix it and "
+                              f"run the same sweep command again to resume")
+    return finish_sweep(sweep_dir, plan, t0)
 
 
 def _run_quietly(session) -> int:
@@ -133,14 +170,58 @@ def _model_entry(run_dir: Path, model: str) -> dict[str, Any]:
     return entry
 
 
-def collect_sweep(sweep_dir: Path, plan: dict[str, Any]) -> dict[str, Any]:
-    base_summary = json.loads((sweep_dir / "baseline" / "summary.json").read_text())
-    by_t = {f"{t:g}": {"temperature": t, **_model_entry(sweep_dir / run_name(t), "student")}
-            for t in plan["temperatures"]}
-    baseline = _model_entry(sweep_dir / "baseline", "baseline")
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    m = sum(values) / len(values)
+    return m, (sum((v - m) ** 2 for v in values) / len(values)) ** 0.5
+
+
+def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several seeds of one configuration: the mean where the single entry had a number, the
+    spread (population std) beside it, and every seed's own entry."""
+    if len(entries) == 1:
+        return entries[0]
+    out: dict[str, Any] = dict(entries[0])
+    spread: dict[str, Any] = {}
+    for key in ("accuracy", "mean_abs_logit", "saturated_share", "rho_adv"):
+        vals = [e[key] for e in entries if e.get(key) is not None]
+        if vals:
+            out[key], spread[key] = _mean_std(vals)
+    for key in ("success_rate", "mean_features_changed"):
+        out[key], spread[key] = {}, {}
+        for o in entries[0][key]:
+            vals = [e[key][o] for e in entries if e[key].get(o) is not None]
+            if vals:
+                out[key][o], spread[key][o] = _mean_std(vals)
+    out["spread"] = spread
+    out["per_seed"] = entries
+    out["run_dir"] = [e["run_dir"] for e in entries]
+    return out
+
+
+def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] | None = None) -> dict[str, Any]:
+    failed = failed or {}
+    seeds = plan.get("seeds") or [None]
+
+    def entries(t: float | None) -> list[dict[str, Any]]:
+        model = "baseline" if t is None else "student"
+        found = []
+        for seed in seeds:
+            name = run_name(t, seed)
+            if name not in failed and (sweep_dir / name / "summary.json").exists():
+                found.append({"seed": seed, "temperature": t, **_model_entry(sweep_dir / name, model)})
+        return found
+
+    base = entries(None)
+    if not base:
+        raise RunDirError(f"no baseline run of {sweep_dir} finished ({'; '.join(failed.values()) or 'none ran'})")
+    base_summary = json.loads((sweep_dir / base[0]["run_dir"] / "summary.json").read_text())
+    per_t = {f"{t:g}": e for t in plan["temperatures"] if (e := entries(t))}
+    by_t = {k: _aggregate(e) for k, e in per_t.items()}
+    baseline = _aggregate(base)
     return {
-        "preset": plan["preset"], "quick": plan["quick"], "overrides": plan["overrides"],
+        "preset": plan["preset"], "quick": plan["quick"], "overrides": plan["overrides"], "seeds": plan.get("seeds"),
         "dataset": base_summary["dataset"], "data_note": base_summary["data_note"],
-        "temperatures": plan["temperatures"], "baseline": baseline, "by_temperature": by_t,
-        "seconds": baseline["seconds"] + sum(v["seconds"] for v in by_t.values()),
+        "temperatures": [t for t in plan["temperatures"] if f"{t:g}" in by_t], "baseline": baseline,
+        "by_temperature": by_t, "failed": failed,
+        "seconds": sum(e["seconds"] for e in base) + sum(x["seconds"] for e in per_t.values() for x in e),
     }
