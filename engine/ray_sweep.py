@@ -95,9 +95,12 @@ def run_sweep_on_ray(preset_name: str, overrides: Sequence[str], temperatures: S
     preset_path = preset_name if not preset_name.endswith(".toml") else str(Path(preset_name).resolve())
     wants_gpu = resolve_device(load_preset(preset_name, plan["overrides"]).device).type == "cuda"
     if address in (None, "", "local"):
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        # a local instance talks to itself only: keep it on loopback
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     else:
-        ray.init(address=address, log_to_driver=False)
+        host = address.rsplit(":", 1)[0] if address != "auto" else os.environ.get("RAY_ADDRESS", "").rsplit(":", 1)[0]
+        local = host.startswith("127.") or host == "localhost"
+        ray.init(address=address, log_to_driver=False, **({"_node_ip_address": "127.0.0.1"} if local else {}))
     task = ray.remote(max_retries=MAX_RETRIES)(run_task).options(num_cpus=1, num_gpus=1 if wants_gpu else 0)
     log = SweepLog(sweep_dir)
     t0 = time.time()
