@@ -73,3 +73,28 @@ def test_report_of_a_single_run(trained_run, tmp_path):
     text = (run / "report.md").read_text()
     acc = json.loads((run / "summary.json").read_text())["accuracy"]
     assert f"{100 * acc['student']:.1f}%" in text and "Setup" in text
+
+
+def test_dashboard_attached_to_a_sweep_shows_its_progress(tmp_path):
+    import asyncio
+
+    from scripted import NO_GPU
+    from tui.__main__ import _parser, build_session
+    from tui.app import DefdistillApp
+
+    sweep = tmp_path / "sweep"
+    args = ["sweep", "digits", "--temperatures", "5", "--sweep-dir", str(sweep), "--quiet",
+            "--set", "training.epochs=1", "--set", "data.train_limit=200", "--set", "data.test_limit=60",
+            "--set", "attack.samples=1", "--set", "attack.outputs=['softmax']"]
+    assert cli(*args).returncode == 0
+    session = build_session(_parser().parse_args(["--attach", str(sweep)]))
+    assert session.run_dir.parent == sweep
+
+    async def run():
+        app = DefdistillApp(session, telemetry=lambda: NO_GPU)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(1.5)
+            assert app.state.sweep.startswith("sweep 2/2 done")
+        session.close()
+
+    asyncio.run(run())

@@ -50,10 +50,22 @@ def build_session(args: argparse.Namespace):
 
         return ReplaySession(args.open_dir)
     if args.attach is not None:
+        from pathlib import Path
+
         from engine.process_session import ProcessSession
         from engine.rundir import RunDir
 
-        return ProcessSession.attach(RunDir.open(args.attach or _pick_run(args.runs)).path)
+        target = Path(args.attach or _pick_run(args.runs))
+        if (target / "sweep-plan.json").exists():  # a sweep: watch its current run, its progress on top
+            from engine.runs import sweep_progress
+
+            _line, run = sweep_progress(target)
+            if run is None:
+                raise UserError(f"no run of the sweep {target} has started yet; attach again in a moment")
+            session = ProcessSession.attach(run)
+            session.sweep_dir = target
+            return session
+        return ProcessSession.attach(RunDir.open(target).path)
     if args.in_process:
         from engine.presets import load_preset
         from engine.session import ThreadSession

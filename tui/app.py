@@ -155,6 +155,14 @@ class DefdistillApp(App[None]):
         main = self._main()
         if main is not None and self._telemetry is not None:
             main.query_one(SystemPanel).show(self._telemetry())
+        sweep_dir = getattr(self.session, "sweep_dir", None)
+        if sweep_dir is not None:  # attached to a sweep: its progress, once a second
+            from engine.runs import sweep_progress
+
+            line, _run = sweep_progress(sweep_dir)
+            if line != self.state.sweep:
+                self.state.sweep = line
+                self._dirty = True
 
     # -- actions ----------------------------------------------------------------------------------
     def _command(self, fn: Callable[[], object]) -> bool:
