@@ -37,7 +37,10 @@ def _app(tmp_path, stage: str) -> DefdistillApp:
     return app
 
 
-def _settled(app: DefdistillApp):
+def _settled(app: DefdistillApp, *keys: str):
+    """Wait until every scripted event is on screen, then press `keys` (a modal's Input stops
+    blinking first, so the screenshot is the same every time)."""
+
     async def run_before(pilot) -> None:
         n = sum(1 for _ in open(os.path.join(app.session.run_dir, "events.jsonl")))
         for _ in range(200):
@@ -46,6 +49,11 @@ def _settled(app: DefdistillApp):
             await pilot.pause(0.02)
         app._redraw(force=True)
         await pilot.pause()
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause()
+            for field in app.screen.query("Input"):
+                field.cursor_blink = False
     return run_before
 
 
@@ -67,41 +75,17 @@ def test_main_screen_during_attacks(snap_compare, tmp_path):
 
 def test_results_screen_after_run(snap_compare, tmp_path):
     app = _app(tmp_path, "finished")
-    settle = _settled(app)
-
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("r")
-        await pilot.pause()
-
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=_settled(app, "r"))
 
 
 def test_temperature_modal_rejects_invalid_value(snap_compare, tmp_path):
     app = _app(tmp_path, "training")
-    settle = _settled(app)
-
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("t")
-        await pilot.pause()
-        app.screen.query_one("Input").cursor_blink = False
-        await pilot.press("-", "5", "enter")
-        await pilot.pause()
-
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=_settled(app, "t", "-", "5", "enter"))
 
 
 def test_help_screen(snap_compare, tmp_path):
     app = _app(tmp_path, "training")
-    settle = _settled(app)
-
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("question_mark")
-        await pilot.pause()
-
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=_settled(app, "question_mark"))
 
 
 def test_no_gpu_panel_says_so_in_one_line(snap_compare, tmp_path):
