@@ -34,8 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="one baseline, then a distilled student per temperature, each attacked")
     sw.add_argument("preset", nargs="?", default="digits")
     sw.add_argument("--temperatures", help="comma-separated (default: the paper's 1,2,5,10,20,30,40,50,100)")
-    sw.add_argument("--quick", action="store_true", help="5 epochs and 20 attack inputs: a laptop profile, "
-                    "labelled as such in the report")
+    sw.add_argument("--quick", action="store_true", help="5 epochs (lr halved every 2) and 20 attack inputs: "
+                    "a laptop profile, labelled as such in the report")
     sw.add_argument("--sweep-dir", help="default runs/sweep-<preset>-<UTC time>; give an existing one to resume")
     sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     sw.add_argument("--data-root")
