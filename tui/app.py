@@ -15,6 +15,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.widgets import Log
 
 from engine.errors import UserError
@@ -123,12 +124,20 @@ class DefdistillApp(App[None]):
 
     # -- drawing ----------------------------------------------------------------------------------
     def _main(self) -> MainScreen | None:
+        """The main screen while its widgets exist (not before it is composed, nor while the
+        app shuts down: a timer may fire then)."""
         for screen in self.screen_stack:
-            if isinstance(screen, MainScreen):
+            if isinstance(screen, MainScreen) and screen.is_attached and screen.query(StatusBar):
                 return screen
         return None
 
     def _redraw(self, force: bool = False) -> None:
+        try:
+            self._draw_panels(force)
+        except NoMatches:  # the screen is being torn down (quit) while a timer fires: nothing to draw
+            pass
+
+    def _draw_panels(self, force: bool) -> None:
         main = self._main()
         if main is None or not (self._dirty or force):
             return
