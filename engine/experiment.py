@@ -44,14 +44,15 @@ class Experiment:
         self.control.pause_point(lambda: self.emit(EventType.PAUSED, phase=self.phase),
                                  lambda: self.emit(EventType.RESUMED, phase=self.phase))
 
-    def _take_temperature(self, phase: str, epoch: int, batch: int) -> float | None:
+    def _take_temperature(self, phase: str) -> float | None:
+        """Apply a pending set_temperature: the new T for `phase`'s next batch (None during the
+        baseline, which stays at T = 1; the new T then applies from the teacher on)."""
         new_t = self.control.take_temperature()
         if new_t is None:
             return None
         old, self.temperature = self.temperature, new_t
         applies = "next batch" if phase != "baseline" else "teacher (the baseline is T = 1 by definition)"
-        self.emit(EventType.TEMPERATURE_CHANGED, phase=phase, epoch=epoch, batch=batch,
-                  old=old, temperature=new_t, applies=applies)
+        self.emit(EventType.TEMPERATURE_CHANGED, phase=phase, old=old, temperature=new_t, applies=applies)
         return new_t if phase != "baseline" else None
 
     # -- probes: what the confidence panel shows, as plain numbers --------------------------
@@ -105,7 +106,7 @@ class Experiment:
             emit_epoch=lambda m: self.emit(EventType.EPOCH, phase=phase, **m,
                                            probe_logits=self.probe_logits(model)),
             pause_point=self.pause_point,
-            take_temperature=lambda: self._take_temperature(phase, -1, -1),
+            take_temperature=lambda: self._take_temperature(phase),
             save_checkpoint=save,
         )
         metrics = train_phase(model, optimizer, cfg, self.data.x_train, targets, self.data.x_test,
@@ -141,12 +142,8 @@ class Experiment:
             self._train("student", labels, t)
 
     def _teacher_temperature(self) -> float:
-        # A temperature set during the baseline applies from the teacher on.
-        pending = self.control.take_temperature()
-        if pending is not None:
-            old, self.temperature = self.temperature, pending
-            self.emit(EventType.TEMPERATURE_CHANGED, phase="teacher", epoch=0, batch=0, old=old,
-                      temperature=pending, applies="teacher")
+        # a temperature set after the baseline's last batch is the teacher's from its first batch
+        self._take_temperature("teacher")
         return self.temperature
 
     # -- results --------------------------------------------------------------------------
