@@ -70,8 +70,8 @@ def _run_to_end(session, quiet: bool) -> None:
     command channel) stops it cleanly with a checkpoint. A dropped terminal (SIGHUP) does not."""
     import signal
 
-    from engine.channel import CommandServer, write_pid
-    from engine.progress import HeadlessProgress, quiet_printer
+    from engine.runs.channel import CommandServer, write_pid
+    from engine.runs.progress import HeadlessProgress, quiet_printer
 
     progress = None if quiet else HeadlessProgress()
     session.subscribe(quiet_printer if progress is None else progress)
@@ -113,15 +113,15 @@ def _sweep(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from engine.report import write_report
-    from engine.sweep import parse_seeds, parse_temperatures, run_sweep
+    from engine.sweeps.report import write_report
+    from engine.sweeps.sweep import parse_seeds, parse_temperatures, run_sweep
 
     temps = parse_temperatures(args.temperatures)
     seeds = parse_seeds(args.seeds)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     sweep_dir = Path(args.sweep_dir or f"runs/sweep-{args.preset}-{stamp}")
     if args.ray is not None:
-        from engine.ray_sweep import run_sweep_on_ray
+        from engine.sweeps.ray_sweep import run_sweep_on_ray
 
         result = run_sweep_on_ray(args.preset, args.overrides, temps, sweep_dir, address=args.ray, quick=args.quick,
                                   data_root=args.data_root, seeds=seeds, num_cpus=args.ray_cpus,
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from engine.presets import available_presets, load_preset
-    from engine.session import ThreadSession
+    from engine.runs.session import ThreadSession
 
     if args.command == "presets":
         for name in available_presets():
@@ -177,19 +177,19 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "resume":
         return _follow(ThreadSession.resume_from(args.run_dir, data_root=args.data_root), args.quiet)
     if args.command == "ps":
-        from engine.runs import format_runs, list_runs
+        from engine.runs.listing import format_runs, list_runs
 
         print(format_runs(list_runs(args.runs_dir)))
         return 0
     if args.command == "stop":
-        from engine.runs import stop_run
+        from engine.runs.listing import stop_run
 
         print(stop_run(args.run_dir))
         return 0
     if args.command == "sweep":
         return _sweep(args)
     if args.command == "report":
-        from engine.report import write_report
+        from engine.sweeps.report import write_report
 
         print(write_report(args.path))
         return 0

@@ -38,7 +38,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
 def trained_run(tmp_path_factory):
     """One finished quick digits run (baseline, teacher and student at T=20), no attacks yet."""
     from engine.presets import load_preset
-    from engine.session import ThreadSession
+    from engine.runs.session import ThreadSession
 
     preset = load_preset("digits", QUICK)
     session = ThreadSession.create(preset, tmp_path_factory.mktemp("runs") / "trained")

@@ -10,9 +10,9 @@ import math
 from pathlib import Path
 
 from engine.data import load_digits_28
-from engine.events import EventType, make_event
 from engine.presets import load_preset
-from engine.telemetry import Sample
+from engine.runs.events import EventType, make_event
+from engine.runs.telemetry import Sample
 
 T0 = 1_700_000_000.0
 NO_GPU = Sample(False, "CPU / RAM (this process)",

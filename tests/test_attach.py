@@ -14,11 +14,11 @@ import time
 import pytest
 
 from conftest import QUICK, ROOT, cli
-from engine.channel import ChannelError, CommandServer, engine_alive, send, socket_path
-from engine.events import EventType
-from engine.process_session import ProcessSession
-from engine.rundir import iter_events
-from engine.runs import list_runs, run_state
+from engine.runs.channel import ChannelError, CommandServer, engine_alive, send, socket_path
+from engine.runs.events import EventType
+from engine.runs.listing import list_runs, run_state
+from engine.runs.process_session import ProcessSession
+from engine.runs.rundir import iter_events
 from scripted import NO_GPU
 from tui.app import DefdistillApp
 

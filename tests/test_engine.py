@@ -14,10 +14,10 @@ import pytest
 import tomllib
 
 from conftest import QUICK, ROOT, assert_one_line_error, cli
-from engine.events import EventType
 from engine.presets import load_preset
-from engine.rundir import iter_events
-from engine.session import ThreadSession
+from engine.runs.events import EventType
+from engine.runs.rundir import iter_events
+from engine.runs.session import ThreadSession
 
 
 def test_finished_run_directory_is_self_describing(trained_run):

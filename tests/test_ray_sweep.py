@@ -13,8 +13,8 @@ import pytest
 
 from conftest import ROOT, cli
 from engine.errors import UserError
-from engine.events import EventType
-from engine.rundir import iter_events
+from engine.runs.events import EventType
+from engine.runs.rundir import iter_events
 
 ray = pytest.importorskip("ray")
 
@@ -83,7 +83,7 @@ def test_killed_ray_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path):
 
 
 def test_ray_missing_is_a_one_line_error_naming_the_extra(tmp_path, monkeypatch):
-    from engine.ray_sweep import run_sweep_on_ray
+    from engine.sweeps.ray_sweep import run_sweep_on_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     with pytest.raises(UserError, match=r"defdistill\[ray\]"):

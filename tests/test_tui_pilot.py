@@ -8,10 +8,10 @@ import json
 import re
 
 from conftest import QUICK, assert_one_line_error, cli
-from engine.events import EventType
 from engine.presets import load_preset
-from engine.rundir import iter_events
-from engine.session import ThreadSession
+from engine.runs.events import EventType
+from engine.runs.rundir import iter_events
+from engine.runs.session import ThreadSession
 from scripted import NO_GPU
 from tui.app import DefdistillApp
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.replay import ReplaySession
+from engine.runs.replay import ReplaySession
 from scripted import NO_GPU, write_run
 from tui.app import DefdistillApp
 

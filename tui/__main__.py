@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _pick_run(runs_dir: str) -> str:
-    from engine.runs import format_runs, list_runs
+    from engine.runs.listing import format_runs, list_runs
 
     runs = list_runs(runs_dir)
     if not runs:
@@ -46,18 +46,18 @@ def _pick_run(runs_dir: str) -> str:
 
 def build_session(args: argparse.Namespace):
     if args.open_dir:
-        from engine.replay import ReplaySession
+        from engine.runs.replay import ReplaySession
 
         return ReplaySession(args.open_dir)
     if args.attach is not None:
         from pathlib import Path
 
-        from engine.process_session import ProcessSession
-        from engine.rundir import RunDir
+        from engine.runs.process_session import ProcessSession
+        from engine.runs.rundir import RunDir
 
         target = Path(args.attach or _pick_run(args.runs))
         if (target / "sweep-plan.json").exists():  # a sweep: watch its current run, its progress on top
-            from engine.runs import sweep_progress
+            from engine.sweeps.progress import sweep_progress
 
             _line, run = sweep_progress(target)
             if run is None:
@@ -68,12 +68,12 @@ def build_session(args: argparse.Namespace):
         return ProcessSession.attach(RunDir.open(target).path)
     if args.in_process:
         from engine.presets import load_preset
-        from engine.session import ThreadSession
+        from engine.runs.session import ThreadSession
 
         preset = load_preset(args.preset, args.overrides)
         return ThreadSession.create(preset, args.run_dir, data_root=args.data_root,
                                     download=True if args.download else None)
-    from engine.process_session import ProcessSession
+    from engine.runs.process_session import ProcessSession
 
     return ProcessSession.launch(args.preset, args.overrides, args.run_dir, data_root=args.data_root,
                                  download=args.download)

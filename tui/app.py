@@ -19,10 +19,10 @@ from textual.css.query import NoMatches
 from textual.widgets import Log
 
 from engine.errors import UserError
-from engine.events import Event
 from engine.paper import PAPER_TEMPERATURES
-from engine.session import Session
-from engine.telemetry import Sample, Telemetry
+from engine.runs.events import Event
+from engine.runs.session import Session
+from engine.runs.telemetry import Sample, Telemetry
 from tui.messages import EventsAvailable, SweepProgress
 from tui.screens.attack import AttackModal
 from tui.screens.confirm import ConfirmModal
@@ -166,7 +166,7 @@ class DefdistillApp(App[None]):
             main.query_one(SystemPanel).show(self._telemetry())
         sweep_dir = getattr(self.session, "sweep_dir", None)
         if sweep_dir is not None:  # attached to a sweep: its progress, once a second
-            from engine.runs import sweep_progress
+            from engine.sweeps.progress import sweep_progress
 
             line, _run = sweep_progress(sweep_dir)
             if line != self.state.sweep:
@@ -276,8 +276,8 @@ class DefdistillApp(App[None]):
 
     @work(thread=True, exclusive=True, group="sweep", exit_on_error=False)
     def _run_sweep(self) -> None:
-        from engine.report import write_report
-        from engine.sweep import run_sweep, sweep_runs
+        from engine.sweeps.report import write_report
+        from engine.sweeps.sweep import run_sweep, sweep_runs
 
         self.session.wait()  # the run on screen first: two trainings would halve each other's speed
         sweep_dir = Path(f"{self.session.run_dir}-sweep")

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.events import Event
+from engine.runs.events import Event
 
 MAX_POINTS = 600  # per series; older points are merged pairwise when a series fills up
 

@@ -8,8 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from engine.control import check_temperature
 from engine.errors import UserError
+from engine.runs.control import check_temperature
 
 
 class TemperatureModal(ModalScreen[float | None]):

@@ -10,8 +10,8 @@ import tomllib
 
 from engine.errors import RunDirError
 from engine.paper import CW, GRADIENT_REDUCTION, HEADLINE, SUCCESS_VS_T, paper_key
-from engine.rundir import atomic_write_bytes
-from engine.sweep import SWEEP_FILE
+from engine.runs.rundir import atomic_write_bytes
+from engine.sweeps.sweep import SWEEP_FILE
 
 OUTPUTS = ("softmax", "logits", "softmax_T")
 

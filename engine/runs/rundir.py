@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 import engine
 from engine.errors import CheckpointError, RunDirError
-from engine.events import Event
+from engine.runs.events import Event
 
 PRESET_FILE = "preset.toml"
 EVENTS_FILE = "events.jsonl"

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
-from engine.events import EventType, make_event
-from engine.rundir import atomic_write_json
-from engine.sweep import _finished, finish_sweep, prepare_sweep
+from engine.runs.events import EventType, make_event
+from engine.runs.rundir import atomic_write_json
+from engine.sweeps.sweep import _finished, finish_sweep, prepare_sweep
 
 MAX_RETRIES = 3
 
@@ -34,9 +34,9 @@ def _import_ray():
 
 def run_task(preset: str, overrides: list[str], run_dir: str, data_root: str | None) -> dict[str, Any]:
     """Body of one Ray task: create or resume the run, take it to its end, say where it ran."""
-    from engine.channel import write_pid
-    from engine.rundir import EVENTS_FILE
-    from engine.sweep import open_run
+    from engine.runs.channel import write_pid
+    from engine.runs.rundir import EVENTS_FILE
+    from engine.sweeps.sweep import open_run
 
     path = Path(run_dir)
     resumed = (path / EVENTS_FILE).exists()

@@ -12,13 +12,13 @@ from typing import Any
 import torch
 
 from engine.checkpoints import pack_state, unpack_state
-from engine.control import Control
+from engine.runs.control import Control
 from engine.data import DatasetSplit
 from engine.distillation import mean_abs_logit, saturated_share, soft_labels
-from engine.events import EventType
+from engine.runs.events import EventType
 from engine.networks import TableICNN, build_network
 from engine.presets import Preset
-from engine.rundir import RunDir
+from engine.runs.rundir import RunDir
 from engine.training import PhaseHooks, evaluate, make_optimizer, predict_logits, train_phase
 
 PHASE_ORDER = ("baseline", "teacher", "student")

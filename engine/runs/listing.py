@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.channel import ChannelError, engine_alive, send
-from engine.events import EventType
-from engine.rundir import PRESET_FILE, RunDir, iter_events
+from engine.runs.channel import ChannelError, engine_alive, send
+from engine.runs.events import EventType
+from engine.runs.rundir import PRESET_FILE, RunDir, iter_events
 
 _END = {EventType.FINISHED: "finished", EventType.FAILED: "failed", EventType.STOPPED: "stopped"}
 _START = {EventType.RUN_STARTED, EventType.RUN_RESUMED}
@@ -80,29 +80,3 @@ def stop_run(run_dir: str | Path, timeout: float = 120.0) -> str:
         time.sleep(0.2)
     raise ChannelError(f"the engine of {rd.path} did not stop within {timeout:.0f} s; try again, or kill it: "
                        "`defdistill-engine resume` continues from the last epoch")
-
-
-def sweep_progress(sweep_dir: str | Path) -> tuple[str, Path | None]:
-    """One line on a sweep (runs done / running / pending / failed, from its run directories) and
-    the run to watch: the one running now, else the most recently updated."""
-    root = Path(sweep_dir)
-    import json
-
-    plan = json.loads((root / "sweep-plan.json").read_text())
-    from engine.sweep import sweep_runs
-
-    names = [n for n, _ in sweep_runs(plan["overrides"], plan["temperatures"], plan.get("seeds"))]
-    infos = {n: run_state(root / n) for n in names if (root / n / "events.jsonl").exists()}
-    counts = {"done": 0, "running": 0, "failed": 0, "interrupted": 0}
-    for info in infos.values():
-        key = {"finished": "done", "paused": "running"}.get(info.state, info.state)
-        if key in counts:
-            counts[key] += 1
-    pending = len(names) - len(infos)
-    live = [i for i in infos.values() if i.state in ("running", "paused")]
-    current = max(live or infos.values(), key=lambda i: i.updated, default=None)
-    where = f" · now {current.path.name} {current.phase} {current.progress}" if current and live else ""
-    line = (f"sweep {counts['done']}/{len(names)} done, {counts['running']} running, {pending} pending"
-            + (f", {counts['failed']} failed" if counts["failed"] else "")
-            + (f", {counts['interrupted']} interrupted" if counts["interrupted"] else "") + where)
-    return line, current.path if current else None

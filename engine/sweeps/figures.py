@@ -27,7 +27,7 @@ def _plt():
 def _save(fig, path: Path) -> None:
     import io
 
-    from engine.rundir import atomic_write_bytes
+    from engine.runs.rundir import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")

@@ -146,7 +146,7 @@ def send(run_dir: Path, cmd: str, timeout: float = 10.0, **args: Any) -> dict[st
 
 
 def write_pid(run_dir: Path) -> None:
-    from engine.rundir import atomic_write_bytes
+    from engine.runs.rundir import atomic_write_bytes
 
     atomic_write_bytes(Path(run_dir) / PID_FILE, str(os.getpid()).encode())
 

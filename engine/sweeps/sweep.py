@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import PresetError, RunDirError
-from engine.events import EventType
 from engine.paper import PAPER_TEMPERATURES
 from engine.presets import load_preset
-from engine.rundir import atomic_write_json, iter_events
+from engine.runs.events import EventType
+from engine.runs.rundir import atomic_write_json, iter_events
 
 # Laptop profile: 5 epochs with the lr halved every 2 (without the decay, SGD 0.1/0.9 leaves the
 # T=100 student ~6 points below the baseline after 5 epochs on MNIST-t10k; with it, ~1 point).
@@ -81,7 +81,7 @@ def _finished(run_dir: Path) -> bool:
 
 def open_run(preset_name: str, run_overrides: Sequence[str], run_dir: Path, data_root: str | None):
     """The session for one run of a sweep: resumed where a run directory exists, else created."""
-    from engine.session import ThreadSession
+    from engine.runs.session import ThreadSession
 
     if (run_dir / "preset.toml").exists():
         return ThreadSession.resume_from(run_dir, data_root=data_root)
@@ -116,7 +116,7 @@ def finish_sweep(sweep_dir: Path, plan: dict[str, Any], t0: float,
     result["seconds_this_invocation"] = time.time() - t0
     result.update(extra or {})
     atomic_write_json(sweep_dir / SWEEP_FILE, result)
-    from engine.figures import write_sweep_figures
+    from engine.sweeps.figures import write_sweep_figures
 
     write_sweep_figures(sweep_dir, result)
     return result

@@ -14,7 +14,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from engine.events import Event, EventType
+from engine.runs.events import Event, EventType
 
 
 class HeadlessProgress:

@@ -12,7 +12,7 @@ import torch
 from engine.attacks.jsma import ENDED, JSMAConfig, jsma
 from engine.attacks.outputs import attacked_output
 from engine.errors import AttackConfigError
-from engine.events import EventType
+from engine.runs.events import EventType
 from engine.metrics import (
     ended_counts,
     gradient_amplitude,
@@ -21,7 +21,7 @@ from engine.metrics import (
     success_matrix,
     success_rate,
 )
-from engine.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
+from engine.runs.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
 from engine.training import predict_logits
 
 

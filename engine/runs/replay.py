@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.events import Event, EventType
+from engine.runs.events import Event, EventType
 from engine.presets import preset_from_toml
-from engine.rundir import RunDir
-from engine.session import EventFanout, Session
+from engine.runs.rundir import RunDir
+from engine.runs.session import EventFanout, Session
 
 _END = {EventType.FINISHED, EventType.FAILED, EventType.STOPPED}
 

@@ -15,13 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.control import Control, StopRequested
+from engine.runs.control import Control, StopRequested
 from engine.data import DatasetSplit, load_dataset
 from engine.device import describe_device, resolve_device
 from engine.errors import UserError
-from engine.events import Event, EventType, make_event
+from engine.runs.events import Event, EventType, make_event
 from engine.presets import Preset, preset_from_toml
-from engine.rundir import RunDir, default_run_dir
+from engine.runs.rundir import RunDir, default_run_dir
 
 Subscriber = Callable[[Event], None]
 
@@ -230,7 +230,7 @@ class ThreadSession(EventFanout, Session):
 
     # -- the engine thread ----------------------------------------------------------------
     def _main(self) -> None:
-        from engine.experiment import Experiment
+        from engine.runs.experiment import Experiment
 
         if self.nice:
             _lower_this_thread(self.nice)
@@ -265,7 +265,7 @@ class ThreadSession(EventFanout, Session):
 
     def _attack_queue(self, summary: dict[str, Any]) -> None:
         """Run queued attack requests until none is left, then finish (and go idle)."""
-        from engine.attack_phase import run_attack_phase
+        from engine.runs.attack_phase import run_attack_phase
 
         t0 = time.time()
         while True:
