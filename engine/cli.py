@@ -194,6 +194,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(write_report(args.path))
         return 0
     if args.command == "attack":
+        from engine.runs.channel import engine_alive, send
+
+        if engine_alive(args.run_dir):  # the live engine owns the directory: it queues the attack itself
+            send(args.run_dir, "attack", models=args.model, outputs=args.output, samples=args.samples)
+            print(f"queued on the engine running {args.run_dir}; watch it with `defdistill-tui --attach "
+                  f"{args.run_dir}`")
+            return 0
         session = ThreadSession.for_attack(args.run_dir, models=args.model, outputs=args.output,
                                            samples=args.samples, data_root=args.data_root)
         return _follow(session, args.quiet)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,28 @@ QUICK = [
     "training.epochs=8", "data.train_limit=800", "data.test_limit=200", "training.optimizer='adam'",
     "training.lr=0.002", "training.lr_decay=1.0", "distillation.temperature=20", "attack.enabled=false",
 ]
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 120.0, what: str = "condition") -> None:
+    """Poll `predicate` until it is true; fail naming `what` after `timeout` seconds. Tests wait for
+    a condition, never for a fixed time: a slow CI machine then only takes longer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not reached within {timeout:.0f} s")
+
+
+async def pilot_wait_until(pilot, predicate: Callable[[], object], timeout: float = 30.0,
+                           what: str = "condition") -> None:
+    """`wait_until` for Textual pilot tests: lets the app run between polls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"{what} not reached within {timeout:.0f} s")
 
 
 def cli(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:

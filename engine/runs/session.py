@@ -20,6 +20,7 @@ from engine.data import DatasetSplit, load_dataset
 from engine.device import describe_device, resolve_device
 from engine.errors import UserError
 from engine.runs.events import Event, EventType, make_event
+from engine.runs.lock import RunLock
 from engine.presets import Preset, preset_from_toml
 from engine.runs.rundir import RunDir, default_run_dir
 
@@ -110,7 +111,10 @@ class EventFanout:
 class ThreadSession(EventFanout, Session):
     """The engine in a background thread of this process."""
 
-    def __init__(self, preset: Preset, rundir: RunDir, data: DatasetSplit, *, resumed: bool = False) -> None:
+    def __init__(self, preset: Preset, rundir: RunDir, data: DatasetSplit, *, resumed: bool = False,
+                 lock: RunLock | None = None) -> None:
+        # One engine per run directory: held while this session's engine thread works.
+        self.run_lock = lock or RunLock.acquire(rundir.path)
         self.preset = preset
         self.rundir = rundir
         self.run_dir = rundir.path
@@ -143,19 +147,30 @@ class ThreadSession(EventFanout, Session):
         data = load_dataset(preset.data, data_root, download)
         if data_root is not None:
             preset = preset.model_copy(update={"data": preset.data.model_copy(update={"root": str(data_root)})})
-        rundir = RunDir.create(run_dir or default_run_dir(preset.name), preset.to_toml(), describe_device(device))
-        return cls(preset, rundir, data)
+        target = Path(run_dir or default_run_dir(preset.name))
+        lock = RunLock.acquire(target)
+        try:
+            rundir = RunDir.create(target, preset.to_toml(), describe_device(device))
+        except BaseException:
+            lock.release()
+            raise
+        return cls(preset, rundir, data, lock=lock)
 
     @classmethod
     def resume_from(cls, run_dir: str | Path, *, data_root: str | None = None) -> ThreadSession:
         rundir = RunDir.open(run_dir)
-        preset = preset_from_toml(rundir.read_preset_toml(), str(rundir.path / "preset.toml"))
-        if rundir.read_summary() is not None and _finished(rundir.read_events()):
-            raise UserError(f"run {rundir.path} already finished; start a new one with `defdistill-engine run`")
-        for ckpt in sorted((rundir.path / "checkpoints").glob("*.safetensors")):
-            rundir.load_tensors(ckpt.stem)  # a corrupt checkpoint is reported now, before any work
-        data = load_dataset(preset.data, data_root)
-        return cls(preset, rundir, data, resumed=True)
+        lock = RunLock.acquire(rundir.path)  # before reading: a live engine may be writing these files
+        try:
+            preset = preset_from_toml(rundir.read_preset_toml(), str(rundir.path / "preset.toml"))
+            if rundir.read_summary() is not None and _finished(rundir.read_events()):
+                raise UserError(f"run {rundir.path} already finished; start a new one with `defdistill-engine run`")
+            for ckpt in sorted((rundir.path / "checkpoints").glob("*.safetensors")):
+                rundir.load_tensors(ckpt.stem)  # a corrupt checkpoint is reported now, before any work
+            data = load_dataset(preset.data, data_root)
+            return cls(preset, rundir, data, resumed=True, lock=lock)
+        except BaseException:
+            lock.release()
+            raise
 
     @classmethod
     def for_attack(cls, run_dir: str | Path, *, models: Sequence[str] | None = None,
@@ -163,11 +178,16 @@ class ThreadSession(EventFanout, Session):
                    data_root: str | None = None) -> ThreadSession:
         """A session that only attacks the trained models of a finished run."""
         rundir = RunDir.open(run_dir)
-        if rundir.read_summary() is None:
-            raise UserError(f"run {rundir.path} has not finished training; "
-                            f"`defdistill-engine resume {rundir.path}` first")
-        preset = preset_from_toml(rundir.read_preset_toml(), str(rundir.path / "preset.toml"))
-        session = cls(preset, rundir, load_dataset(preset.data, data_root), resumed=True)
+        lock = RunLock.acquire(rundir.path)
+        try:
+            if rundir.read_summary() is None:
+                raise UserError(f"run {rundir.path} has not finished training; "
+                                f"`defdistill-engine resume {rundir.path}` first")
+            preset = preset_from_toml(rundir.read_preset_toml(), str(rundir.path / "preset.toml"))
+            session = cls(preset, rundir, load_dataset(preset.data, data_root), resumed=True, lock=lock)
+        except BaseException:
+            lock.release()
+            raise
         session._attack_only = True
         session.attack(models, outputs, samples)
         return session
@@ -200,6 +220,11 @@ class ThreadSession(EventFanout, Session):
             self._attack_requests.append({"models": models, "outputs": outputs, "samples": samples})
             idle = self._state == "finished" and not self._thread.is_alive()
             if idle:
+                try:
+                    self.run_lock = RunLock.acquire(self.run_dir)
+                except UserError:
+                    self._attack_requests.pop()
+                    raise
                 # The run is done and its thread gone: attacks get a worker of their own.
                 self._state = "running"
                 self._thread = threading.Thread(target=self._guarded, name="defdistill-attacks", daemon=True,
@@ -299,6 +324,9 @@ class ThreadSession(EventFanout, Session):
                                                     args=(self._attack_after_finish,))
                     self._state = "running"
                     self._thread.start()
+                else:
+                    self._log.flush()
+                    self.run_lock.release()  # the engine is done with the directory: another may take it
 
     def _attack_after_finish(self) -> None:
         self._state = "running"

@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.errors import UserError
 from engine.runs.events import EventType, make_event
+from engine.runs.lock import RunLock
 from engine.runs.rundir import atomic_write_json
 from engine.sweeps.sweep import _finished, finish_sweep, prepare_sweep
 
@@ -86,11 +87,20 @@ def run_sweep_on_ray(preset_name: str, overrides: Sequence[str], temperatures: S
                      seeds: Sequence[int] | None = None, num_cpus: int | None = None,
                      progress=print) -> dict[str, Any]:
     ray = _import_ray()
-    from engine.device import resolve_device
-    from engine.presets import load_preset
 
     sweep_dir = sweep_dir.resolve()
     data_root = str(Path(data_root).resolve()) if data_root else None
+    with RunLock.acquire(sweep_dir, "sweep"):  # one driver per sweep directory; each task locks its own run
+        return _run_on_ray(ray, preset_name, overrides, temperatures, sweep_dir, address, quick, data_root, seeds,
+                           num_cpus, progress)
+
+
+def _run_on_ray(ray: Any, preset_name: str, overrides: Sequence[str], temperatures: Sequence[float],
+                sweep_dir: Path, address: str | None, quick: bool, data_root: str | None,
+                seeds: Sequence[int] | None, num_cpus: int | None, progress: Any) -> dict[str, Any]:
+    from engine.device import resolve_device
+    from engine.presets import load_preset
+
     plan, runs = prepare_sweep(preset_name, overrides, temperatures, sweep_dir, quick, seeds)
     preset_path = preset_name if not preset_name.endswith(".toml") else str(Path(preset_name).resolve())
     wants_gpu = resolve_device(load_preset(preset_name, plan["overrides"]).device).type == "cuda"

@@ -17,6 +17,7 @@ from engine.errors import PresetError, RunDirError
 from engine.paper import PAPER_TEMPERATURES
 from engine.presets import load_preset
 from engine.runs.events import EventType
+from engine.runs.lock import RunLock
 from engine.runs.rundir import atomic_write_json, iter_events
 
 # Laptop profile: 5 epochs with the lr halved every 2 (without the decay, SGD 0.1/0.9 leaves the
@@ -126,18 +127,19 @@ def run_sweep(preset_name: str, overrides: Sequence[str], temperatures: Sequence
               quick: bool = False, data_root: str | None = None, seeds: Sequence[int] | None = None,
               follow: Callable[[Any], int] | None = None) -> dict[str, Any]:
     """Train and attack every run of the sweep here, one after another (reusing finished ones)."""
-    plan, runs = prepare_sweep(preset_name, overrides, temperatures, sweep_dir, quick, seeds)
-    t0 = time.time()
-    for name, run_overrides in runs:
-        run_dir = sweep_dir / name
-        if _finished(run_dir):
-            continue
-        session = open_run(preset_name, run_overrides, run_dir, data_root)
-        code = follow(session) if follow else _run_quietly(session)
-        if code != 0:
-            raise RunDirError(f"sweep run {run_dir} did not finish ({session.error or session.state}); fix it and "
-                              f"run the same sweep command again to resume")
-    return finish_sweep(sweep_dir, plan, t0)
+    with RunLock.acquire(sweep_dir, "sweep"):
+        plan, runs = prepare_sweep(preset_name, overrides, temperatures, sweep_dir, quick, seeds)
+        t0 = time.time()
+        for name, run_overrides in runs:
+            run_dir = sweep_dir / name
+            if _finished(run_dir):
+                continue
+            session = open_run(preset_name, run_overrides, run_dir, data_root)
+            code = follow(session) if follow else _run_quietly(session)
+            if code != 0:
+                raise RunDirError(f"sweep run {run_dir} did not finish ({session.error or session.state}); fix it "
+                                  f"and run the same sweep command again to resume")
+        return finish_sweep(sweep_dir, plan, t0)
 
 
 def _run_quietly(session) -> int:

@@ -1,0 +1,50 @@
+"""One engine per run directory: a second engine on a live run is refused and the first goes on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import QUICK, ROOT, assert_one_line_error, cli, wait_until
+from engine.runs.events import EventType
+from engine.runs.rundir import iter_events
+
+LONG = [s for s in QUICK if not s.startswith("training.epochs")] + ["training.epochs=40"]
+
+
+def _batches(run_dir) -> int:
+    return sum(1 for e in iter_events(run_dir / "events.jsonl") if e.type == EventType.BATCH)
+
+
+def test_a_second_engine_on_a_live_run_is_refused_and_the_first_keeps_training(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "engine.cli", "run", "digits", "--run-dir", str(run_dir), "--quiet"]
+    for s in LONG:
+        args += ["--set", s]
+    first = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: _batches(run_dir) >= 3, what="the first engine's first batches")
+        for second in (cli("resume", str(run_dir)),
+                       cli("run", "digits", "--run-dir", str(run_dir), *sum((["--set", s] for s in QUICK), []))):
+            assert_one_line_error(second, "in use by another engine", f"pid {first.pid}", "defdistill-engine stop")
+        refused_at = _batches(run_dir)
+        wait_until(lambda: _batches(run_dir) > refused_at + 5, what="the first engine training on")
+        starts = [e.type for e in iter_events(run_dir / "events.jsonl")
+                  if e.type in (EventType.RUN_STARTED, EventType.RUN_RESUMED)]
+        assert starts == [EventType.RUN_STARTED], "the refused engine wrote into the run"
+        assert first.poll() is None
+        assert cli("stop", str(run_dir)).returncode == 0
+        assert first.wait(60) == 130  # stopped cleanly, resumable
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    # the lock went with its engine: the run can be taken up again
+    resumed = subprocess.Popen([sys.executable, "-m", "engine.cli", "resume", str(run_dir), "--quiet"], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: any(e.type == EventType.RUN_RESUMED for e in iter_events(run_dir / "events.jsonl")),
+                   what="the resumed engine")
+    finally:
+        resumed.kill()
+        resumed.wait()
