@@ -6,12 +6,20 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from engine.errors import EXIT_USER_ERROR, UserError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's usage errors as one line and exit 2, like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message[:300]}; see `{self.prog} --help`\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="defdistill-engine",
+    p = OneLineParser(prog="defdistill-engine",
                                 description="Defensive distillation experiments, headless.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -31,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list presets with one-line descriptions")
 
+    chk = sub.add_parser("check", help="validate a preset with its overrides and print it resolved; runs nothing")
+    chk.add_argument("preset", nargs="?", default="digits")
+    chk.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
     sw = sub.add_parser("sweep", help="one baseline, then a distilled student per temperature, each attacked")
     sw.add_argument("preset", nargs="?", default="digits")
     sw.add_argument("--temperatures", help="comma-separated (default: the paper's 1,2,5,10,20,30,40,50,100)")
@@ -45,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="run each temperature x seed as a Ray task: no ADDRESS starts a local Ray, "
                          "`auto` joins the running cluster (needs the ray extra)")
     sw.add_argument("--ray-cpus", type=int, help="CPUs of a local Ray instance (default: all)")
+    sw.add_argument("--after", metavar="RUN_DIR", help="start once the engine of RUN_DIR has ended (the dashboard's "
+                    "`w`: two trainings at once would halve each other's speed)")
 
     ps = sub.add_parser("ps", help="list runs with their state, preset, phase and progress")
     ps.add_argument("runs_dir", nargs="?", default="runs")
@@ -73,6 +87,8 @@ def _run_to_end(session, quiet: bool) -> None:
     from engine.runs.channel import CommandServer, write_pid
     from engine.runs.progress import HeadlessProgress, quiet_printer
 
+    for problem in session.problems():  # said once, before any progress
+        print(f"defdistill-engine: warning: {problem}", file=sys.stderr)
     progress = None if quiet else HeadlessProgress()
     session.subscribe(quiet_printer if progress is None else progress)
     if progress is not None:
@@ -118,6 +134,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
     temps = parse_temperatures(args.temperatures)
     seeds = parse_seeds(args.seeds)
+    if args.after:
+        _wait_for_run(args.after)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     sweep_dir = Path(args.sweep_dir or f"runs/sweep-{args.preset}-{stamp}")
     if args.ray is not None:
@@ -137,6 +155,16 @@ def _sweep(args: argparse.Namespace) -> int:
                       "baseline_success_rate_softmax": result["baseline"]["success_rate"].get("softmax"),
                       "failed": result.get("failed", {}), "seconds": result["seconds"]}, indent=2))
     return 1 if result.get("failed") else 0
+
+
+def _wait_for_run(run_dir: str) -> None:
+    """Block until no engine holds `run_dir` (it finished, stopped or died)."""
+    import time
+
+    from engine.runs.lock import RunLock
+
+    while RunLock.is_held(run_dir):
+        time.sleep(1.0)
 
 
 def _sweep_step(session, quiet: bool) -> int:
@@ -168,6 +196,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "presets":
         for name in available_presets():
             print(f"{name:<16} {load_preset(name).description}")
+        return 0
+    if args.command == "check":
+        print(load_preset(args.preset, args.overrides).to_toml(), end="")
         return 0
     if args.command == "run":
         preset = load_preset(args.preset, args.overrides)

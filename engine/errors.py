@@ -27,3 +27,11 @@ class CheckpointError(UserError):
 
 class AttackConfigError(UserError):
     pass
+
+
+def quoted(value: object, limit: int = 60) -> str:
+    """repr(value) cut to a readable length: an error line must stay one line a person can read."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 20]}... ({len(text):,} chars)"

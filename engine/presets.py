@@ -9,7 +9,7 @@ import tomli_w
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.errors import PresetError
+from engine.errors import PresetError, quoted
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 DEFAULT_PRESET = "digits"
@@ -119,12 +119,12 @@ def _resolve_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
-            raise PresetError(f"preset file {path} not found; give an existing .toml path or one of: "
+            raise PresetError(f"preset file {quoted(str(path))} not found; give an existing .toml path or one of: "
                               f"{', '.join(available_presets())}")
         return path
     presets = available_presets()
     if name_or_path not in presets:
-        raise PresetError(f"unknown preset {name_or_path!r}; choose one of: {', '.join(presets)} "
+        raise PresetError(f"unknown preset {quoted(name_or_path)}; choose one of: {', '.join(presets)} "
                           "(or give a path to a .toml file)")
     return presets[name_or_path]
 
@@ -132,16 +132,19 @@ def _resolve_path(name_or_path: str) -> Path:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`a.b=value` -> (["a", "b"], value); the value is read as TOML, else kept as a string."""
     if "=" not in text:
-        raise PresetError(f"--set {text!r} is not key=value; e.g. --set distillation.temperature=20")
+        raise PresetError(f"--set {quoted(text)} is not key=value; e.g. --set distillation.temperature=20")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key:
-        raise PresetError(f"--set {text!r} has an empty key; e.g. --set training.epochs=5")
+        raise PresetError(f"--set {quoted(text)} has an empty key; e.g. --set training.epochs=5")
+    keys = key.split(".")
+    if any(not k.strip() for k in keys):
+        raise PresetError(f"--set {quoted(text)}: key {quoted(key)} has an empty part; e.g. --set training.epochs=5")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except Exception:  # not a TOML value (any parser failure): the text itself, as a string
         value = raw
-    return key.split("."), value
+    return keys, value
 
 
 def _apply_override(tree: dict, keys: list[str], value: Any) -> None:
@@ -149,7 +152,8 @@ def _apply_override(tree: dict, keys: list[str], value: Any) -> None:
     for k in keys[:-1]:
         child = node.setdefault(k, {})
         if not isinstance(child, dict):
-            raise PresetError(f"--set {'.'.join(keys)}: {k!r} is a value, not a section")
+            raise PresetError(f"--set {quoted('.'.join(keys))}: {quoted(k)} is a value, not a section; "
+                              "set a key inside it, e.g. --set training.epochs=5")
         node = child
     node[keys[-1]] = value
 
@@ -178,15 +182,15 @@ def _allowed(loc: tuple) -> str:
 
 def _describe(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    key = quoted(".".join(str(p) for p in first["loc"]) or "(top level)")[1:-1]
     kind = first["type"]
     if kind == "extra_forbidden":
-        return f"{source}: unknown key {key!r}; remove it or check its spelling against presets/digits.toml"
-    msg = first["msg"]
+        return f"{source}: unknown key {quoted(key)}; remove it or check its spelling against presets/digits.toml"
+    msg = first["msg"][:160]
     if kind == "literal_error":
         msg = msg.replace("Input should be", "must be one of:")
     got = first.get("input")
-    got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+    got_s = "" if isinstance(got, dict) else f" (got {quoted(got)})"
     allowed = _allowed(tuple(first["loc"]))
     allowed_s = f"; allowed: {allowed}" if allowed and kind != "literal_error" else ""
     return f"{source}: {key}: {msg}{got_s}{allowed_s}; fix it in the preset or with --set {key}=VALUE"
@@ -196,11 +200,13 @@ def load_preset(name_or_path: str = DEFAULT_PRESET, overrides: list[str] | tuple
     """Load, override and validate a preset; every problem is a one-line PresetError."""
     path = _resolve_path(name_or_path)
     try:
-        tree = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise PresetError(f"preset {path} is not valid TOML ({exc}); fix the syntax at that line") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"cannot read preset {path} ({exc}); check the path and its permissions") from None
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise PresetError(f"preset {path} is not UTF-8 text; save it as UTF-8 TOML") from None
+    except OSError as exc:
+        raise PresetError(f"cannot read preset {path} ({exc.strerror or exc}); check the path and its permissions") \
+            from None
+    tree = _parse_toml(text, f"preset {path}", "fix the syntax at that line")
     tree.setdefault("name", path.stem)
     for text in overrides:
         keys, value = parse_override(text)
@@ -211,10 +217,19 @@ def load_preset(name_or_path: str = DEFAULT_PRESET, overrides: list[str] | tuple
         raise PresetError(_describe(exc, f"preset {path.name}")) from None
 
 
-def preset_from_toml(text: str, source: str = "preset.toml") -> Preset:
+def _parse_toml(text: str, source: str, fix: str) -> dict:
+    """Any failure of the TOML parser (syntax, nesting too deep, ...) is the one-line preset error."""
     try:
-        return Preset.model_validate(tomllib.loads(text))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise PresetError(f"{source} is not valid TOML ({exc}); restore it or start a new run") from None
+        raise PresetError(f"{source} is not valid TOML ({str(exc)[:120]}); {fix}") from None
+    except Exception as exc:  # the parser's own limits: RecursionError, MemoryError's kin, ...
+        raise PresetError(f"{source} cannot be parsed as TOML ({type(exc).__name__}); {fix}") from None
+
+
+def preset_from_toml(text: str, source: str = "preset.toml") -> Preset:
+    tree = _parse_toml(text, source, "restore it or start a new run")
+    try:
+        return Preset.model_validate(tree)
     except ValidationError as exc:
         raise PresetError(_describe(exc, source)) from None

@@ -11,7 +11,26 @@ from pathlib import Path
 
 from engine.data import load_digits_28
 from engine.presets import load_preset
-from engine.runs.events import EventType, make_event
+from engine.runs.events import (
+    AttackFinished,
+    AttackProgress,
+    AttackStarted,
+    Batch,
+    Checkpoint,
+    Epoch,
+    Event,
+    Example,
+    Finished,
+    Paused,
+    Payload,
+    PhaseFinished,
+    PhaseStarted,
+    Probes,
+    RunStarted,
+    RunSummary,
+    SoftLabels,
+    TemperatureChanged,
+)
 from engine.runs.telemetry import Sample
 
 T0 = 1_700_000_000.0
@@ -29,8 +48,9 @@ def _probe_logits(labels: list[int], scale: float, k: int) -> list[list[float]]:
     return out
 
 
-def write_run(path: Path, stage: str) -> Path:
-    """stage: training | paused | attacking | finished."""
+def write_run(path: Path, stage: str, shown_dir: str | None = None) -> Path:
+    """stage: training | paused | attacking | finished. `shown_dir`: the run directory the events
+    name (the status line shows it), so screenshots do not depend on where the files are."""
     preset = load_preset("digits", ["training.epochs=6"])
     path.mkdir(parents=True, exist_ok=True)
     (path / "preset.toml").write_text(preset.to_toml())
@@ -39,42 +59,42 @@ def write_run(path: Path, stage: str) -> Path:
     events = []
     t = T0
 
-    def add(kind: EventType, **data):
+    def add(payload: Payload) -> None:
+        # the very classes the engine emits: a scripted stream cannot drift from the real one
         nonlocal t
         t += 0.5
-        e = make_event(kind, len(events) + 1, **data)
-        events.append(type(e)(e.type, e.seq, t, e.data))
+        events.append(Event(len(events) + 1, t, payload))
 
-    add(EventType.RUN_STARTED, preset="digits", dataset="digits", data_note="", device="cpu (2 threads)",
-        phases=["baseline", "teacher", "student"], temperature=100.0, epochs=6, run_dir=str(path),
-        train_size=1437, test_size=360)
-    add(EventType.PROBES, labels=labels, side=28,
-        images=[[round(v, 3) for v in img.flatten().tolist()] for img in x[:8]])
+    add(RunStarted(preset="digits", dataset="digits", data_note="", device="cpu (2 threads)",
+        phases=["baseline", "teacher", "student"], temperature=100.0, epochs=6, run_dir=shown_dir or str(path),
+        train_size=1437, test_size=360))
+    add(Probes(labels=labels, side=28,
+        images=[[round(v, 3) for v in img.flatten().tolist()] for img in x[:8]]))
     phases = [("baseline", 1.0, 1.0), ("teacher", 100.0, 60.0), ("student", 100.0, 80.0)]
     upto = {"training": (1, 3), "paused": (1, 4), "attacking": (2, 6), "finished": (2, 6)}[stage]
     for pi, (phase, temp, scale) in enumerate(phases[: upto[0] + 1]):
         last_epoch = 6 if pi < upto[0] else upto[1]
-        add(EventType.PHASE_STARTED, phase=phase, temperature=temp, epochs=6, start_epoch=0, start_batch=0,
-            train_size=1437)
+        add(PhaseStarted(phase=phase, temperature=temp, epochs=6, start_epoch=0, start_batch=0,
+            train_size=1437))
         for ep in range(last_epoch):
             for b in range(12):
                 loss = 2.3 * math.exp(-(ep * 12 + b) / 14.0) + 0.05 * ((b * 7) % 3)
-                add(EventType.BATCH, phase=phase, epoch=ep, batch=b, batches=12, loss=loss, temperature=temp)
-            add(EventType.EPOCH, phase=phase, epoch=ep, epochs=6, train_loss=2.3 * math.exp(-ep / 1.2),
+                add(Batch(phase=phase, epoch=ep, batch=b, batches=12, loss=loss, temperature=temp))
+            add(Epoch(phase=phase, epoch=ep, epochs=6, train_loss=2.3 * math.exp(-ep / 1.2),
                 val_loss=2.0 * math.exp(-ep), val_accuracy=min(0.99, 0.4 + 0.12 * ep), lr=0.1, temperature=temp,
-                seconds=1.0, probe_logits=_probe_logits(labels, scale * (ep + 1) / 6, ep))
+                seconds=1.0, probe_logits=_probe_logits(labels, scale * (ep + 1) / 6, ep)))
             if phase == "teacher" and ep == 1:
-                add(EventType.TEMPERATURE_CHANGED, phase="teacher", epoch=-1, batch=-1, old=100.0,
-                    temperature=100.0, applies="next batch")
+                add(TemperatureChanged(phase="teacher", old=100.0,
+                    temperature=100.0, applies="next batch"))
         if last_epoch == 6:
-            add(EventType.CHECKPOINT, phase=phase, epoch=6, batch=0, complete=True,
-                path=f"checkpoints/{phase}.safetensors")
-            add(EventType.PHASE_FINISHED, phase=phase, seconds=7.0, val_accuracy=0.98, temperature=temp)
+            add(Checkpoint(phase=phase, epoch=6, batch=0, complete=True,
+                path=f"checkpoints/{phase}.safetensors"))
+            add(PhaseFinished(phase=phase, seconds=7.0, val_accuracy=0.98, temperature=temp))
             if phase == "teacher":
-                add(EventType.SOFT_LABELS, temperature=100.0, n=1437, mean_max=0.995,
-                    agreement_with_hard_labels=0.995)
+                add(SoftLabels(temperature=100.0, n=1437, mean_max=0.995,
+                    agreement_with_hard_labels=0.995))
     if stage == "paused":
-        add(EventType.PAUSED, phase="teacher")
+        add(Paused(phase="teacher"))
     if stage in ("attacking", "finished"):
         results = {"baseline-softmax": (245, 270), "baseline-logits": (230, 270), "baseline-softmax_T": (245, 270),
                    "student-softmax": (0, 270), "student-logits": (237, 270), "student-softmax_T": (245, 270)}
@@ -83,29 +103,33 @@ def write_run(path: Path, stage: str) -> Path:
         for key in done:
             model, out = key.split("-", 1)
             won, n = results[key]
-            add(EventType.ATTACK_STARTED, key=key, model=model, output=out, n_attacks=n, samples=30,
-                temperature=100.0 if (model == "student" and out == "softmax_T") else 1.0)
-            add(EventType.ATTACK_PROGRESS, key=key, n_attacks=n, attempted=n, succeeded=won, attacks_per_second=80.0)
+            add(AttackStarted(key=key, model=model, output=out, n_attacks=n, samples=30,
+                temperature=100.0 if (model == "student" and out == "softmax_T") else 1.0))
+            add(AttackProgress(key=key, n_attacks=n, attempted=n, succeeded=won, attacks_per_second=80.0))
             matrix = {"attempts": [[0 if s == tt else 3 for tt in range(10)] for s in range(10)],
                       "successes": [[0 if s == tt else (3 * won) // n for tt in range(10)] for s in range(10)]}
-            ex = [{"label": labels[i], "target": (labels[i] + 1) % 10, "success": won > 0, "prediction":
-                   (labels[i] + 1) % 10 if won else labels[i], "side": 28,
-                   "x": [round(v, 3) for v in x[i].flatten().tolist()],
-                   "x_adv": [min(1.0, round(v + (0.9 if (j % 29 == 0 and won) else 0), 3))
-                             for j, v in enumerate(x[i].flatten().tolist())]} for i in range(2)]
-            add(EventType.ATTACK_FINISHED, key=key, model=model, output=out, success_rate=won / n, n_attacks=n,
-                n_succeeded=won, mean_features_changed=0.05, ended={"target": won, "budget": 0,
-                                                                     "no_pair": n - won, "domain": 0},
-                no_pair_rule="stop", seconds=3.0, attacks_per_second=80.0, matrix=matrix, examples=ex)
+            ex = [Example(label=labels[i], target=(labels[i] + 1) % 10, success=won > 0,
+                          prediction=(labels[i] + 1) % 10 if won else labels[i], side=28,
+                          x=[round(v, 3) for v in x[i].flatten().tolist()],
+                          x_adv=[min(1.0, round(v + (0.9 if (j % 29 == 0 and won) else 0), 3))
+                                 for j, v in enumerate(x[i].flatten().tolist())]) for i in range(2)]
+            add(AttackFinished(key=key, model=model, output=out, success_rate=won / n, n_attacks=n, samples=30,
+                               temperature=100.0 if (model == "student" and out == "softmax_T") else 1.0,
+                               n_succeeded=won, mean_features_changed=0.05,
+                               ended={"target": won, "budget": 0, "no_pair": n - won, "domain": 0},
+                               no_pair_rule="stop", seconds=3.0, attacks_per_second=80.0, matrix=matrix, examples=ex))
         if stage == "attacking":
             key = keys[4]
-            add(EventType.ATTACK_STARTED, key=key, model="student", output="logits", n_attacks=270, samples=30,
-                temperature=1.0)
-            add(EventType.ATTACK_PROGRESS, key=key, n_attacks=270, attempted=120, succeeded=101,
-                attacks_per_second=37.0)
+            add(AttackStarted(key=key, model="student", output="logits", n_attacks=270, samples=30,
+                temperature=1.0))
+            add(AttackProgress(key=key, n_attacks=270, attempted=120, succeeded=101,
+                attacks_per_second=37.0))
         else:
-            add(EventType.SUMMARY, accuracy={"baseline": 0.986, "teacher": 0.989, "student": 0.983})
-            add(EventType.FINISHED, seconds=126.0)
+            add(RunSummary(preset="digits", dataset="digits", data_note="", temperature=100.0,
+                           accuracy={"baseline": 0.986, "teacher": 0.989, "student": 0.983},
+                           mean_abs_logit={"baseline": 9.1, "teacher": 610.0, "student": 722.0},
+                           saturated_share_by_model={"baseline": 0.2, "teacher": 1.0, "student": 1.0}))
+            add(Finished(seconds=126.0))
     with open(path / "events.jsonl", "w") as f:
         for e in events:
             f.write(e.to_json() + "\n")

@@ -70,11 +70,11 @@ def test_sighup_to_the_dashboard_leaves_the_run_going_and_attach_rebuilds_it(tmp
                         break
                     await pilot.pause(0.05)
                 epochs = [e for e in seen if e.type == EventType.EPOCH]
-                for phase in {e.data["phase"] for e in epochs}:
+                for phase in {e.data.phase for e in epochs}:
                     xs, ys = app.state.epoch_loss[phase].copy()
-                    mine = [e for e in epochs if e.data["phase"] == phase]
-                    assert xs == [e.data["epoch"] + 1 for e in mine]
-                    assert ys == [e.data["train_loss"] for e in mine]
+                    mine = [e for e in epochs if e.data.phase == phase]
+                    assert xs == [e.data.epoch + 1 for e in mine]
+                    assert ys == [e.data.train_loss for e in mine]
                 assert app.state.status in ("running", "paused") and app.state.epochs == 40
                 await pilot.press("p")  # the attached dashboard steers the engine
                 await pilot.pause(1.0)

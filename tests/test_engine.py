@@ -46,7 +46,7 @@ def test_events_jsonl_is_the_session_stream(trained_run):
     assert types[0] == EventType.RUN_STARTED and types[-1] == EventType.FINISHED
     epochs = [e for e in on_disk if e.type == EventType.EPOCH]
     assert len(epochs) == 3 * 8
-    assert all({"train_loss", "val_loss", "val_accuracy"} <= e.data.keys() for e in epochs)
+    assert all(0.0 <= e.data.val_accuracy <= 1.0 and e.data.train_loss >= 0 for e in epochs)
 
 
 def test_soft_labels_are_teacher_softmax_at_T(trained_run):
@@ -104,7 +104,7 @@ def test_set_temperature_applies_at_next_batch_and_is_logged(tmp_path):
     started = threading.Event()
 
     def on(e):
-        if e.type == EventType.BATCH and e.data["phase"] == "teacher":
+        if e.type == EventType.BATCH and e.data.phase == "teacher":
             teacher_batches.append(e)
             started.set()
 
@@ -119,10 +119,10 @@ def test_set_temperature_applies_at_next_batch_and_is_logged(tmp_path):
     n = len(teacher_batches)
     s.resume()
     assert s.wait(120) and s.state == "finished", s.error
-    assert teacher_batches[n - 1].data["temperature"] == 20.0
-    assert all(b.data["temperature"] == 5.0 for b in teacher_batches[n:])
+    assert teacher_batches[n - 1].data.temperature == 20.0
+    assert all(b.data.temperature == 5.0 for b in teacher_batches[n:])
     logged = [e for e in iter_events(s.run_dir / "events.jsonl") if e.type == EventType.TEMPERATURE_CHANGED]
-    assert len(logged) == 1 and logged[0].data["old"] == 20.0 and logged[0].data["temperature"] == 5.0
+    assert len(logged) == 1 and logged[0].data.old == 20.0 and logged[0].data.temperature == 5.0
     ckpt = s.rundir.load_tensors("teacher")[1]
     assert ckpt["temperature"] == 5.0
 
@@ -130,7 +130,7 @@ def test_set_temperature_applies_at_next_batch_and_is_logged(tmp_path):
 def test_stop_leaves_a_resumable_run(tmp_path):
     s = _quick_session(tmp_path)
     got = threading.Event()
-    s.subscribe(lambda e: got.set() if e.type == EventType.EPOCH and e.data["phase"] == "teacher" else None)
+    s.subscribe(lambda e: got.set() if e.type == EventType.EPOCH and e.data.phase == "teacher" else None)
     s.start()
     assert got.wait(120)
     s.stop()
@@ -143,8 +143,8 @@ def test_stop_leaves_a_resumable_run(tmp_path):
     summary = json.loads((s.run_dir / "summary.json").read_text())
     assert summary["accuracy"]["student"] > 0.5
     resumed = [e for e in iter_events(s.run_dir / "events.jsonl") if e.type == EventType.PHASE_STARTED
-               and e.data["phase"] == "teacher"]
-    assert resumed[-1].data["start_epoch"] == ckpt["epoch"] and resumed[-1].data["start_batch"] == ckpt["batch"]
+               and e.data.phase == "teacher"]
+    assert resumed[-1].data.start_epoch == ckpt["epoch"] and resumed[-1].data.start_batch == ckpt["batch"]
 
 
 @pytest.mark.slow
@@ -157,22 +157,22 @@ def test_sigkill_mid_training_then_resume_loses_at_most_one_epoch(tmp_path, trai
     deadline = time.time() + 300
     while time.time() < deadline:
         evs = list(iter_events(run_dir / "events.jsonl"))
-        teacher_epochs = [e for e in evs if e.type == EventType.EPOCH and e.data["phase"] == "teacher"]
-        batches = [e for e in evs if e.type == EventType.BATCH and e.data["phase"] == "teacher"]
-        if len(teacher_epochs) >= 3 and batches and batches[-1].data["epoch"] == 3 and batches[-1].data["batch"] >= 1:
+        teacher_epochs = [e for e in evs if e.type == EventType.EPOCH and e.data.phase == "teacher"]
+        batches = [e for e in evs if e.type == EventType.BATCH and e.data.phase == "teacher"]
+        if len(teacher_epochs) >= 3 and batches and batches[-1].data.epoch == 3 and batches[-1].data.batch >= 1:
             break
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done_epochs = len([e for e in iter_events(run_dir / "events.jsonl")
-                       if e.type == EventType.EPOCH and e.data["phase"] == "teacher"])
+                       if e.type == EventType.EPOCH and e.data.phase == "teacher"])
     assert not (run_dir / "summary.json").exists()
     res = cli("resume", str(run_dir), "--quiet")
     assert res.returncode == 0, res.stderr
     restart = [e for e in iter_events(run_dir / "events.jsonl")
-               if e.type == EventType.PHASE_STARTED and e.data["phase"] == "teacher"][-1]
+               if e.type == EventType.PHASE_STARTED and e.data.phase == "teacher"][-1]
     # every finished epoch survived: the resumed phase starts right after the last logged one
-    assert restart.data["start_epoch"] == done_epochs
+    assert restart.data.start_epoch == done_epochs
     summary = json.loads((run_dir / "summary.json").read_text())
     reference = trained_run.rundir.read_summary()
     for model in ("baseline", "teacher", "student"):

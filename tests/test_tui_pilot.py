@@ -7,7 +7,7 @@ import html
 import json
 import re
 
-from conftest import QUICK, assert_one_line_error, cli
+from conftest import QUICK, assert_one_line_error, cli, pilot_wait_until
 from engine.presets import load_preset
 from engine.runs.events import EventType
 from engine.runs.rundir import iter_events
@@ -19,14 +19,6 @@ from tui.app import DefdistillApp
 def _app(tmp_path, *extra: str) -> DefdistillApp:
     session = ThreadSession.create(load_preset("digits", [*QUICK, *extra]), tmp_path / "run")
     return DefdistillApp(session, telemetry=lambda: NO_GPU)
-
-
-async def _until(pilot, cond, seconds: float = 120.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if cond():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def _screen_text(app) -> str:
@@ -43,16 +35,19 @@ def test_p_pauses_batch_events_until_pressed_again(tmp_path):
     async def run():
         app = _app(tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
-            await _until(pilot, lambda: _batches(app) > 2)
+            await pilot_wait_until(pilot, lambda: _batches(app) > 2)
             await pilot.press("p")
-            await _until(pilot, lambda: app.state.status == "paused")
-            n = _batches(app)
-            await pilot.pause(1.5)
-            assert _batches(app) == n
+            await pilot_wait_until(pilot, lambda: app.state.status == "paused")
             await pilot.press("p")
-            await _until(pilot, lambda: _batches(app) > n, 30)
+            await pilot_wait_until(pilot, lambda: app.state.status == "running"
+                                   and any(e.type == EventType.RESUMED for e in app.session.history()))
+            await pilot_wait_until(pilot, lambda: _batches(app) > 3, timeout=30)
             app.session.stop()
             app.session.wait(60)
+        # the engine's own record: no batch ran between its PAUSED and RESUMED events
+        kinds = [e.type for e in app.session.history()]
+        paused, resumed = kinds.index(EventType.PAUSED), kinds.index(EventType.RESUMED)
+        assert resumed > paused and EventType.BATCH not in kinds[paused:resumed]
 
     asyncio.run(run())
 
@@ -61,17 +56,17 @@ def test_t_with_20_changes_the_engine_temperature(tmp_path):
     async def run():
         app = _app(tmp_path, "distillation.temperature=5")
         async with app.run_test(size=(120, 40)) as pilot:
-            await _until(pilot, lambda: app.state.phase == "teacher")
+            await pilot_wait_until(pilot, lambda: app.state.phase == "teacher")
             await pilot.press("t")
             await pilot.press("2", "0", "enter")
-            await _until(pilot, lambda: app.state.distill_temperature == 20.0, 60)
-            await _until(pilot, lambda: any(e.type == EventType.BATCH and e.data["temperature"] == 20.0
+            await pilot_wait_until(pilot, lambda: app.state.distill_temperature == 20.0, timeout=60)
+            await pilot_wait_until(pilot, lambda: any(e.type == EventType.BATCH and e.data.temperature == 20.0
                                             for e in app.session.history()), 60)
             app.session.stop()
             app.session.wait(60)
         logged = [e for e in iter_events(app.session.run_dir / "events.jsonl")
                   if e.type == EventType.TEMPERATURE_CHANGED]
-        assert logged and logged[-1].data["temperature"] == 20.0 and logged[-1].data["old"] == 5.0
+        assert logged and logged[-1].data.temperature == 20.0 and logged[-1].data.old == 5.0
 
     asyncio.run(run())
 
@@ -80,13 +75,14 @@ def test_j_runs_attacks_and_the_counter_ends_on_the_engines_numbers(tmp_path):
     async def run():
         app = _app(tmp_path, "training.epochs=3")
         async with app.run_test(size=(120, 40)) as pilot:
-            await _until(pilot, lambda: app.state.status == "finished")
+            await pilot_wait_until(pilot, lambda: app.state.status == "finished")
             await pilot.press("j")
             await pilot.pause()
             samples = app.screen.query_one("#attack-samples")
             samples.value = "2"
             await pilot.click("#attack-launch")
-            await _until(pilot, lambda: len(app.state.attack_results) == 6 and app.session.state == "finished")
+            await pilot_wait_until(pilot, lambda: len(app.state.attack_results) == 6
+                                   and app.session.state == "finished")
             app._redraw(force=True)
             await pilot.pause()
             shown = _screen_text(app)
@@ -104,11 +100,11 @@ def test_q_asks_then_leaves_a_resumable_run(tmp_path):
     async def run():
         app = _app(tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
-            await _until(pilot, lambda: app.state.phase == "teacher")
+            await pilot_wait_until(pilot, lambda: app.state.phase == "teacher")
             await pilot.press("q")
             await pilot.pause()
             await pilot.press("y")
-            await _until(pilot, lambda: app.session.state == "stopped", 60)
+            await pilot_wait_until(pilot, lambda: app.session.state == "stopped", timeout=60)
             await pilot.pause(0.5)
         return app.session.run_dir
 
@@ -123,7 +119,7 @@ def test_s_saves_a_screenshot_into_the_run_directory(tmp_path):
     async def run():
         app = _app(tmp_path, "training.epochs=1")
         async with app.run_test(size=(100, 30)) as pilot:
-            await _until(pilot, lambda: app.state.status == "finished")
+            await pilot_wait_until(pilot, lambda: app.state.status == "finished")
             await pilot.press("s")
             await pilot.pause()
         return app.session.run_dir
@@ -154,20 +150,21 @@ def test_w_runs_a_temperature_sweep_and_shows_its_progress(tmp_path):
             await pilot.press("w")
             await pilot.pause()
             await pilot.press("y")
-            for _ in range(int(300 / 0.1)):
+
+            def progressed() -> bool:
                 if app.state.sweep and app.state.sweep not in seen:
                     seen.append(app.state.sweep)
-                if app.state.sweep.startswith("sweep done") or app.state.sweep.startswith("sweep failed"):
-                    break
-                await pilot.pause(0.1)
-            await pilot.pause(0.3)
+                return app.state.sweep.startswith(("sweep done", "sweep failed"))
+
+            await pilot_wait_until(pilot, progressed, timeout=300, what="the sweep's end on screen")
+            await pilot.pause()
             status = _screen_text(app)
         return app.session.run_dir, seen, status
 
     run_dir, seen, status = asyncio.run(run())
     sweep = run_dir.parent / f"{run_dir.name}-sweep"
     assert seen[-1].startswith("sweep done"), seen
-    assert any("T-20 (2/3 done)" in s for s in seen), seen
+    assert any(s.startswith(("sweep 1/3 done", "sweep 2/3 done")) for s in seen), seen
     result = json.loads((sweep / "sweep.json").read_text())
     assert set(result["by_temperature"]) == {"2", "20"} and (sweep / "report.md").exists()
     assert (sweep / "success_vs_temperature.png").stat().st_size > 5000

@@ -6,13 +6,11 @@ Regenerate after an intended change with: pytest tests/test_tui_snapshots.py --s
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
+from conftest import pilot_wait_until
 from engine.runs.replay import ReplaySession
 from scripted import NO_GPU, write_run
 from tui.app import DefdistillApp
@@ -28,10 +26,9 @@ def utc(monkeypatch):
 
 
 def _app(tmp_path, stage: str) -> DefdistillApp:
-    # The same folder every time: the run directory is shown on screen.
-    run = Path(tempfile.gettempdir()) / "defdistill-snapshots" / stage
-    shutil.rmtree(run, ignore_errors=True)
-    write_run(run, stage)
+    # The files live in this test's own folder; the events name a fixed one, which is what the
+    # status line shows, so every machine draws the same screen.
+    run = write_run(tmp_path / stage, stage, shown_dir=f"/tmp/defdistill-snapshots/{stage}")
     app = DefdistillApp(ReplaySession(run, follow=False), telemetry=lambda: NO_GPU)
     app.watching = False  # draw as the live dashboard would
     return app
@@ -43,10 +40,7 @@ def _settled(app: DefdistillApp, *keys: str):
 
     async def run_before(pilot) -> None:
         n = sum(1 for _ in open(os.path.join(app.session.run_dir, "events.jsonl")))
-        for _ in range(200):
-            if app.state.last_seq >= n:
-                break
-            await pilot.pause(0.02)
+        await pilot_wait_until(pilot, lambda: app.state.last_seq >= n, what="every scripted event folded in")
         app._redraw(force=True)
         await pilot.pause()
         for key in keys:

@@ -6,11 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from engine.cli import OneLineParser
 from engine.errors import EXIT_USER_ERROR, UserError
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="defdistill-tui", description="Watch and steer a defensive distillation run.")
+    p = OneLineParser(prog="defdistill-tui", description="Watch and steer a defensive distillation run.")
     p.add_argument("preset", nargs="?", default="digits", help="preset name or .toml path (default: digits)")
     p.add_argument("--run-dir", help="where results go (default runs/<preset>-<UTC time>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -92,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = session.state
     if state == "stopped":
         print(f"stopped; continue with: defdistill-engine resume {session.run_dir}", file=sys.stderr)
-    elif state in ("running", "paused") and hasattr(session, "close"):
+    elif state in ("running", "paused") and session.detachable:
         print(f"the run goes on; watch it again with: defdistill-tui --attach {session.run_dir}", file=sys.stderr)
     return 0
 

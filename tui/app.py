@@ -6,6 +6,7 @@ replaceable message, and every widget change happens on the UI thread in its han
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections import deque
@@ -23,7 +24,7 @@ from engine.paper import PAPER_TEMPERATURES
 from engine.runs.events import Event
 from engine.runs.session import Session
 from engine.runs.telemetry import Sample, Telemetry
-from tui.messages import EventsAvailable, SweepProgress
+from tui.messages import EventsAvailable
 from tui.screens.attack import AttackModal
 from tui.screens.confirm import ConfirmModal
 from tui.screens.help import HelpScreen
@@ -72,14 +73,18 @@ class DefdistillApp(App[None]):
         self._inbox_lock = threading.Lock()
         self._dirty = True
         self._plot_drawn = 0.0
-        self.sweep_status = ""
         self.sweep_temperatures = [float(t) for t in PAPER_TEMPERATURES]
         self.sweep_overrides: list[str] = []
+        # the sweep on screen: one this dashboard launched (its own engine process), or the one attached to
+        self.sweep_dir: Path | None = session.sweep_dir
+        self._sweep_process: subprocess.Popen | None = None
+        self._sweep_log: Path | None = None
         self._telemetry = telemetry
         self._start_session = start_session
-        self.watching = bool(getattr(session, "read_only", False))
-        if hasattr(session, "nice"):
-            session.nice = 10
+        self._problems_said: set[str] = set()
+        self._bindings_for: tuple = ()
+        self.watching = session.read_only
+        session.nice = 10
 
     # -- session wiring ---------------------------------------------------------------------------
     def _on_engine_event(self, event: Event) -> None:
@@ -91,8 +96,7 @@ class DefdistillApp(App[None]):
     async def on_mount(self) -> None:
         await self.push_screen(MainScreen())
         if self._telemetry is None:
-            engine_pid = getattr(self.session, "engine_pid", None)
-            self._telemetry = Telemetry(pid=engine_pid() if engine_pid else None).sample
+            self._telemetry = Telemetry(pid=self.session.engine_pid()).sample
         for e in self.session.history():
             self.state.apply(e)
         self.session.subscribe(self._on_engine_event)
@@ -107,13 +111,12 @@ class DefdistillApp(App[None]):
         with self._inbox_lock:
             events = list(self._inbox)
             self._inbox.clear()
-        log = self._log()
+        seen = self.state.log_total
         for e in events:
-            before = len(self.state.log)
             self.state.apply(e)
-            if log is not None:
-                for line in self.state.log[before:] if len(self.state.log) > before else []:
-                    log.write_line(line)
+        log = self._log()
+        if log is not None:
+            log.write_lines(self.state.new_lines(seen))
         self._dirty = True
 
     def _log(self) -> Log | None:
@@ -164,14 +167,75 @@ class DefdistillApp(App[None]):
         main = self._main()
         if main is not None and self._telemetry is not None:
             main.query_one(SystemPanel).show(self._telemetry())
-        sweep_dir = getattr(self.session, "sweep_dir", None)
-        if sweep_dir is not None:  # attached to a sweep: its progress, once a second
-            from engine.sweeps.progress import sweep_progress
-
-            line, _run = sweep_progress(sweep_dir)
+        self._say_problems()
+        if self.sweep_dir is not None:  # a sweep on screen: its progress, once a second
+            line = self._sweep_line()
             if line != self.state.sweep:
                 self.state.sweep = line
-                self._dirty = True
+                self._note(line)
+                if line.startswith(("sweep done", "sweep failed")):
+                    self.notify(line, timeout=10)
+        self._refresh_bindings_if_changed()
+
+    def _sweep_line(self) -> str:
+        from engine.sweeps.launch import sweep_state
+        from engine.sweeps.progress import sweep_progress
+
+        assert self.sweep_dir is not None
+        proc = self._sweep_process
+        state = sweep_state(self.sweep_dir)
+        if state == "finished":
+            return f"sweep done: {self.sweep_dir / 'report.md'}"
+        if proc is not None and proc.poll() not in (None, 0):
+            last = [ln for ln in self._sweep_log.read_text(errors="replace").splitlines() if ln.strip()] \
+                if self._sweep_log else []
+            return f"sweep failed: {(last[-1] if last else f'exit code {proc.returncode}')[-200:]}"
+        if state == "waiting":
+            return "sweep waiting for this run to end"
+        try:
+            return sweep_progress(self.sweep_dir)[0]
+        except UserError as exc:
+            return f"sweep unreadable: {exc}"
+
+    def _say_problems(self) -> None:
+        """What the session could not read, once each, in the log and as a notification."""
+        for line in self.session.problems():
+            key = line.split(" (first")[0].rsplit(":", 1)[0]  # the file, not the count that grows
+            if key not in self._problems_said:
+                self._problems_said.add(key)
+                self._note(line)
+                self.notify(line, severity="warning", timeout=10)
+
+    def _note(self, text: str) -> None:
+        self.state.note(text)
+        log = self._log()
+        if log is not None:
+            log.write_line(self.state.log[-1])
+        self._dirty = True
+
+    def _refresh_bindings_if_changed(self) -> None:
+        key = (self.state.status, bool(self.state.probe_images), bool(self.state.attack_results),
+               self._sweep_running())
+        if key != self._bindings_for:
+            self._bindings_for = key
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Keys that would do nothing now: hidden when they never can here (read-only), greyed while
+        the state forbids them."""
+        ended = self.state.status in ("finished", "failed", "stopped")
+        if action in ("toggle_pause", "temperature", "attack", "sweep") and self.watching:
+            return False
+        if action in ("toggle_pause", "temperature"):
+            return None if ended else True
+        if action == "sweep":
+            return None if self._sweep_running() else True
+        if action in ("probe", "toggle_deployed"):
+            return True if self.state.probe_images else None
+        return True
+
+    def _sweep_running(self) -> bool:
+        return self.sweep_dir is not None and not self.state.sweep.startswith(("sweep done", "sweep failed"))
 
     # -- actions ----------------------------------------------------------------------------------
     def _command(self, fn: Callable[[], object]) -> bool:
@@ -234,7 +298,7 @@ class DefdistillApp(App[None]):
 
     def action_quit_app(self) -> None:
         active = not self.watching and self.session.state in ("running", "paused", "starting")
-        detachable = hasattr(self.session, "close")  # an engine process of its own can be left running
+        detachable = self.session.detachable  # an engine process of its own can be left running
         if not active:
             self._leave()
             return
@@ -249,74 +313,41 @@ class DefdistillApp(App[None]):
         self.push_screen(QuitModal(detachable), answer)
 
     def _leave(self) -> None:
-        """Quit without touching the run: stop following its log, if this session follows one."""
-        close = getattr(self.session, "close", None)
-        if close is not None:
-            close()
-        elif self.watching:
-            self.session.stop()
+        """Quit without touching the run (a detached engine and a launched sweep go on)."""
+        self.session.close()
         self.exit()
 
     def action_sweep(self) -> None:
         if self.watching:
             self.notify("read-only: run `defdistill-engine sweep` from a shell", severity="warning")
             return
-        if self.sweep_status:
-            self.notify(f"a sweep is already running: {self.sweep_status}")
+        if self._sweep_running():
+            self.notify(f"a sweep is already running: {self.state.sweep}")
             return
+        sweep_dir = Path(f"{self.session.run_dir}-sweep")
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.sweep_status = "starting"
-                self._run_sweep()
+                self._launch_sweep(sweep_dir)
 
         self.push_screen(ConfirmModal("Run the paper's temperature sweep (T = 1..100, quick profile) of this preset "
-                                      "after the current run? Figures and report.md go to "
-                                      f"{self.session.run_dir}-sweep"), answer)
+                                      "after the current run, as an engine of its own (it outlives this "
+                                      f"dashboard)? Figures and report.md go to {sweep_dir}"), answer)
 
-    @work(thread=True, exclusive=True, group="sweep", exit_on_error=False)
-    def _run_sweep(self) -> None:
-        from engine.sweeps.report import write_report
-        from engine.sweeps.sweep import run_sweep, sweep_runs
-
-        self.session.wait()  # the run on screen first: two trainings would halve each other's speed
-        sweep_dir = Path(f"{self.session.run_dir}-sweep")
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        preset_path = sweep_dir / "base-preset.toml"
-        preset_path.write_text(self.session.preset.to_toml())
-        temps = self.sweep_temperatures
-        total = len(sweep_runs([], temps))
-        done = [0]
-
-        def follow(session) -> int:
-            name = Path(session.run_dir).name
-            self.post_message(SweepProgress(f"sweep {name} ({done[0]}/{total} done)", done[0], total))
-            session.nice = 10
-            session.start()
-            session.wait()
-            done[0] += 1
-            return 0 if session.state == "finished" else 1
+    def _launch_sweep(self, sweep_dir: Path) -> None:
+        from engine.sweeps.launch import launch_sweep
 
         try:
-            run_sweep(str(preset_path), self.sweep_overrides, temps, sweep_dir, quick=True, follow=follow)
-            report = write_report(sweep_dir)
-            self.post_message(SweepProgress(f"sweep done: {report}", total, total, finished=True))
-        except UserError as exc:
-            self.post_message(SweepProgress(f"sweep failed: {exc}", done[0], total, finished=True))
-        except Exception as exc:  # say so on screen; the worker must not die silently
-            self.post_message(SweepProgress(f"sweep failed: {type(exc).__name__}: {exc}", done[0], total,
-                                            finished=True))
-
-    def on_sweep_progress(self, message: SweepProgress) -> None:
-        self.sweep_status = "" if message.finished else message.text
-        self.state.sweep = message.text
-        self.state.log.append(message.text)
-        log = self._log()
-        if log is not None:
-            log.write_line(message.text)
-        self._dirty = True
-        if message.finished:
-            self.notify(message.text, timeout=10)
+            self._sweep_process, self._sweep_log = launch_sweep(
+                Path(self.session.run_dir) / "preset.toml", sweep_dir, after=Path(self.session.run_dir),
+                temperatures=self.sweep_temperatures, overrides=self.sweep_overrides,
+                data_root=self.session.preset.data.root)
+        except (UserError, OSError) as exc:
+            self.notify(f"cannot start the sweep: {exc}", severity="error")
+            return
+        self.sweep_dir = sweep_dir
+        self._note(f"sweep started (pid {self._sweep_process.pid}): defdistill-tui --attach {sweep_dir}")
+        self._sample_system()
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _stop_and_exit(self) -> None:

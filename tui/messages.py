@@ -11,11 +11,3 @@ class EventsAvailable(Message, bubble=False):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, EventsAvailable)
-
-
-class SweepProgress(Message, bubble=False):
-    """A temperature sweep launched from the dashboard moved on (which run, how many done)."""
-
-    def __init__(self, text: str, done: int, total: int, finished: bool = False) -> None:
-        super().__init__()
-        self.text, self.done, self.total, self.finished = text, done, total, finished

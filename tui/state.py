@@ -6,10 +6,32 @@ Plain Python: no torch, no Textual. Histories are bounded, so an hour-long run s
 from __future__ import annotations
 
 import math
+import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
-from engine.runs.events import Event
+from engine.runs.events import (
+    AttackFinished,
+    AttackProgress,
+    AttackStarted,
+    Batch,
+    Checkpoint,
+    Epoch,
+    Event,
+    Failed,
+    Finished,
+    Paused,
+    PhaseFinished,
+    PhaseStarted,
+    Probes,
+    Resumed,
+    RunResumed,
+    RunStarted,
+    RunSummary,
+    SoftLabels,
+    Stopped,
+    TemperatureChanged,
+)
 
 MAX_POINTS = 600  # per series; older points are merged pairwise when a series fills up
 
@@ -56,6 +78,9 @@ def softmax(logits: list[float], temperature: float) -> list[float]:
     return [v / s for v in e]
 
 
+MAX_LOG_LINES = 200  # the event log panel keeps the newest lines; `log_total` counts all of them
+
+
 @dataclass
 class DashboardState:
     preset: str = ""
@@ -69,6 +94,7 @@ class DashboardState:
     batches: int = 0
     temperature: float = 1.0
     distill_temperature: float = 1.0
+    soft_label_temperature: float | None = None  # the T that made the student's soft labels, once made
     status: str = "starting"  # running | paused | stopped | finished | failed
     eta_seconds: float | None = None
     batch_loss: dict[str, Series] = field(default_factory=dict)  # per phase, x = fractional epoch
@@ -80,9 +106,10 @@ class DashboardState:
     probe_side: int = 28
     probe_logits: dict[str, list[list[float]]] = field(default_factory=dict)  # per phase, latest
     attacks: dict[str, AttackCounter] = field(default_factory=dict)
-    attack_results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    summary: dict[str, Any] | None = None
-    log: list[str] = field(default_factory=list)
+    attack_results: dict[str, AttackFinished] = field(default_factory=dict)
+    summary: RunSummary | None = None
+    log: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
+    log_total: int = 0  # lines ever noted: a viewer writes the ones past its own count
     error: str | None = None
     sweep: str = ""  # progress of a temperature sweep launched from the dashboard
     last_seq: int = 0
@@ -94,119 +121,123 @@ class DashboardState:
         if e.seq <= self.last_seq:
             return  # a replayed event already seen
         self.last_seq = e.seq
-        d = e.data
         handler = getattr(self, f"_on_{e.type.value}", None)
         if handler is not None:
-            handler(d, e)
+            handler(e.data, e)
+
+    def note(self, text: str, at: float | None = None) -> None:
+        stamp = time.strftime("%H:%M:%S", time.localtime(time.time() if at is None else at))
+        self.log.append(f"{stamp} {text}")
+        self.log_total += 1
+
+    def new_lines(self, seen: int) -> list[str]:
+        """The lines noted after the first `seen` (those still kept)."""
+        fresh = self.log_total - seen
+        return list(self.log)[-fresh:] if fresh > 0 else []
 
     def _note(self, e: Event, text: str) -> None:
-        import time as _time
+        self.note(text, e.time)
 
-        stamp = _time.strftime("%H:%M:%S", _time.localtime(e.time))
-        self.log.append(f"{stamp} {text}")
-        del self.log[:-200]
-
-    def _on_run_started(self, d: dict, e: Event) -> None:
-        self.preset, self.dataset, self.device = d["preset"], d["dataset"], d["device"]
-        self.run_dir, self.epochs = d["run_dir"], d["epochs"]
-        self.distill_temperature = d["temperature"]
+    def _on_run_started(self, d: RunStarted, e: Event) -> None:
+        self.preset, self.dataset, self.device = d.preset, d.dataset, d.device
+        self.run_dir, self.epochs = d.run_dir, d.epochs
+        self.distill_temperature = d.temperature
         self.status = "running"
-        self._note(e, f"run started: {d['preset']} on {d['device']}")
+        word = "resumed" if isinstance(d, RunResumed) else "started"
+        self._note(e, f"run {word}: {d.preset} on {d.device}")
 
-    def _on_run_resumed(self, d: dict, e: Event) -> None:
-        self._on_run_started(d, e)
-        self.log[-1] = self.log[-1].replace("run started", "run resumed")
+    _on_run_resumed = _on_run_started
 
-    def _on_probes(self, d: dict, e: Event) -> None:
-        self.probe_images, self.probe_labels, self.probe_side = d["images"], d["labels"], d["side"]
+    def _on_probes(self, d: Probes, e: Event) -> None:
+        self.probe_images, self.probe_labels, self.probe_side = d.images, d.labels, d.side
 
-    def _on_phase_started(self, d: dict, e: Event) -> None:
-        self.phase, self.epochs, self.epoch = d["phase"], d["epochs"], d["start_epoch"]
-        self.temperature = d["temperature"]
+    def _on_phase_started(self, d: PhaseStarted, e: Event) -> None:
+        self.phase, self.epochs, self.epoch = d.phase, d.epochs, d.start_epoch
+        self.temperature = d.temperature
         self._epoch_started = e.time
         self._epoch_seconds.clear()
         for store in (self.batch_loss, self.epoch_loss, self.val_accuracy):
             store.setdefault(self.phase, Series())
-        self._note(e, f"phase {d['phase']} started at T={d['temperature']:g}"
-                   + (f" (from epoch {d['start_epoch'] + 1})" if d["start_epoch"] else ""))
+        self._note(e, f"phase {d.phase} started at T={d.temperature:g}"
+                   + (f" (from epoch {d.start_epoch + 1})" if d.start_epoch else ""))
 
-    def _on_batch(self, d: dict, e: Event) -> None:
-        self.phase, self.epoch, self.batch, self.batches = d["phase"], d["epoch"], d["batch"], d["batches"]
-        self.temperature = d["temperature"]
+    def _on_batch(self, d: Batch, e: Event) -> None:
+        self.phase, self.epoch, self.batch, self.batches = d.phase, d.epoch, d.batch, d.batches
+        self.temperature = d.temperature
         self.status = "running"
-        x = d["epoch"] + (d["batch"] + 1) / d["batches"]
-        self.batch_loss.setdefault(d["phase"], Series()).add(x, d["loss"])
+        x = d.epoch + (d.batch + 1) / d.batches
+        self.batch_loss.setdefault(d.phase, Series()).add(x, d.loss)
         if self._epoch_seconds:
             per_epoch = sum(self._epoch_seconds) / len(self._epoch_seconds)
             self.eta_seconds = max(0.0, (self.epochs - x) * per_epoch)
 
-    def _on_epoch(self, d: dict, e: Event) -> None:
-        phase = d["phase"]
-        self.epoch_loss.setdefault(phase, Series()).add(d["epoch"] + 1, d["train_loss"])
-        self.val_accuracy.setdefault(phase, Series()).add(d["epoch"] + 1, d["val_accuracy"])
-        self._epoch_seconds.append(d["seconds"])
-        if "probe_logits" in d:
-            self.probe_logits[phase] = d["probe_logits"]
+    def _on_epoch(self, d: Epoch, e: Event) -> None:
+        self.epoch_loss.setdefault(d.phase, Series()).add(d.epoch + 1, d.train_loss)
+        self.val_accuracy.setdefault(d.phase, Series()).add(d.epoch + 1, d.val_accuracy)
+        self._epoch_seconds.append(d.seconds)
+        if d.probe_logits:
+            self.probe_logits[d.phase] = d.probe_logits
 
-    def _on_checkpoint(self, d: dict, e: Event) -> None:
-        if d["complete"]:
-            self._note(e, f"checkpoint: {d['phase']} complete ({d['path']})")
+    def _on_checkpoint(self, d: Checkpoint, e: Event) -> None:
+        if d.complete:
+            self._note(e, f"checkpoint: {d.phase} complete ({d.path})")
 
-    def _on_soft_labels(self, d: dict, e: Event) -> None:
-        self._note(e, f"soft labels at T={d['temperature']:g}: mean max {d['mean_max']:.3f}")
+    def _on_soft_labels(self, d: SoftLabels, e: Event) -> None:
+        self.soft_label_temperature = d.temperature
+        self._note(e, f"soft labels at T={d.temperature:g}: mean max {d.mean_max:.3f}")
 
-    def _on_temperature_changed(self, d: dict, e: Event) -> None:
+    def _on_temperature_changed(self, d: TemperatureChanged, e: Event) -> None:
         x = (self.epoch + (self.batch + 1) / self.batches) if self.batches else float(self.epoch)
-        self.temperature_marks.append((d["phase"], x, d["temperature"]))
-        self.distill_temperature = d["temperature"]
-        if d["phase"] != "baseline":
-            self.temperature = d["temperature"]
-        self._note(e, f"temperature {d['old']:g} -> {d['temperature']:g} ({d['applies']})")
+        self.temperature_marks.append((d.phase, x, d.temperature))
+        self.distill_temperature = d.temperature
+        if d.phase != "baseline":
+            self.temperature = d.temperature
+        self._note(e, f"temperature {d.old:g} -> {d.temperature:g} ({d.applies})")
 
-    def _on_paused(self, d: dict, e: Event) -> None:
+    def _on_paused(self, d: Paused, e: Event) -> None:
         self.status = "paused"
         self._note(e, "paused")
 
-    def _on_resumed(self, d: dict, e: Event) -> None:
+    def _on_resumed(self, d: Resumed, e: Event) -> None:
         self.status = "running"
         self._note(e, "resumed")
 
-    def _on_phase_finished(self, d: dict, e: Event) -> None:
-        acc = d.get("val_accuracy")
-        self._note(e, f"phase {d['phase']} finished in {d['seconds']:.0f}s"
+    def _on_phase_finished(self, d: PhaseFinished, e: Event) -> None:
+        acc = d.val_accuracy
+        self._note(e, f"phase {d.phase} finished in {d.seconds:.0f}s"
                    + (f", held-out accuracy {acc:.3f}" if acc is not None else ""))
         self.eta_seconds = None
 
-    def _on_attack_started(self, d: dict, e: Event) -> None:
+    def _on_attack_started(self, d: AttackStarted, e: Event) -> None:
         self.phase = "attack"
-        self.attacks[d["key"]] = AttackCounter(d["key"], d["n_attacks"], temperature=d["temperature"])
-        self._note(e, f"JSMA {d['key']}: {d['n_attacks']} attacks")
+        self.attacks[d.key] = AttackCounter(d.key, d.n_attacks, temperature=d.temperature)
+        self._note(e, f"JSMA {d.key}: {d.n_attacks} attacks")
 
-    def _on_attack_progress(self, d: dict, e: Event) -> None:
-        c = self.attacks.setdefault(d["key"], AttackCounter(d["key"], d["n_attacks"]))
-        c.attempted, c.succeeded, c.attacks_per_second = d["attempted"], d["succeeded"], d["attacks_per_second"]
+    def _on_attack_progress(self, d: AttackProgress, e: Event) -> None:
+        c = self.attacks.setdefault(d.key, AttackCounter(d.key, d.n_attacks))
+        c.attempted, c.succeeded, c.attacks_per_second = d.attempted, d.succeeded, d.attacks_per_second
 
-    def _on_attack_finished(self, d: dict, e: Event) -> None:
-        c = self.attacks.setdefault(d["key"], AttackCounter(d["key"], d["n_attacks"]))
-        c.attempted, c.succeeded, c.done = d["n_attacks"], d["n_succeeded"], True
-        c.attacks_per_second = d["attacks_per_second"]
-        self.attack_results[d["key"]] = d
-        self._note(e, f"JSMA {d['key']}: {d['n_succeeded']}/{d['n_attacks']} = {100 * d['success_rate']:.1f}%")
+    def _on_attack_finished(self, d: AttackFinished, e: Event) -> None:
+        c = self.attacks.setdefault(d.key, AttackCounter(d.key, d.n_attacks))
+        c.attempted, c.succeeded, c.done = d.n_attacks, d.n_succeeded, True
+        c.attacks_per_second = d.attacks_per_second
+        self.attack_results[d.key] = d
+        self._note(e, f"JSMA {d.key}: {d.n_succeeded}/{d.n_attacks} = {100 * d.success_rate:.1f}%")
 
-    def _on_summary(self, d: dict, e: Event) -> None:
+    def _on_summary(self, d: RunSummary, e: Event) -> None:
         self.summary = d
 
-    def _on_finished(self, d: dict, e: Event) -> None:
+    def _on_finished(self, d: Finished, e: Event) -> None:
         self.status, self.phase, self.eta_seconds = "finished", "finished", None
         self._note(e, "run finished")
 
-    def _on_stopped(self, d: dict, e: Event) -> None:
+    def _on_stopped(self, d: Stopped, e: Event) -> None:
         self.status = "stopped"
-        self._note(e, f"stopped; {d['resume']}")
+        self._note(e, f"stopped; {d.resume}")
 
-    def _on_failed(self, d: dict, e: Event) -> None:
-        self.status, self.error = "failed", d["message"]
-        self._note(e, f"FAILED: {d['message']}")
+    def _on_failed(self, d: Failed, e: Event) -> None:
+        self.status, self.error = "failed", d.message
+        self._note(e, f"FAILED: {d.message}")
 
     # -- views -----------------------------------------------------------------------------------
     def current_probe_logits(self) -> tuple[str, list[list[float]]] | None:

@@ -12,7 +12,7 @@ import torch
 from engine.attacks.jsma import ENDED, JSMAConfig, jsma
 from engine.attacks.outputs import attacked_output
 from engine.errors import AttackConfigError
-from engine.runs.events import EventType
+from engine.runs.events import AttackFinished, AttackProgress, AttackStarted, Example
 from engine.metrics import (
     ended_counts,
     gradient_amplitude,
@@ -78,16 +78,16 @@ def run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None
             key = f"{model}-{out_name}"
             output = attacked_output(net, out_name, _training_temperature(exp, model))
             counts = {"attempted": 0, "succeeded": 0}
-            exp.emit(EventType.ATTACK_STARTED, key=key, model=model, output=out_name, n_attacks=len(x),
-                     samples=len(chosen), temperature=output.temperature)
+            exp.emit(AttackStarted(key=key, model=model, output=out_name, n_attacks=len(x), samples=len(chosen),
+                                   temperature=output.temperature))
             t0 = time.perf_counter()
 
             def finished(success: torch.Tensor, ended: torch.Tensor, key=key, counts=counts, t0=t0) -> None:
                 counts["attempted"] += len(success)
                 counts["succeeded"] += int(success.sum())
                 elapsed = time.perf_counter() - t0
-                exp.emit(EventType.ATTACK_PROGRESS, key=key, n_attacks=len(x), **counts,
-                         attacks_per_second=counts["attempted"] / max(elapsed, 1e-9))
+                exp.emit(AttackProgress(key=key, n_attacks=len(x), **counts,
+                                        attacks_per_second=counts["attempted"] / max(elapsed, 1e-9)))
 
             result = jsma(output, x, targets, cfg, on_finished=finished, pause_point=exp.pause_point)
             seconds = time.perf_counter() - t0
@@ -106,19 +106,20 @@ def run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None
             }
             atomic_write_json(exp.rundir.path / ATTACKS / f"{key}.json", record)
             _save_examples(exp.rundir.path / ATTACKS / f"{key}.npz", x, result, labels, targets, sample_idx)
-            table[key] = {k: record[k] for k in ("success_rate", "n_attacks", "mean_features_changed",
-                                                 "rho_adv", "attacks_per_second")}
-            exp.emit(EventType.ATTACK_FINISHED, key=key, **record, examples=_examples(x, result, labels, targets))
+            table[key] = {**{k: record[k] for k in ("success_rate", "n_attacks", "mean_features_changed", "rho_adv",
+                                                    "attacks_per_second")},
+                          "rho_adv_is_lower_bound": record["is_lower_bound"]}
+            exp.emit(AttackFinished(key=key, **record, examples=_examples(x, result, labels, targets)))
 
 
-def _examples(x, result, labels, targets, k: int = 3) -> list[dict[str, Any]]:
+def _examples(x, result, labels, targets, k: int = 3) -> list[Example]:
     """A few adversarial examples as plain numbers (successes first), so the event log alone can
     draw them next to their originals."""
     order = torch.argsort((~result.success).to(torch.int8), stable=True)[:k]
-    return [{"label": int(labels[i]), "target": int(targets[i]), "success": bool(result.success[i]),
-             "prediction": int(result.prediction[i]), "side": int(x.shape[-1]),
-             "x": [round(v, 3) for v in x[i].mean(0).flatten().tolist()],
-             "x_adv": [round(v, 3) for v in result.x_adv[i].mean(0).flatten().tolist()]} for i in order.tolist()]
+    return [Example(label=int(labels[i]), target=int(targets[i]), success=bool(result.success[i]),
+                    prediction=int(result.prediction[i]), side=int(x.shape[-1]),
+                    x=[round(v, 3) for v in x[i].mean(0).flatten().tolist()],
+                    x_adv=[round(v, 3) for v in result.x_adv[i].mean(0).flatten().tolist()]) for i in order.tolist()]
 
 
 def _save_examples(path, x, result, labels, targets, sample_idx) -> None:

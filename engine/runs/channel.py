@@ -151,11 +151,21 @@ def write_pid(run_dir: Path) -> None:
     atomic_write_bytes(Path(run_dir) / PID_FILE, str(os.getpid()).encode())
 
 
-def engine_alive(run_dir: Path) -> bool:
+def engine_pid(run_dir: Path) -> int | None:
+    """The pid the run's engine wrote (it may have ended since); None if unreadable."""
     try:
-        pid = int((Path(run_dir) / PID_FILE).read_text().strip())
-        os.kill(pid, 0)
+        return int((Path(run_dir) / PID_FILE).read_bytes().strip())
     except (OSError, ValueError):
+        return None
+
+
+def engine_alive(run_dir: Path) -> bool:
+    pid = engine_pid(run_dir)
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
         return False
     try:  # a zombie (killed, not yet reaped by its parent) is not alive
         with open(f"/proc/{pid}/stat") as f:

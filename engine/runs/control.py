@@ -10,7 +10,7 @@ import math
 import threading
 from collections.abc import Callable
 
-from engine.errors import PresetError
+from engine.errors import PresetError, quoted
 
 
 class StopRequested(Exception):
@@ -21,9 +21,9 @@ def check_temperature(value: float) -> float:
     try:
         t = float(value)
     except (TypeError, ValueError):
-        raise PresetError(f"temperature {value!r} is not a number; give a finite number > 0, e.g. 20") from None
+        raise PresetError(f"temperature {quoted(value)} is not a number; give a finite number > 0, e.g. 20") from None
     if not math.isfinite(t) or t <= 0:
-        raise PresetError(f"temperature {value!r} is impossible; give a finite number > 0, e.g. 20")
+        raise PresetError(f"temperature {quoted(value)} is impossible; give a finite number > 0, e.g. 20")
     return t
 
 

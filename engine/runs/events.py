@@ -1,16 +1,27 @@
-"""Event records: small, JSON-serialisable, with a type, a monotonically increasing seq and a time.
+"""The engine -> dashboard contract: one frozen dataclass per event type.
 
-The run directory's events.jsonl holds exactly the stream a dashboard sees, so a dashboard can
-be rebuilt from a run directory alone.
+The engine emits these, events.jsonl stores them (one JSON object per line: type, seq, time,
+data), and every reader (the dashboard's state, the run listing, the headless progress, the test
+fixtures) gets them back typed. A line a reader cannot use (binary, invalid UTF-8, valid JSON of
+the wrong shape, a type from a newer version) is skipped and counted, never raised.
+
+SCHEMA_VERSION goes into meta.json; bump it when a field changes meaning or disappears. Adding a
+field with a default is compatible both ways (older readers ignore unknown fields).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
+from functools import cache
+from typing import Any, ClassVar
+
+from pydantic import TypeAdapter, ValidationError
+
+SCHEMA_VERSION = 2
 
 
 class EventType(str, Enum):
@@ -36,22 +47,344 @@ class EventType(str, Enum):
     SWEEP_PROGRESS = "sweep_progress"  # a sweep's own log: which runs are pending, running, done, failed
 
 
+# -- payloads: what each event says ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Payload:
+    TYPE: ClassVar[EventType]
+
+
+@dataclass(frozen=True)
+class RunStarted(Payload):
+    TYPE: ClassVar[EventType] = EventType.RUN_STARTED
+    preset: str
+    dataset: str
+    data_note: str
+    device: str
+    phases: list[str]
+    temperature: float  # the distillation temperature in force at the start
+    epochs: int
+    run_dir: str
+    train_size: int
+    test_size: int
+
+
+@dataclass(frozen=True)
+class RunResumed(RunStarted):
+    TYPE: ClassVar[EventType] = EventType.RUN_RESUMED
+
+
+@dataclass(frozen=True)
+class Probes(Payload):
+    TYPE: ClassVar[EventType] = EventType.PROBES
+    labels: list[int]
+    images: list[list[float]]  # channel-mean pixels, row-major, side x side
+    side: int
+
+
+@dataclass(frozen=True)
+class PhaseStarted(Payload):
+    TYPE: ClassVar[EventType] = EventType.PHASE_STARTED
+    phase: str
+    temperature: float
+    epochs: int
+    start_epoch: int
+    start_batch: int
+    train_size: int
+
+
+@dataclass(frozen=True)
+class PhaseFinished(Payload):
+    TYPE: ClassVar[EventType] = EventType.PHASE_FINISHED
+    phase: str
+    seconds: float
+    val_accuracy: float | None
+    temperature: float
+
+
+@dataclass(frozen=True)
+class Batch(Payload):
+    TYPE: ClassVar[EventType] = EventType.BATCH
+    phase: str
+    epoch: int
+    batch: int
+    batches: int
+    loss: float  # the unscaled cross-entropy at T
+    temperature: float
+
+
+@dataclass(frozen=True)
+class Epoch(Payload):
+    TYPE: ClassVar[EventType] = EventType.EPOCH
+    phase: str
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    lr: float
+    temperature: float
+    seconds: float
+    probe_logits: list[list[float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Checkpoint(Payload):
+    TYPE: ClassVar[EventType] = EventType.CHECKPOINT
+    phase: str
+    epoch: int
+    batch: int
+    complete: bool
+    path: str
+
+
+@dataclass(frozen=True)
+class SoftLabels(Payload):
+    TYPE: ClassVar[EventType] = EventType.SOFT_LABELS
+    temperature: float  # the T that made them: the student trains at this T
+    n: int
+    mean_max: float
+    agreement_with_hard_labels: float
+
+
+@dataclass(frozen=True)
+class TemperatureChanged(Payload):
+    TYPE: ClassVar[EventType] = EventType.TEMPERATURE_CHANGED
+    phase: str
+    old: float
+    temperature: float
+    applies: str  # in words: when the new T takes effect
+
+
+@dataclass(frozen=True)
+class Paused(Payload):
+    TYPE: ClassVar[EventType] = EventType.PAUSED
+    phase: str | None
+
+
+@dataclass(frozen=True)
+class Resumed(Payload):
+    TYPE: ClassVar[EventType] = EventType.RESUMED
+    phase: str | None
+
+
+@dataclass(frozen=True)
+class AttackStarted(Payload):
+    TYPE: ClassVar[EventType] = EventType.ATTACK_STARTED
+    key: str  # "<model>-<output>"
+    model: str
+    output: str
+    n_attacks: int
+    samples: int
+    temperature: float
+
+
+@dataclass(frozen=True)
+class AttackProgress(Payload):
+    TYPE: ClassVar[EventType] = EventType.ATTACK_PROGRESS
+    key: str
+    n_attacks: int
+    attempted: int
+    succeeded: int
+    attacks_per_second: float
+
+
+@dataclass(frozen=True)
+class Example:
+    """One adversarial example with its original, as plain numbers (channel means, row-major)."""
+
+    label: int
+    target: int
+    success: bool
+    prediction: int
+    side: int
+    x: list[float]
+    x_adv: list[float]
+
+
+@dataclass(frozen=True)
+class AttackFinished(Payload):
+    """Everything attacks/<key>.json holds, plus a few examples to draw."""
+
+    TYPE: ClassVar[EventType] = EventType.ATTACK_FINISHED
+    key: str
+    model: str
+    output: str
+    temperature: float
+    success_rate: float
+    n_attacks: int
+    n_succeeded: int
+    samples: int
+    mean_features_changed: float | None
+    ended: dict[str, int]
+    no_pair_rule: str
+    seconds: float
+    attacks_per_second: float
+    matrix: dict[str, list[list[int]]]
+    mean_pixels_changed: float | None = None
+    unconstrained_steps: int = 0
+    theta: float = 1.0
+    upsilon: float = 0.145
+    max_iterations: int = 0
+    n_features: int = 0
+    rho_adv: float | None = None
+    inputs: int = 0
+    inputs_no_target_reached: int = 0
+    is_lower_bound: bool = False
+    inputs_digest: str = ""  # which held-out inputs were attacked: equal digests = paired comparisons
+    examples: list[Example] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AttackRow:
+    """One (model, output) line of the summary's attack table."""
+
+    success_rate: float
+    n_attacks: int
+    mean_features_changed: float | None
+    rho_adv: float | None
+    attacks_per_second: float
+    rho_adv_is_lower_bound: bool = False
+
+
+@dataclass(frozen=True)
+class RunSummary(Payload):
+    """summary.json and the summary event: the same contract."""
+
+    TYPE: ClassVar[EventType] = EventType.SUMMARY
+    preset: str
+    dataset: str
+    data_note: str
+    temperature: float  # the student's training T (the soft labels' T)
+    accuracy: dict[str, float]
+    mean_abs_logit: dict[str, float]
+    saturated_share_by_model: dict[str, float]
+    deployed_temperature: float = 1.0
+    saturated_share: float | None = None
+    logit_ratio_student_baseline: float | None = None
+    soft_label_temperature: float | None = None
+    attacks: dict[str, AttackRow] = field(default_factory=dict)
+    gradient_amplitude: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Stopped(Payload):
+    TYPE: ClassVar[EventType] = EventType.STOPPED
+    phase: str | None
+    resume: str  # the command that continues the run
+
+
+@dataclass(frozen=True)
+class Finished(Payload):
+    TYPE: ClassVar[EventType] = EventType.FINISHED
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Failed(Payload):
+    TYPE: ClassVar[EventType] = EventType.FAILED
+    message: str
+    traceback: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepProgress(Payload):
+    TYPE: ClassVar[EventType] = EventType.SWEEP_PROGRESS
+    stage: str  # started | progress | finished
+    runs: dict[str, str] = field(default_factory=dict)  # run name -> pending | running | done | failed
+    address: str = ""
+    failures: dict[str, str] = field(default_factory=dict)  # run name -> why
+
+
+PAYLOADS: dict[EventType, type[Payload]] = {
+    cls.TYPE: cls for cls in (RunStarted, RunResumed, Probes, PhaseStarted, PhaseFinished, Batch, Epoch, Checkpoint,
+                              SoftLabels, TemperatureChanged, Paused, Resumed, AttackStarted, AttackProgress,
+                              AttackFinished, RunSummary, Stopped, Finished, Failed, SweepProgress)
+}
+
+
+@cache
+def _adapter(cls: type[Payload]) -> TypeAdapter:
+    return TypeAdapter(cls)
+
+
+class BadEvent(ValueError):
+    """A record that is not an event this version can use."""
+
+
+def payload_from(cls: type[Payload], data: Any) -> Any:
+    """`data` (a dict from JSON) as `cls`, checked field by field; BadEvent if it does not fit."""
+    try:
+        return _adapter(cls).validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(record)"
+        raise BadEvent(f"{cls.__name__}: {where}: {first['msg']}") from None
+
+
+# -- the envelope -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Event:
-    type: EventType
     seq: int
     time: float
-    data: dict[str, Any] = field(default_factory=dict)
+    data: Payload
+
+    @property
+    def type(self) -> EventType:
+        return self.data.TYPE
 
     def to_json(self) -> str:
-        d = asdict(self)
-        d["type"] = self.type.value
-        return json.dumps(d, separators=(",", ":"), allow_nan=False)
+        return json.dumps({"type": self.type.value, "seq": self.seq, "time": self.time, "data": asdict(self.data)},
+                          separators=(",", ":"), allow_nan=False)
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> Event:
-        return Event(EventType(d["type"]), int(d["seq"]), float(d["time"]), dict(d.get("data", {})))
+    def from_dict(d: Any) -> Event:
+        if not isinstance(d, dict):
+            raise BadEvent("not a JSON object")
+        try:
+            kind = EventType(d.get("type"))
+        except ValueError:
+            raise BadEvent(f"unknown event type {str(d.get('type'))[:40]!r} (a newer version's?)") from None
+        seq, t = d.get("seq"), d.get("time")
+        if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(t, (int, float)):
+            raise BadEvent("seq and time must be numbers")
+        return Event(seq, float(t), payload_from(PAYLOADS[kind], d.get("data", {})))
 
 
-def make_event(type_: EventType, seq: int, **data: Any) -> Event:
-    return Event(type_, seq, time.time(), data)
+def make_event(payload: Payload, seq: int, at: float | None = None) -> Event:
+    return Event(seq, time.time() if at is None else at, payload)
+
+
+@dataclass
+class ReadReport:
+    """What a reader of an event log could not use: counted, and said once."""
+
+    skipped: int = 0
+    first_problem: str = ""
+
+    def skip(self, why: str) -> None:
+        self.skipped += 1
+        if not self.first_problem:
+            self.first_problem = why
+
+    def line(self, path: object) -> str:
+        return (f"{path}: skipped {self.skipped} unreadable line{'s' if self.skipped != 1 else ''} "
+                f"(first: {self.first_problem})")
+
+
+def parse_lines(lines: Iterable[bytes], report: ReadReport | None = None) -> list[Event]:
+    """Complete lines of an events.jsonl as events; anything unusable is skipped and counted."""
+    report = report if report is not None else ReadReport()
+    out: list[Event] = []
+    for raw in lines:
+        if not raw.strip():
+            continue
+        try:
+            out.append(Event.from_dict(json.loads(raw.decode("utf-8"))))
+        except UnicodeDecodeError:
+            report.skip("not UTF-8 text")
+        except json.JSONDecodeError:
+            report.skip("not JSON")
+        except (BadEvent, RecursionError) as exc:
+            report.skip(str(exc)[:160])
+    return out

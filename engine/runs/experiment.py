@@ -14,8 +14,22 @@ import torch
 from engine.checkpoints import pack_state, unpack_state
 from engine.runs.control import Control
 from engine.data import DatasetSplit
+from engine.errors import CheckpointError
 from engine.distillation import mean_abs_logit, saturated_share, soft_labels
-from engine.runs.events import EventType
+from engine.runs.events import (
+    Batch,
+    Checkpoint,
+    Epoch,
+    Event,
+    Paused,
+    Payload,
+    PhaseFinished,
+    PhaseStarted,
+    Probes,
+    Resumed,
+    SoftLabels,
+    TemperatureChanged,
+)
 from engine.networks import TableICNN, build_network
 from engine.presets import Preset
 from engine.runs.rundir import RunDir
@@ -23,7 +37,7 @@ from engine.training import PhaseHooks, evaluate, make_optimizer, predict_logits
 
 PHASE_ORDER = ("baseline", "teacher", "student")
 N_PROBES = 8
-Emit = Callable[..., None]
+Emit = Callable[[Payload], Event]
 
 
 class Experiment:
@@ -41,8 +55,8 @@ class Experiment:
 
     # -- commands arriving at pause points ------------------------------------------------
     def pause_point(self) -> None:
-        self.control.pause_point(lambda: self.emit(EventType.PAUSED, phase=self.phase),
-                                 lambda: self.emit(EventType.RESUMED, phase=self.phase))
+        self.control.pause_point(lambda: self.emit(Paused(phase=self.phase)),
+                                 lambda: self.emit(Resumed(phase=self.phase)))
 
     def _take_temperature(self, phase: str) -> float | None:
         """Apply a pending set_temperature: the new T for `phase`'s next batch (None during the
@@ -52,15 +66,15 @@ class Experiment:
             return None
         old, self.temperature = self.temperature, new_t
         applies = "next batch" if phase != "baseline" else "teacher (the baseline is T = 1 by definition)"
-        self.emit(EventType.TEMPERATURE_CHANGED, phase=phase, old=old, temperature=new_t, applies=applies)
+        self.emit(TemperatureChanged(phase=phase, old=old, temperature=new_t, applies=applies))
         return new_t if phase != "baseline" else None
 
     # -- probes: what the confidence panel shows, as plain numbers --------------------------
     def emit_probes(self) -> None:
         x = self.data.x_test[:N_PROBES]
-        self.emit(EventType.PROBES, labels=self.data.y_test[:N_PROBES].tolist(),
-                  images=[[round(v, 3) for v in img.mean(0).flatten().tolist()] for img in x],
-                  side=int(x.shape[-1]))
+        self.emit(Probes(labels=self.data.y_test[:N_PROBES].tolist(),
+                         images=[[round(v, 3) for v in img.mean(0).flatten().tolist()] for img in x],
+                         side=int(x.shape[-1])))
 
     def probe_logits(self, model: TableICNN) -> list[list[float]]:
         """Logits of the probe inputs; a viewer applies softmax(z/T) for whichever T it shows."""
@@ -79,17 +93,25 @@ class Experiment:
         saved = self.rundir.load_tensors(phase)
         if saved is not None:
             tensors, meta = saved
-            unpack_state(tensors, meta, model, optimizer)
-            if meta.get("complete"):
+            try:
+                unpack_state(tensors, meta, model, optimizer)
+                complete = bool(meta.get("complete"))
+                start_epoch, start_batch = int(meta["epoch"]), int(meta["batch"])
+                saved_t = float(meta["temperature"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # load_state_dict: RuntimeError
+                raise CheckpointError(f"checkpoint {self.rundir.checkpoint_path(phase)} does not fit this run "
+                                      f"({type(exc).__name__}: {str(exc).splitlines()[0][:80]}); delete it to redo "
+                                      f"the {phase} phase from scratch") from None
+            if complete:
                 model.eval()
                 self.models[phase] = model
                 return
-            start_epoch, start_batch = int(meta["epoch"]), int(meta["batch"])
             if phase != "baseline":
-                temperature = float(meta.get("temperature", temperature))
+                # the checkpoint is the one record of the T this phase trained at when it stopped
+                temperature = saved_t
         self.phase = phase
-        self.emit(EventType.PHASE_STARTED, phase=phase, temperature=temperature, epochs=cfg.epochs,
-                  start_epoch=start_epoch, start_batch=start_batch, train_size=len(targets))
+        self.emit(PhaseStarted(phase=phase, temperature=temperature, epochs=cfg.epochs, start_epoch=start_epoch,
+                               start_batch=start_batch, train_size=len(targets)))
         t0 = time.perf_counter()
         batches = -(-len(targets) // cfg.batch_size)
 
@@ -97,14 +119,13 @@ class Experiment:
             tensors, meta = pack_state(model, optimizer)
             meta.update(phase=phase, epoch=epoch, batch=batch, temperature=t, complete=complete)
             path = self.rundir.save_tensors(phase, tensors, meta)
-            self.emit(EventType.CHECKPOINT, phase=phase, epoch=epoch, batch=batch, complete=complete,
-                      path=str(path.relative_to(self.rundir.path)))
+            self.emit(Checkpoint(phase=phase, epoch=epoch, batch=batch, complete=complete,
+                                 path=str(path.relative_to(self.rundir.path))))
 
         hooks = PhaseHooks(
-            emit_batch=lambda e, b, loss, t: self.emit(EventType.BATCH, phase=phase, epoch=e, batch=b,
-                                                       batches=batches, loss=loss, temperature=t),
-            emit_epoch=lambda m: self.emit(EventType.EPOCH, phase=phase, **m,
-                                           probe_logits=self.probe_logits(model)),
+            emit_batch=lambda e, b, loss, t: self.emit(Batch(phase=phase, epoch=e, batch=b, batches=batches,
+                                                             loss=loss, temperature=t)),
+            emit_epoch=lambda m: self.emit(Epoch(phase=phase, **m, probe_logits=self.probe_logits(model))),
             pause_point=self.pause_point,
             take_temperature=lambda: self._take_temperature(phase),
             save_checkpoint=save,
@@ -114,20 +135,28 @@ class Experiment:
                               phase_index=PHASE_ORDER.index(phase), start_epoch=start_epoch,
                               start_batch=start_batch)
         self.models[phase] = model
-        self.emit(EventType.PHASE_FINISHED, phase=phase, seconds=time.perf_counter() - t0,
-                  val_accuracy=metrics.get("val_accuracy"), temperature=metrics.get("temperature", temperature))
+        self.emit(PhaseFinished(phase=phase, seconds=time.perf_counter() - t0, val_accuracy=metrics.get("val_accuracy"),
+                                temperature=metrics.get("temperature", temperature)))
 
     def _soft_labels(self) -> tuple[torch.Tensor, float]:
         saved = self.rundir.load_tensors("soft_labels")
         if saved is not None:
             tensors, meta = saved
-            return tensors["soft_labels"], float(meta["temperature"])
+            try:
+                labels, t = tensors["soft_labels"], float(meta["temperature"])
+                if labels.shape != (len(self.data.y_train), 10):
+                    raise ValueError(f"shape {tuple(labels.shape)}, expected ({len(self.data.y_train)}, 10)")
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CheckpointError(f"checkpoint {self.rundir.checkpoint_path('soft_labels')} does not fit this run "
+                                      f"({type(exc).__name__}: {str(exc)[:80]}); delete it to make the soft labels "
+                                      "again from the teacher") from None
+            return labels, t
         t = self.temperature
         labels = soft_labels(self.models["teacher"], self.data.x_train, t, self.device)
         self.rundir.save_tensors("soft_labels", {"soft_labels": labels}, {"temperature": t})
         agree = (labels.argmax(1) == self.data.y_train).float().mean().item()
-        self.emit(EventType.SOFT_LABELS, temperature=t, n=len(labels), mean_max=labels.max(1).values.mean().item(),
-                  agreement_with_hard_labels=agree)
+        self.emit(SoftLabels(temperature=t, n=len(labels), mean_max=labels.max(1).values.mean().item(),
+                             agreement_with_hard_labels=agree))
         return labels, t
 
     def run_training(self) -> None:

@@ -6,12 +6,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import UserError
 from engine.runs.channel import ChannelError, engine_alive, send
-from engine.runs.events import EventType
+from engine.runs.events import AttackProgress, Epoch, EventType, Paused, PhaseStarted, Resumed, RunStarted
 from engine.runs.rundir import PRESET_FILE, RunDir, iter_events
 
 _END = {EventType.FINISHED: "finished", EventType.FAILED: "failed", EventType.STOPPED: "stopped"}
-_START = {EventType.RUN_STARTED, EventType.RUN_RESUMED}
 
 
 @dataclass
@@ -32,20 +32,20 @@ def run_state(run_dir: Path, events: list | None = None) -> RunInfo:
     paused = False
     for e in events:
         d = e.data
-        if e.type in _START:
-            preset, state, paused = d.get("preset", preset), "running", False
+        if isinstance(d, RunStarted):  # RunResumed too
+            preset, state, paused = d.preset, "running", False
         elif e.type in _END:
             state = _END[e.type]
-        elif e.type == EventType.PAUSED:
+        elif isinstance(d, Paused):
             paused = True
-        elif e.type == EventType.RESUMED:
+        elif isinstance(d, Resumed):
             paused = False
-        elif e.type == EventType.PHASE_STARTED:
-            phase = d["phase"]
-        elif e.type == EventType.EPOCH:
-            phase, progress = d["phase"], f"epoch {d['epoch'] + 1}/{d['epochs']}"
-        elif e.type == EventType.ATTACK_PROGRESS:
-            phase, progress = "attack", f"{d['key']} {d['attempted']}/{d['n_attacks']}"
+        elif isinstance(d, PhaseStarted):
+            phase = d.phase
+        elif isinstance(d, Epoch):
+            phase, progress = d.phase, f"epoch {d.epoch + 1}/{d.epochs}"
+        elif isinstance(d, AttackProgress):
+            phase, progress = "attack", f"{d.key} {d.attempted}/{d.n_attacks}"
     alive = engine_alive(run_dir)
     if state == "running":
         state = ("paused" if paused else "running") if alive else "interrupted"
@@ -55,9 +55,21 @@ def run_state(run_dir: Path, events: list | None = None) -> RunInfo:
 
 
 def list_runs(runs_dir: str | Path = "runs") -> list[RunInfo]:
+    """Every run under `runs_dir`; one that cannot be read is listed as unreadable with the reason,
+    and never hides the others."""
     root = Path(runs_dir)
     found = sorted({p.parent for p in root.rglob(PRESET_FILE)} if root.is_dir() else set())
-    return [run_state(p) for p in found if (p / "events.jsonl").exists()]
+    out = []
+    for path in found:
+        if not (path / "events.jsonl").exists():
+            if not engine_alive(path):
+                out.append(RunInfo(path, "unreadable", "?", "-", "no events.jsonl", 0.0))
+            continue
+        try:
+            out.append(run_state(path))
+        except (UserError, OSError) as exc:
+            out.append(RunInfo(path, "unreadable", "?", "-", str(exc)[:60], 0.0))
+    return out
 
 
 def format_runs(runs: list[RunInfo]) -> str:

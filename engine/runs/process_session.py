@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.runs.channel import PID_FILE, ChannelError, engine_alive, send
+from engine.runs.channel import ChannelError, engine_alive, engine_pid, send
 from engine.runs.control import check_temperature
 from engine.errors import UserError
 from engine.presets import load_preset
@@ -26,11 +26,11 @@ from engine.runs.listing import run_state
 ENGINE_NICE = 10  # the engine yields the CPU to the dashboard on the same machine
 
 
-def _engine_cmd(*args: str) -> list[str]:
+def engine_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "engine.cli", *args]
 
 
-def _spawn(cmd: list[str], log_path: Path) -> subprocess.Popen:
+def spawn_detached(cmd: list[str], log_path: Path) -> subprocess.Popen:
     with open(log_path, "wb") as log:
         # a session of its own: a hung-up terminal (SIGHUP) or Ctrl-C in the dashboard never reaches it
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
@@ -43,6 +43,7 @@ class ProcessSession(ReplaySession):
         self.process = process
 
     read_only = False
+    detachable = True
 
     @classmethod
     def launch(cls, preset: str, overrides: Sequence[str] = (), run_dir: str | Path | None = None, *,
@@ -60,7 +61,7 @@ class ProcessSession(ReplaySession):
             args.append("--download")
         fd, log = tempfile.mkstemp(prefix="defdistill-engine-", suffix=".log")
         os.close(fd)
-        proc = _spawn(_engine_cmd(*args), Path(log))
+        proc = spawn_detached(engine_command(*args), Path(log))
         deadline = time.time() + wait_seconds
         while time.time() < deadline:
             if (target / EVENTS_FILE).exists() and (target / EVENTS_FILE).stat().st_size > 0:
@@ -77,10 +78,7 @@ class ProcessSession(ReplaySession):
         return cls(run_dir)
 
     def engine_pid(self) -> int | None:
-        try:
-            return int((self.run_dir / PID_FILE).read_text().strip())
-        except (OSError, ValueError):
-            return None
+        return engine_pid(self.run_dir)
 
     # -- commands over the channel -------------------------------------------------------------
     def pause(self) -> None:
@@ -110,15 +108,11 @@ class ProcessSession(ReplaySession):
             args += ["--output", o]
         if samples:
             args += ["--samples", str(samples)]
-        self.process = _spawn(_engine_cmd(*args), Path(tempfile.mkstemp(prefix="defdistill-attack-")[1]))
+        self.process = spawn_detached(engine_command(*args), Path(tempfile.mkstemp(prefix="defdistill-attack-")[1]))
 
     def stop(self) -> None:
         if engine_alive(self.run_dir):
             send(self.run_dir, "stop")
-
-    def close(self) -> None:
-        """Stop following the log (the engine goes on)."""
-        self._stop.set()
 
     # -- state -----------------------------------------------------------------------------------
     @property

@@ -14,7 +14,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from engine.runs.events import Event, EventType
+from engine.runs.events import (
+    AttackProgress,
+    AttackStarted,
+    Batch,
+    Epoch,
+    Event,
+    PhaseFinished,
+    PhaseStarted,
+    TemperatureChanged,
+)
 
 
 class HeadlessProgress:
@@ -43,34 +52,31 @@ class HeadlessProgress:
 
     def __call__(self, e: Event) -> None:
         d = e.data
-        if e.type == EventType.PHASE_STARTED:
-            tid = self._task(d["phase"], f"{d['phase']} T={d['temperature']:g}", d["epochs"])
-            self.progress.update(tid, completed=d["start_epoch"])
-        elif e.type == EventType.BATCH:
-            tid = self._tasks.get(d["phase"])
+        if isinstance(d, PhaseStarted):
+            tid = self._task(d.phase, f"{d.phase} T={d.temperature:g}", d.epochs)
+            self.progress.update(tid, completed=d.start_epoch)
+        elif isinstance(d, Batch):
+            tid = self._tasks.get(d.phase)
             if tid is not None:
-                self.progress.update(tid, completed=d["epoch"] + (d["batch"] + 1) / d["batches"],
-                                     info=f"epoch {d['epoch'] + 1} loss {d['loss']:.4f}")
-        elif e.type == EventType.EPOCH:
-            tid = self._tasks.get(d["phase"])
+                self.progress.update(tid, completed=d.epoch + (d.batch + 1) / d.batches,
+                                     info=f"epoch {d.epoch + 1} loss {d.loss:.4f}")
+        elif isinstance(d, Epoch):
+            tid = self._tasks.get(d.phase)
             if tid is not None:
-                self.progress.update(tid, completed=d["epoch"] + 1,
-                                     info=f"loss {d['train_loss']:.4f} acc {d['val_accuracy']:.3f}")
-        elif e.type == EventType.ATTACK_STARTED:
-            self._task(d["key"], f"jsma {d['key']}", d["n_attacks"])
-        elif e.type == EventType.ATTACK_PROGRESS:
-            tid = self._tasks.get(d["key"])
+                self.progress.update(tid, completed=d.epoch + 1, info=f"loss {d.train_loss:.4f} acc {d.val_accuracy:.3f}")
+        elif isinstance(d, AttackStarted):
+            self._task(d.key, f"jsma {d.key}", d.n_attacks)
+        elif isinstance(d, AttackProgress):
+            tid = self._tasks.get(d.key)
             if tid is not None:
-                self.progress.update(tid, completed=d["attempted"],
-                                     info=f"{d['succeeded']}/{d['attempted']} succeeded")
-        elif e.type == EventType.TEMPERATURE_CHANGED:
-            self.console.print(f"temperature {d['old']:g} -> {d['temperature']:g} ({d['applies']})")
-        elif e.type == EventType.FAILED:
-            pass  # the CLI prints the one-line error
+                self.progress.update(tid, completed=d.attempted, info=f"{d.succeeded}/{d.attempted} succeeded")
+        elif isinstance(d, TemperatureChanged):
+            self.console.print(f"temperature {d.old:g} -> {d.temperature:g} ({d.applies})")
 
 
 def quiet_printer(e: Event) -> None:
     """--quiet: only phase ends, one line each, for logs and scripts."""
-    if e.type == EventType.PHASE_FINISHED:
-        print(f"{e.data['phase']}: val_accuracy={e.data['val_accuracy']:.4f} ({e.data['seconds']:.1f}s)",
-              file=sys.stderr)
+    d = e.data
+    if isinstance(d, PhaseFinished):
+        acc = f"{d.val_accuracy:.4f}" if d.val_accuracy is not None else "n/a"
+        print(f"{d.phase}: val_accuracy={acc} ({d.seconds:.1f}s)", file=sys.stderr)

@@ -6,13 +6,12 @@ engine in this process; commands are refused with a one-line message.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.runs.events import Event, EventType
+from engine.runs.events import Event, EventType, Failed, ReadReport, parse_lines
 from engine.presets import preset_from_toml
 from engine.runs.rundir import RunDir
 from engine.runs.session import EventFanout, Session
@@ -33,6 +32,7 @@ class ReplaySession(EventFanout, Session):
         self._follow = follow
         self._poll = poll
         self._stop = threading.Event()
+        self.read_report = ReadReport()  # lines of events.jsonl this session could not use
         self._thread = threading.Thread(target=self._tail, name="defdistill-replay", daemon=True)
 
     def _tail(self) -> None:
@@ -46,7 +46,7 @@ class ReplaySession(EventFanout, Session):
                     chunk = f.read()
                 complete = chunk[: chunk.rfind(b"\n") + 1]  # a torn last line waits for the next poll
                 offset += len(complete)
-                new = events_from_bytes(complete)
+                new = events_from_bytes(complete, self.read_report)
             for e in new:
                 self._publish(e)
             if not self._follow:
@@ -76,6 +76,9 @@ class ReplaySession(EventFanout, Session):
         self._refuse(f"attack here; run `defdistill-engine attack {self.run_dir}`")
 
     def stop(self) -> None:
+        self._refuse("stop the run")
+
+    def close(self) -> None:
         self._stop.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -98,22 +101,27 @@ class ReplaySession(EventFanout, Session):
     @property
     def error(self) -> str | None:
         for e in reversed(self.history()):
-            if e.type == EventType.FAILED:
-                return str(e.data.get("message"))
+            if isinstance(e.data, Failed):
+                return e.data.message
         return None
 
-    @property
-    def read_only(self) -> bool:
-        return True
+    read_only = True
+
+    def engine_pid(self) -> int | None:
+        from engine.runs.channel import engine_pid
+
+        return engine_pid(self.run_dir)
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.rundir.events_path.exists():
+            out.append(f"{self.rundir.events_path} does not exist: nothing to show yet (no engine has written this run)")
+        if self.read_report.skipped:
+            out.append(self.read_report.line(self.rundir.events_path))
+        return out
 
 
-def events_from_bytes(data: bytes) -> list[Event]:
-    """Complete lines of an events.jsonl chunk; unreadable lines are skipped as on any read."""
-    out = []
-    for line in data.decode("utf-8").splitlines():
-        try:
-            out.append(Event.from_dict(json.loads(line)))
-        except (json.JSONDecodeError, KeyError, ValueError):
-            continue
-    return out
+def events_from_bytes(data: bytes, report: ReadReport | None = None) -> list[Event]:
+    """Complete lines of an events.jsonl chunk; unreadable lines are skipped and counted as on any read."""
+    return parse_lines(data.split(b"\n"), report)
 

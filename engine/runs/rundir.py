@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 import engine
 from engine.errors import CheckpointError, RunDirError
-from engine.runs.events import Event
+from engine.runs.events import SCHEMA_VERSION, BadEvent, Event, ReadReport, RunSummary, parse_lines, payload_from
 
 PRESET_FILE = "preset.toml"
 EVENTS_FILE = "events.jsonl"
@@ -82,7 +82,7 @@ class RunDir:
             rd.path.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(rd.path / PRESET_FILE, preset_toml.encode())
             atomic_write_json(rd.path / META_FILE, {
-                "defdistill": engine.__version__, "torch": torch.__version__,
+                "defdistill": engine.__version__, "event_schema": SCHEMA_VERSION, "torch": torch.__version__,
                 "python": platform.python_version(), "device": device, "git_commit": _git_commit(),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             })
@@ -114,8 +114,8 @@ class RunDir:
         # Line-buffered append: each event reaches the file as it happens.
         return open(self.events_path, "a", buffering=1, encoding="utf-8")
 
-    def read_events(self) -> list[Event]:
-        return list(iter_events(self.events_path))
+    def read_events(self, report: ReadReport | None = None) -> list[Event]:
+        return list(iter_events(self.events_path, report))
 
     # -- checkpoints ----------------------------------------------------------------------
     def checkpoint_path(self, name: str) -> Path:
@@ -156,22 +156,55 @@ class RunDir:
         atomic_write_json(self.path / SUMMARY_FILE, summary)
 
     def read_summary(self) -> dict[str, Any] | None:
-        p = self.path / SUMMARY_FILE
-        return json.loads(p.read_text()) if p.exists() else None
+        """summary.json, checked against the RunSummary contract; None if the run has none yet."""
+        path = self.path / SUMMARY_FILE
+        fix = f"delete it and run `defdistill-engine resume {self.path}` to rebuild it"
+        data = read_json(path, fix)
+        if data is None:
+            return None
+        try:
+            payload_from(RunSummary, data)
+        except BadEvent as exc:
+            raise RunDirError(f"{path} has the wrong shape ({exc}); {fix}") from None
+        return data
 
     def read_preset_toml(self) -> str:
-        return (self.path / PRESET_FILE).read_text(encoding="utf-8")
+        path = self.path / PRESET_FILE
+        try:
+            return path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise RunDirError(f"{path} is damaged (not UTF-8 text); restore it from a copy or start a new run") from None
+        except OSError as exc:
+            raise RunDirError(f"cannot read {path} ({exc.strerror or exc}); restore it or start a new run") from None
 
 
-def iter_events(path: Path) -> Iterator[Event]:
-    """Events in a log; a torn last line (a run killed mid-write) is skipped."""
-    if not path.exists():
+def read_json(path: Path, fix: str) -> Any:
+    """A JSON file of a run or sweep directory; None if absent. A damaged one is a RunDirError
+    that names the file and `fix`."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise RunDirError(f"cannot read {path} ({exc.strerror or exc}); check its permissions") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path} is damaged (not UTF-8 text); {fix}") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise RunDirError(f"{path} is damaged (not JSON: {str(exc)[:80]}); {fix}") from None
+
+
+def iter_events(path: Path, report: ReadReport | None = None) -> Iterator[Event]:
+    """Events in a log. A torn last line (a run killed mid-write) is left for the writer; lines
+    nobody can use (binary, not JSON, the wrong shape, a newer version's type) are skipped and
+    counted in `report`."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
         return
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break
-            try:
-                yield Event.from_dict(json.loads(line))
-            except (json.JSONDecodeError, KeyError, ValueError):
-                continue
+    except OSError as exc:
+        raise RunDirError(f"cannot read {path} ({exc.strerror or exc}); check its permissions") from None
+    complete = data[: data.rfind(b"\n") + 1]
+    yield from parse_lines(complete.split(b"\n"), report)

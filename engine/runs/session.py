@@ -7,6 +7,7 @@ dashboard see the same stream.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback
@@ -19,7 +20,20 @@ from engine.runs.control import Control, StopRequested
 from engine.data import DatasetSplit, load_dataset
 from engine.device import describe_device, resolve_device
 from engine.errors import UserError
-from engine.runs.events import Event, EventType, make_event
+from engine.runs.events import (
+    Event,
+    EventType,
+    Failed,
+    Finished,
+    Payload,
+    ReadReport,
+    RunResumed,
+    RunStarted,
+    RunSummary,
+    Stopped,
+    make_event,
+    payload_from,
+)
 from engine.runs.lock import RunLock
 from engine.presets import Preset, preset_from_toml
 from engine.runs.rundir import RunDir, default_run_dir
@@ -28,27 +42,46 @@ Subscriber = Callable[[Event], None]
 
 
 class Session(ABC):
-    """What a front end may do with an experiment. Commands are thread-safe and return at once."""
+    """Everything a front end (the dashboard, the headless CLI) may do with an experiment.
+
+    Commands are thread-safe and return at once; a command the session cannot carry out raises a
+    one-line UserError. Implementations: ThreadSession (the engine in this process),
+    ProcessSession (an engine process of its own, launched or attached) and ReplaySession
+    (read-only: a run directory replayed and followed).
+    """
 
     preset: Preset
     run_dir: Path
+    #: the session only watches: every steering command is refused
+    read_only: bool = False
+    #: the engine runs in a process of its own, so a viewer may leave it running (`close`)
+    detachable: bool = False
+    #: the failure, if any, is one the user can fix (exit code 2, not 1)
+    user_error: bool = False
+    #: the sweep this run belongs to, when the viewer was attached to a sweep
+    sweep_dir: Path | None = None
+    #: niceness of engine threads this session starts in this process (a dashboard sets 10)
+    nice: int = 0
 
     @abstractmethod
     def subscribe(self, callback: Subscriber) -> None:
-        """Call `callback(event)` for every future event (from the engine's thread)."""
+        """Call `callback(event)` for every future event (from the engine's or the reader's thread)."""
 
     @abstractmethod
     def history(self) -> list[Event]:
         """Every event so far, in order: lets a late subscriber rebuild its state."""
 
     @abstractmethod
-    def start(self) -> None: ...
+    def start(self) -> None:
+        """Start the engine (or the reader of an engine's log)."""
 
     @abstractmethod
-    def pause(self) -> None: ...
+    def pause(self) -> None:
+        """Pause training or attacks at the next batch."""
 
     @abstractmethod
-    def resume(self) -> None: ...
+    def resume(self) -> None:
+        """Continue after `pause`."""
 
     @abstractmethod
     def set_temperature(self, temperature: float) -> float:
@@ -61,20 +94,32 @@ class Session(ABC):
 
     @abstractmethod
     def stop(self) -> None:
-        """Checkpoint at the next batch and end; `defdistill-engine resume` continues."""
+        """Stop the run: checkpoint at the next batch and end; `defdistill-engine resume` continues."""
+
+    def close(self) -> None:
+        """Stop watching. The run itself is untouched: a detached engine goes on."""
 
     @abstractmethod
     def wait(self, timeout: float | None = None) -> bool:
-        """True once the engine has ended (finished, stopped or failed)."""
+        """True once the engine has ended (finished, stopped, failed or interrupted)."""
 
     @property
     @abstractmethod
     def state(self) -> str:
-        """starting | running | paused | stopped | finished | failed."""
+        """starting | running | paused | stopped | finished | failed | interrupted."""
 
     @property
     @abstractmethod
-    def error(self) -> str | None: ...
+    def error(self) -> str | None:
+        """The one line saying why the run failed, if it did."""
+
+    def engine_pid(self) -> int | None:
+        """The process the engine runs in, for telemetry; None when no engine is known."""
+        return None
+
+    def problems(self) -> list[str]:
+        """What this session could not read (e.g. damaged lines of events.jsonl), one line each."""
+        return []
 
 
 class EventFanout:
@@ -123,15 +168,16 @@ class ThreadSession(EventFanout, Session):
         self.control = Control()
         self._resumed = resumed
         EventFanout.__init__(self)
-        self._history = rundir.read_events() if resumed else []
+        self.read_report = ReadReport()  # lines of events.jsonl this session could not use
+        self._history = rundir.read_events(self.read_report) if resumed else []
         self._seq = self._history[-1].seq if self._history else 0
         self._seq_lock = threading.Lock()  # seq order == log order == delivery order
         self._state = "starting"
         self._error: str | None = None
         self._attack_requests: list[dict[str, Any]] = []
         self._attack_only = False
-        self.user_error = False  # the failure, if any, is one the user can fix (exit code 2)
-        # A dashboard sets this: the engine thread (and the OpenMP workers it starts, which inherit
+        self.user_error = False
+        # A dashboard sets `nice`: the engine thread (and the OpenMP workers it starts, which inherit
         # it) yields the CPU to the UI thread, so key presses stay fast while training fills the cores.
         self.nice = 0
         self._thread = threading.Thread(target=self._main, name="defdistill-engine", daemon=True)
@@ -193,10 +239,10 @@ class ThreadSession(EventFanout, Session):
         return session
 
     # -- events ---------------------------------------------------------------------------
-    def emit(self, type_: EventType, **data: Any) -> Event:
+    def emit(self, payload: Payload) -> Event:
         with self._seq_lock:
             self._seq += 1
-            event = make_event(type_, self._seq, **data)
+            event = make_event(payload, self._seq)
             # the run log first, so events.jsonl holds everything any viewer saw
             self._publish(event, before=lambda e: self._log.write(e.to_json() + "\n"))
         return event
@@ -253,6 +299,12 @@ class ThreadSession(EventFanout, Session):
     def error(self) -> str | None:
         return self._error
 
+    def engine_pid(self) -> int | None:
+        return os.getpid()
+
+    def problems(self) -> list[str]:
+        return [self.read_report.line(self.rundir.events_path)] if self.read_report.skipped else []
+
     # -- the engine thread ----------------------------------------------------------------
     def _main(self) -> None:
         from engine.runs.experiment import Experiment
@@ -268,11 +320,12 @@ class ThreadSession(EventFanout, Session):
         self._exp = exp
         if self._resumed:
             exp.temperature = _last_temperature(self._history, self.preset.distillation.temperature)
-        start = EventType.RUN_RESUMED if self._resumed else EventType.RUN_STARTED
-        self.emit(start, preset=self.preset.name, dataset=self.data.name, data_note=self.data.note,
-                  device=describe_device(self.device), phases=list(self.preset.distillation.phases),
-                  temperature=exp.temperature, epochs=self.preset.training.epochs,
-                  run_dir=str(self.run_dir), train_size=len(self.data.y_train), test_size=len(self.data.y_test))
+        start = RunResumed if self._resumed else RunStarted
+        self.emit(start(preset=self.preset.name, dataset=self.data.name, data_note=self.data.note,
+                        device=describe_device(self.device), phases=list(self.preset.distillation.phases),
+                        temperature=exp.temperature, epochs=self.preset.training.epochs,
+                        run_dir=str(self.run_dir), train_size=len(self.data.y_train),
+                        test_size=len(self.data.y_test)))
         exp.emit_probes()
         self._guarded(self._train_and_attack)
 
@@ -300,17 +353,18 @@ class ThreadSession(EventFanout, Session):
                 req = self._attack_requests.pop(0)
             run_attack_phase(self._exp, summary, **req)
         summary["seconds"] = _active_seconds(self.history(), time.time())
+        typed = payload_from(RunSummary, summary)  # the file and the event hold one checked contract
         self.rundir.write_summary(summary)
-        self.emit(EventType.SUMMARY, **summary)
+        self.emit(typed)
         self._state = "finished"
-        self.emit(EventType.FINISHED, seconds=time.time() - t0)
+        self.emit(Finished(seconds=time.time() - t0))
 
     def _guarded(self, work: Callable[[], None]) -> None:
         try:
             work()
         except StopRequested:
             self._state = "stopped"
-            self.emit(EventType.STOPPED, phase=self._exp.phase, resume=f"defdistill-engine resume {self.run_dir}")
+            self.emit(Stopped(phase=self._exp.phase, resume=f"defdistill-engine resume {self.run_dir}"))
         except UserError as exc:
             self.user_error = True
             self._fail(str(exc))
@@ -335,7 +389,7 @@ class ThreadSession(EventFanout, Session):
     def _fail(self, message: str, trace: str | None = None) -> None:
         self._error = message
         self._state = "failed"
-        self.emit(EventType.FAILED, message=message, traceback=trace)
+        self.emit(Failed(message=message, traceback=trace))
 
 
 def _lower_this_thread(nice: int) -> None:
@@ -354,7 +408,7 @@ def _finished(events: list[Event]) -> bool:
 def _last_temperature(events: list[Event], default: float) -> float:
     for e in reversed(events):
         if e.type == EventType.TEMPERATURE_CHANGED:
-            return float(e.data["temperature"])
+            return float(e.data.temperature)
     return default
 
 

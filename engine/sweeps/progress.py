@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from engine.errors import RunDirError
 from engine.runs.listing import run_state
+from engine.runs.rundir import read_json
 from engine.sweeps.sweep import PLAN_FILE, sweep_runs
 
 
@@ -13,7 +14,10 @@ def sweep_progress(sweep_dir: str | Path) -> tuple[str, Path | None]:
     """One line on a sweep (runs done / running / pending / failed, from its run directories) and
     the run to watch: the one running now, else the most recently updated."""
     root = Path(sweep_dir)
-    plan = json.loads((root / PLAN_FILE).read_text())
+    plan = read_json(root / PLAN_FILE, "attach to one of its runs instead, or repeat the sweep command to rebuild it")
+    if not isinstance(plan, dict) or not isinstance(plan.get("temperatures"), list):
+        raise RunDirError(f"{root / PLAN_FILE} is missing or has the wrong shape; attach to one of its runs instead, "
+                          "or repeat the sweep command to rebuild it")
     names = [n for n, _ in sweep_runs(plan["overrides"], plan["temperatures"], plan.get("seeds"))]
     infos = {n: run_state(root / n) for n in names if (root / n / "events.jsonl").exists()}
     counts = {"done": 0, "running": 0, "failed": 0, "interrupted": 0}

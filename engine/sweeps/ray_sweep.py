@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
-from engine.runs.events import EventType, make_event
+from engine.runs.events import SweepProgress, make_event
 from engine.runs.lock import RunLock
 from engine.runs.rundir import atomic_write_json
 from engine.sweeps.sweep import _finished, finish_sweep, prepare_sweep
@@ -60,12 +60,12 @@ class SweepLog:
         self.path = sweep_dir / "events.jsonl"
         self.seq = 0
         if self.path.exists():
-            self.seq = sum(1 for _ in open(self.path))
+            self.seq = sum(1 for _ in open(self.path, "rb"))
 
-    def emit(self, **data: Any) -> None:
+    def emit(self, payload: SweepProgress) -> None:
         self.seq += 1
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(make_event(EventType.SWEEP_PROGRESS, self.seq, **data).to_json() + "\n")
+            f.write(make_event(payload, self.seq).to_json() + "\n")
 
 
 def _status(sweep_dir: Path, names: list[str], done: set[str], failed: dict[str, str]) -> dict[str, str]:
@@ -120,7 +120,7 @@ def _run_on_ray(ray: Any, preset_name: str, overrides: Sequence[str], temperatur
     done: set[str] = set()
     failed: dict[str, str] = {}
     placed: dict[str, dict[str, Any]] = {}
-    log.emit(stage="started", address=address or "local", runs=_status(sweep_dir, names, done, failed))
+    log.emit(SweepProgress(stage="started", address=address or "local", runs=_status(sweep_dir, names, done, failed)))
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
@@ -133,12 +133,12 @@ def _run_on_ray(ray: Any, preset_name: str, overrides: Sequence[str], temperatur
                     failed[name] = str(exc).strip().splitlines()[-1][:300]
             status = _status(sweep_dir, names, done, failed)
             counts = {k: sum(1 for v in status.values() if v == k) for k in ("pending", "running", "done", "failed")}
-            log.emit(stage="progress", **counts, runs=status)
+            log.emit(SweepProgress(stage="progress", runs=status))
             progress(f"sweep: {counts['done']} done, {counts['running']} running, {counts['pending']} pending, "
                      f"{counts['failed']} failed")
     finally:
         ray.shutdown()
     atomic_write_json(sweep_dir / "placement.json", placed)
     result = finish_sweep(sweep_dir, plan, t0, failed, {"ray": {"address": address or "local", "tasks": placed}})
-    log.emit(stage="finished", failed=failed)
+    log.emit(SweepProgress(stage="finished", runs=_status(sweep_dir, names, done, failed), failures=failed))
     return result

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from engine.errors import RunDirError
 from engine.paper import CW, GRADIENT_REDUCTION, HEADLINE, SUCCESS_VS_T, paper_key
-from engine.runs.rundir import atomic_write_bytes
+from engine.presets import preset_from_toml
+from engine.runs.rundir import RunDir, atomic_write_bytes, read_json
 from engine.sweeps.sweep import SWEEP_FILE
 
 OUTPUTS = ("softmax", "logits", "softmax_T")
@@ -44,11 +42,10 @@ def _setup(preset: dict[str, Any], meta: dict[str, Any], data_note: str, seconds
 
 
 def sweep_report(sweep_dir: Path) -> str:
-    r = json.loads((sweep_dir / SWEEP_FILE).read_text())
+    r = _required(sweep_dir / SWEEP_FILE, "run the same `defdistill-engine sweep` again to rebuild it")
     base_run = r["baseline"]["run_dir"]
     base_dir = sweep_dir / (base_run if isinstance(base_run, str) else base_run[0])
-    preset = tomllib.loads((base_dir / "preset.toml").read_text())
-    meta = json.loads((base_dir / "meta.json").read_text())
+    preset, meta = _preset_and_meta(base_dir)
     key = paper_key(r["dataset"])
     head = HEADLINE.get(key or "", {})
     temps = r["temperatures"]
@@ -139,9 +136,8 @@ def _ended_sentence(entry: dict[str, Any]) -> str:
 
 
 def run_report(run_dir: Path) -> str:
-    summary = json.loads((run_dir / "summary.json").read_text())
-    preset = tomllib.loads((run_dir / "preset.toml").read_text())
-    meta = json.loads((run_dir / "meta.json").read_text())
+    summary = RunDir(run_dir).read_summary()
+    preset, meta = _preset_and_meta(run_dir)
     key = paper_key(summary["dataset"])
     head = HEADLINE.get(key or "", {})
     lines = [f"# defdistill report: {summary['dataset']} run at T={summary['temperature']:g}", ""]
@@ -160,20 +156,45 @@ def run_report(run_dir: Path) -> str:
         if head:
             lines += ["", f"Paper ({key.upper()}): {head['success_baseline']}% without distillation, "
                       f"{head['success_distilled_T100']}% at T=100 (JSMA-F). {CW}."]
+    if summary.get("soft_label_temperature") is not None:
+        lines += ["", f"The student's soft labels were made at T={summary['soft_label_temperature']:g}, the T it "
+                  "trained at."]
     lines += ["", f"Distillation evidence: student mean |logit| {summary['mean_abs_logit'].get('student', 0):.1f} vs "
               f"baseline {summary['mean_abs_logit'].get('baseline', 0):.1f}; "
               f"{_pct(summary.get('saturated_share'))} of held-out inputs have a T=1 softmax of exactly 1.0.", ""]
     return "\n".join(lines) + "\n"
 
 
+def _required(path: Path, fix: str) -> Any:
+    data = read_json(path, fix)
+    if data is None:
+        raise RunDirError(f"{path} is missing; {fix}")
+    return data
+
+
+def _preset_and_meta(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    preset = preset_from_toml(RunDir(run_dir).read_preset_toml(), str(run_dir / "preset.toml"))
+    meta = read_json(run_dir / "meta.json", "it only labels the report: delete it to go on without it") or {}
+    if not isinstance(meta, dict):
+        raise RunDirError(f"{run_dir / 'meta.json'} has the wrong shape (not an object); it only labels the report: "
+                          "delete it to go on without it")
+    return preset.model_dump(mode="json"), meta
+
+
 def write_report(path: Path) -> Path:
     path = Path(path)
-    if (path / SWEEP_FILE).exists():
-        text = sweep_report(path)
-    elif (path / "summary.json").exists():
-        text = run_report(path)
-    else:
-        raise RunDirError(f"{path} holds neither sweep.json nor summary.json; give a finished run or sweep directory")
+    try:
+        if (path / SWEEP_FILE).exists():
+            text = sweep_report(path)
+        elif (path / "summary.json").exists():
+            text = run_report(path)
+        else:
+            raise RunDirError(f"{path} holds neither sweep.json nor summary.json; give a finished run or sweep "
+                              "directory")
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # every input was read as JSON but one has fields of the wrong kind: a damaged result file
+        raise RunDirError(f"a result file in {path} has the wrong shape ({type(exc).__name__}: {str(exc)[:80]}); "
+                          "re-run the command that wrote it (run, attack or sweep) or restore it") from None
     out = path / "report.md"
     atomic_write_bytes(out, text.encode())
     return out

@@ -7,7 +7,6 @@ from its checkpoint.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from engine.paper import PAPER_TEMPERATURES
 from engine.presets import load_preset
 from engine.runs.events import EventType
 from engine.runs.lock import RunLock
-from engine.runs.rundir import atomic_write_json, iter_events
+from engine.runs.rundir import RunDir, atomic_write_json, iter_events, read_json
 
 # Laptop profile: 5 epochs with the lr halved every 2 (without the decay, SGD 0.1/0.9 leaves the
 # T=100 student ~6 points below the baseline after 5 epochs on MNIST-t10k; with it, ~1 point).
@@ -96,9 +95,9 @@ def prepare_sweep(preset_name: str, overrides: Sequence[str], temperatures: Sequ
             "seeds": list(seeds) if seeds else None}
     load_preset(preset_name, all_overrides)  # every problem with the preset is reported before any work
     plan_path = sweep_dir / PLAN_FILE
-    if plan_path.exists():
-        old = json.loads(plan_path.read_text())
-        if {k: old.get(k) for k in plan} != plan:
+    old = read_json(plan_path, "delete the sweep directory's sweep-plan.json and repeat the sweep command")
+    if old is not None:
+        if not isinstance(old, dict) or {k: old.get(k) for k in plan} != plan:
             raise RunDirError(f"{sweep_dir} holds a different sweep ({old.get('preset')}, {old.get('temperatures')}); "
                               "choose another --sweep-dir or repeat that sweep's arguments to resume it")
     else:
@@ -149,7 +148,15 @@ def _run_quietly(session) -> int:
 
 
 def _model_entry(run_dir: Path, model: str) -> dict[str, Any]:
-    summary = json.loads((run_dir / "summary.json").read_text())
+    try:
+        return _read_model_entry(run_dir, model)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise RunDirError(f"the results of {run_dir} have the wrong shape ({type(exc).__name__}: {str(exc)[:80]}); "
+                          f"delete {run_dir} and run the same sweep command again to redo that run") from None
+
+
+def _read_model_entry(run_dir: Path, model: str) -> dict[str, Any]:
+    summary = RunDir(run_dir).read_summary()
     entry: dict[str, Any] = {
         "run_dir": run_dir.name,
         "accuracy": summary["accuracy"][model],
@@ -162,7 +169,7 @@ def _model_entry(run_dir: Path, model: str) -> dict[str, Any]:
     for path in sorted((run_dir / "attacks").glob(f"{model}-*.json")):
         if path.name.endswith("-gradients.json"):
             continue
-        rec = json.loads(path.read_text())
+        rec = read_json(path, f"delete it and run `defdistill-engine attack {run_dir}` to redo it")
         out = rec["output"]
         entry["success_rate"][out] = rec["success_rate"]
         entry["mean_features_changed"][out] = rec["mean_features_changed"]
@@ -218,7 +225,7 @@ def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] 
     base = entries(None)
     if not base:
         raise RunDirError(f"no baseline run of {sweep_dir} finished ({'; '.join(failed.values()) or 'none ran'})")
-    base_summary = json.loads((sweep_dir / base[0]["run_dir"] / "summary.json").read_text())
+    base_summary = RunDir(sweep_dir / base[0]["run_dir"]).read_summary()
     per_t = {f"{t:g}": e for t in plan["temperatures"] if (e := entries(t))}
     by_t = {k: _aggregate(e) for k, e in per_t.items()}
     baseline = _aggregate(base)

@@ -10,6 +10,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from engine.runs.events import AttackFinished
 from tui.state import DashboardState
 from tui.widgets.image import half_block
 
@@ -48,20 +49,20 @@ class ResultsScreen(Screen[None]):
             self.query_one("#results-table", Static).update(Text("no attack results yet: press j on the main "
                                                                  "screen to launch a JSMA sweep", style="dim"))
             return
-        models = sorted({r["model"] for r in res.values()}, key=["baseline", "teacher", "student"].index)
+        models = sorted({r.model for r in res.values()}, key=["baseline", "teacher", "student"].index)
         table = Table(title="JSMA success rate (share of sample x target attacks reaching the target)",
                       title_justify="left")
         table.add_column("model")
         for o in OUTPUTS:
             table.add_column(o + (" (paper)" if o == "softmax" else ""), justify="right")
-        acc = (self.state.summary or {}).get("accuracy", {})
+        acc = self.state.summary.accuracy if self.state.summary else {}
         table.add_column("accuracy", justify="right")
         for m in models:
             cells = []
             for o in OUTPUTS:
                 r = res.get(f"{m}-{o}")
                 cells.append("–" if r is None
-                             else f"{100 * r['success_rate']:.1f}% ({r['n_succeeded']}/{r['n_attacks']})")
+                             else f"{100 * r.success_rate:.1f}% ({r.n_succeeded}/{r.n_attacks})")
             table.add_row(m, *cells, f"{100 * acc[m]:.1f}%" if m in acc else "–")
         self.query_one("#results-table", Static).update(table)
         key = self.keys[self.index]
@@ -70,29 +71,29 @@ class ResultsScreen(Screen[None]):
         self.query_one("#results-examples", Static).update(self._examples(r))
 
     @staticmethod
-    def _matrix(key: str, r: dict) -> Table:
+    def _matrix(key: str, r: AttackFinished) -> Table:
         m = Table(title=f"{key}: success % by source (row) x target (col)   [←/→ other results]",
                   title_justify="left", box=None, padding=(0, 1))
         m.add_column("src", style="dim")
         for t in range(10):
             m.add_column(str(t), justify="right")
-        att, win = r["matrix"]["attempts"], r["matrix"]["successes"]
+        att, win = r.matrix["attempts"], r.matrix["successes"]
         for s in range(10):
             row = []
             for t in range(10):
                 row.append("·" if att[s][t] == 0 else f"{100 * win[s][t] / att[s][t]:.0f}")
             m.add_row(str(s), *row)
-        ended = ", ".join(f"{k} {v}" for k, v in r["ended"].items() if v)
-        m.caption = f"ended: {ended}; rule when no pair qualifies: {r['no_pair_rule']}"
+        ended = ", ".join(f"{k} {v}" for k, v in r.ended.items() if v)
+        m.caption = f"ended: {ended}; rule when no pair qualifies: {r.no_pair_rule}"
         return m
 
     @staticmethod
-    def _examples(r: dict) -> Table:
+    def _examples(r: AttackFinished) -> Table:
         grid = Table(title="original → adversarial (changed pixels red)", title_justify="left", box=None,
                      padding=(0, 1))
-        for ex in r.get("examples", [])[:2]:
-            changed = [abs(a - b) > 1e-6 for a, b in zip(ex["x"], ex["x_adv"], strict=True)]
-            tag = Text(f"{ex['label']}→{ex['target']}\n" + ("✓" if ex["success"] else f"✗ ({ex['prediction']})")
-                       + f"\n{sum(changed)} px", style="green" if ex["success"] else "red")
-            grid.add_row(half_block(ex["x"], ex["side"], 1), half_block(ex["x_adv"], ex["side"], 1, changed), tag)
+        for ex in r.examples[:2]:
+            changed = [abs(a - b) > 1e-6 for a, b in zip(ex.x, ex.x_adv, strict=True)]
+            tag = Text(f"{ex.label}→{ex.target}\n" + ("✓" if ex.success else f"✗ ({ex.prediction})")
+                       + f"\n{sum(changed)} px", style="green" if ex.success else "red")
+            grid.add_row(half_block(ex.x, ex.side, 1), half_block(ex.x_adv, ex.side, 1, changed), tag)
         return grid
