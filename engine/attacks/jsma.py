@@ -72,10 +72,24 @@ def jsma(output: AttackedOutput, x: torch.Tensor, targets: torch.Tensor, cfg: JS
          on_finished: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
          pause_point: Callable[[], None] | None = None) -> JSMAResult:
     """Attack each x[i] towards targets[i]. `on_finished(success, ended)` is called with the
-    attacks that ended in each iteration (for live counters); `pause_point` between iterations."""
-    for p in output.model.parameters():
-        p.requires_grad_(False)
-    output.model.eval()
+    attacks that ended in each iteration (for live counters); `pause_point` between iterations.
+    The model is left as it was found: training mode and each parameter's requires_grad."""
+    model = output.model
+    was_training, needs_grad = model.training, [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)  # input gradients only: no weight gradients to compute or keep
+    model.eval()
+    try:
+        return _jsma(output, x, targets, cfg, on_finished, pause_point)
+    finally:
+        model.train(was_training)
+        for p, flag in zip(model.parameters(), needs_grad, strict=True):
+            p.requires_grad_(flag)
+
+
+def _jsma(output: AttackedOutput, x: torch.Tensor, targets: torch.Tensor, cfg: JSMAConfig,
+          on_finished: Callable[[torch.Tensor, torch.Tensor], None] | None,
+          pause_point: Callable[[], None] | None) -> JSMAResult:
     device = next(output.model.parameters()).device
     shape = x.shape[1:]
     n = int(torch.tensor(shape).prod())

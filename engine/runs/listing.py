@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.errors import UserError
 from engine.runs.channel import ChannelError, engine_alive, send
-from engine.runs.events import AttackProgress, Epoch, EventType, Paused, PhaseStarted, Resumed, RunStarted
+from engine.runs.events import AttackProgress, ReadReport, Epoch, EventType, Paused, PhaseStarted, Resumed, RunStarted
 from engine.runs.rundir import PRESET_FILE, RunDir, iter_events
 
 _END = {EventType.FINISHED: "finished", EventType.FAILED: "failed", EventType.STOPPED: "stopped"}
@@ -26,8 +26,9 @@ class RunInfo:
 
 def run_state(run_dir: Path, events: list | None = None) -> RunInfo:
     """The run's state from its events (read from disk unless given) and whether its engine lives."""
+    report = ReadReport()
     if events is None:
-        events = list(iter_events(Path(run_dir) / "events.jsonl"))
+        events = list(iter_events(Path(run_dir) / "events.jsonl", report))
     preset, phase, progress, state = "?", "-", "", "starting"
     paused = False
     for e in events:
@@ -51,6 +52,8 @@ def run_state(run_dir: Path, events: list | None = None) -> RunInfo:
         state = ("paused" if paused else "running") if alive else "interrupted"
     elif state == "starting" and events and not alive:
         state = "interrupted"
+    elif not events and report.skipped and not alive:  # nothing usable: say so rather than "starting"
+        state, progress = "unreadable", f"events.jsonl: {report.skipped} unreadable lines"
     return RunInfo(Path(run_dir), state, preset, phase, progress, events[-1].time if events else 0.0)
 
 

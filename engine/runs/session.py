@@ -230,6 +230,11 @@ class ThreadSession(EventFanout, Session):
                 raise UserError(f"run {rundir.path} has not finished training; "
                                 f"`defdistill-engine resume {rundir.path}` first")
             preset = preset_from_toml(rundir.read_preset_toml(), str(rundir.path / "preset.toml"))
+            for phase in preset.distillation.phases:  # attacking must never quietly train a model again
+                if not rundir.checkpoint_path(phase).exists():
+                    raise UserError(f"{rundir.checkpoint_path(phase)} is missing, so the {phase} cannot be attacked; "
+                                    f"restore it, or delete summary.json and `defdistill-engine resume {rundir.path}` "
+                                    "to train it again")
             session = cls(preset, rundir, load_dataset(preset.data, data_root), resumed=True, lock=lock)
         except BaseException:
             lock.release()
