@@ -12,7 +12,6 @@ import torch
 from engine.attacks.jsma import ENDED, JSMAConfig, jsma
 from engine.attacks.outputs import attacked_output
 from engine.errors import AttackConfigError
-from engine.runs.events import AttackFinished, AttackProgress, AttackStarted, Example
 from engine.metrics import (
     ended_counts,
     gradient_amplitude,
@@ -21,6 +20,7 @@ from engine.metrics import (
     success_matrix,
     success_rate,
 )
+from engine.runs.events import AttackFinished, AttackProgress, AttackStarted, Example
 from engine.runs.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
 from engine.training import predict_logits
 

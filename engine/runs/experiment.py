@@ -12,10 +12,12 @@ from typing import Any
 import torch
 
 from engine.checkpoints import pack_state, unpack_state
-from engine.runs.control import Control
 from engine.data import DatasetSplit
-from engine.errors import CheckpointError
 from engine.distillation import mean_abs_logit, saturated_share, soft_labels
+from engine.errors import CheckpointError
+from engine.networks import TableICNN, build_network
+from engine.presets import Preset
+from engine.runs.control import Control
 from engine.runs.events import (
     Batch,
     Checkpoint,
@@ -30,8 +32,6 @@ from engine.runs.events import (
     SoftLabels,
     TemperatureChanged,
 )
-from engine.networks import TableICNN, build_network
-from engine.presets import Preset
 from engine.runs.rundir import RunDir
 from engine.training import PhaseHooks, evaluate, make_optimizer, predict_logits, train_phase
 
@@ -52,6 +52,7 @@ class Experiment:
         self.temperature = preset.distillation.temperature
         self.models: dict[str, TableICNN] = {}
         self.phase: str | None = None
+        self.soft_label_t: float | None = None  # the T that made the student's soft labels, once known
 
     # -- commands arriving at pause points ------------------------------------------------
     def pause_point(self) -> None:
@@ -65,7 +66,9 @@ class Experiment:
         if new_t is None:
             return None
         old, self.temperature = self.temperature, new_t
-        applies = "next batch" if phase != "baseline" else "teacher (the baseline is T = 1 by definition)"
+        applies = {"baseline": "teacher (the baseline is T = 1 by definition)",
+                   "student": f"student's next batch; its soft labels stay those made at T={self.soft_label_t:g}"
+                   if self.soft_label_t is not None else "next batch"}.get(phase, "next batch")
         self.emit(TemperatureChanged(phase=phase, old=old, temperature=new_t, applies=applies))
         return new_t if phase != "baseline" else None
 
@@ -102,13 +105,15 @@ class Experiment:
                 raise CheckpointError(f"checkpoint {self.rundir.checkpoint_path(phase)} does not fit this run "
                                       f"({type(exc).__name__}: {str(exc).splitlines()[0][:80]}); delete it to redo "
                                       f"the {phase} phase from scratch") from None
+            if phase != "baseline":
+                # The checkpoint is the one record of the T this phase trained at when it was saved: a
+                # change logged after it (a kill before the next checkpoint) never reached the weights,
+                # so the run goes on, and the soft labels are made, at the checkpoint's T.
+                temperature = self.temperature = saved_t
             if complete:
                 model.eval()
                 self.models[phase] = model
                 return
-            if phase != "baseline":
-                # the checkpoint is the one record of the T this phase trained at when it stopped
-                temperature = saved_t
         self.phase = phase
         self.emit(PhaseStarted(phase=phase, temperature=temperature, epochs=cfg.epochs, start_epoch=start_epoch,
                                start_batch=start_batch, train_size=len(targets)))
@@ -167,7 +172,7 @@ class Experiment:
             self._train("teacher", self.data.y_train, self._teacher_temperature())
         if "student" in phases:
             labels, t = self._soft_labels()
-            self.temperature = t
+            self.temperature = self.soft_label_t = t
             self._train("student", labels, t)
 
     def _teacher_temperature(self) -> float:
@@ -192,6 +197,7 @@ class Experiment:
             "data_note": self.data.note,
             "temperature": self.temperature,
             "deployed_temperature": 1.0,
+            "soft_label_temperature": self.soft_label_t,
             "accuracy": accuracy,
             "mean_abs_logit": logit_size,
             "saturated_share": saturated.get("student"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.errors import UserError
 from engine.runs.channel import ChannelError, engine_alive, send
-from engine.runs.events import AttackProgress, ReadReport, Epoch, EventType, Paused, PhaseStarted, Resumed, RunStarted
+from engine.runs.events import AttackProgress, Epoch, EventType, Paused, PhaseStarted, ReadReport, Resumed, RunStarted
 from engine.runs.rundir import PRESET_FILE, RunDir, iter_events
 
 _END = {EventType.FINISHED: "finished", EventType.FAILED: "failed", EventType.STOPPED: "stopped"}

@@ -15,13 +15,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.runs.channel import ChannelError, engine_alive, engine_pid, send
-from engine.runs.control import check_temperature
 from engine.errors import UserError
 from engine.presets import load_preset
+from engine.runs.channel import ChannelError, engine_alive, engine_pid, send
+from engine.runs.control import check_temperature
+from engine.runs.listing import run_state
 from engine.runs.replay import ReplaySession
 from engine.runs.rundir import EVENTS_FILE, default_run_dir
-from engine.runs.listing import run_state
 
 ENGINE_NICE = 10  # the engine yields the CPU to the dashboard on the same machine
 

@@ -63,7 +63,8 @@ class HeadlessProgress:
         elif isinstance(d, Epoch):
             tid = self._tasks.get(d.phase)
             if tid is not None:
-                self.progress.update(tid, completed=d.epoch + 1, info=f"loss {d.train_loss:.4f} acc {d.val_accuracy:.3f}")
+                self.progress.update(tid, completed=d.epoch + 1,
+                                     info=f"loss {d.train_loss:.4f} acc {d.val_accuracy:.3f}")
         elif isinstance(d, AttackStarted):
             self._task(d.key, f"jsma {d.key}", d.n_attacks)
         elif isinstance(d, AttackProgress):

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.runs.events import Event, EventType, Failed, ReadReport, parse_lines
 from engine.presets import preset_from_toml
+from engine.runs.events import Event, EventType, Failed, ReadReport, parse_lines
 from engine.runs.rundir import RunDir
 from engine.runs.session import EventFanout, Session
 
@@ -115,7 +115,8 @@ class ReplaySession(EventFanout, Session):
     def problems(self) -> list[str]:
         out = []
         if not self.rundir.events_path.exists():
-            out.append(f"{self.rundir.events_path} does not exist: nothing to show yet (no engine has written this run)")
+            out.append(f"{self.rundir.events_path} does not exist: nothing to show yet "
+                       "(no engine has written this run)")
         if self.read_report.skipped:
             out.append(self.read_report.line(self.rundir.events_path))
         return out

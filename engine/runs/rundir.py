@@ -173,7 +173,8 @@ class RunDir:
         try:
             return path.read_bytes().decode("utf-8")
         except UnicodeDecodeError:
-            raise RunDirError(f"{path} is damaged (not UTF-8 text); restore it from a copy or start a new run") from None
+            raise RunDirError(f"{path} is damaged (not UTF-8 text); restore it from a copy or start a new run") \
+                from None
         except OSError as exc:
             raise RunDirError(f"cannot read {path} ({exc.strerror or exc}); restore it or start a new run") from None
 

@@ -16,10 +16,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.runs.control import Control, StopRequested
 from engine.data import DatasetSplit, load_dataset
 from engine.device import describe_device, resolve_device
 from engine.errors import UserError
+from engine.presets import Preset, preset_from_toml
+from engine.runs.control import Control, StopRequested
 from engine.runs.events import (
     Event,
     EventType,
@@ -35,7 +36,6 @@ from engine.runs.events import (
     payload_from,
 )
 from engine.runs.lock import RunLock
-from engine.presets import Preset, preset_from_toml
 from engine.runs.rundir import RunDir, default_run_dir
 
 Subscriber = Callable[[Event], None]
@@ -96,7 +96,7 @@ class Session(ABC):
     def stop(self) -> None:
         """Stop the run: checkpoint at the next batch and end; `defdistill-engine resume` continues."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a real default: sessions that follow nothing have nothing to close
         """Stop watching. The run itself is untouched: a detached engine goes on."""
 
     @abstractmethod
