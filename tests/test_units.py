@@ -73,3 +73,16 @@ def test_replayed_events_are_folded_once():
     state.apply(e)
     state.apply(e)
     assert state.log_total == 1 and state.temperature_marks == [("teacher", 0.0, 5.0)]
+
+
+def test_unconstrained_pair_search_survives_gradients_that_underflow():
+    from engine.attacks.saliency_map import best_pairs
+
+    torch.manual_seed(2)
+    a, b = torch.randn(4, 50), torch.randn(4, 50)
+    domain = torch.ones(4, 50, dtype=torch.bool)
+    reference = best_pairs(a, b, domain, 1.0, constrained=False)
+    # a saturated softmax: the same directions at 1e-25, whose float32 products underflow to 0
+    tiny = best_pairs(a * 1e-25, b * 1e-25, domain, 1.0, constrained=False)
+    assert torch.equal(tiny[0], reference[0]) and torch.equal(tiny[1], reference[1])
+    assert not bool(((tiny[0] == 0) & (tiny[1] == 1)).all())  # not the lowest-index pair by underflow

@@ -157,7 +157,14 @@ def best_pairs(a: torch.Tensor, b: torch.Tensor, domain: torch.Tensor, theta: fl
 def _best_unconstrained(a: torch.Tensor, b: torch.Tensor, domain: torch.Tensor, theta: float,
                         max_elems: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """argmax of alpha * |beta| over domain pairs, no sign conditions (what cleverhans and
-    torchattacks fall back to); all n^2 pairs, in chunks of rows."""
+    torchattacks fall back to); all n^2 pairs, in chunks of rows.
+
+    Rows are scaled by their largest |gradient| first, as in the constrained search: a positive
+    factor per row leaves the argmax unchanged, and on a saturated softmax (the only case where
+    this rule matters) the raw products underflow to 0, whose argmax would be the lowest pair."""
+    tiny = torch.finfo(a.dtype).tiny
+    a = a / a.abs().amax(1, keepdim=True).clamp_min(tiny)
+    b = b / b.abs().amax(1, keepdim=True).clamp_min(tiny)
     bsz, n = a.shape
     rows = max(1, max_elems // (n * n))
     outs = [best_pairs_bruteforce(a[i:i + rows], b[i:i + rows], domain[i:i + rows], theta, constrained=False)
