@@ -86,3 +86,19 @@ def test_unconstrained_pair_search_survives_gradients_that_underflow():
     tiny = best_pairs(a * 1e-25, b * 1e-25, domain, 1.0, constrained=False)
     assert torch.equal(tiny[0], reference[0]) and torch.equal(tiny[1], reference[1])
     assert not bool(((tiny[0] == 0) & (tiny[1] == 1)).all())  # not the lowest-index pair by underflow
+
+
+def test_system_panel_says_an_ended_engine_has_ended():
+    import subprocess
+    import sys
+
+    from engine.runs.telemetry import Telemetry
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    telemetry = Telemetry(pid=child.pid)
+    from conftest import wait_until
+
+    wait_until(lambda: telemetry.cpu_sample().fields.get("state") == "the engine process has ended", 30,
+               "the panel to notice the engine's end")  # a zombie (not reaped yet) counts as ended
+    child.wait()
+    assert telemetry.cpu_sample().fields == {"state": "the engine process has ended"}

@@ -55,6 +55,8 @@ class Telemetry:
         mem = psutil.virtual_memory()
         who = "this process" if self._own else f"engine process {self._proc.pid}"
         try:
+            if not self._own and self._proc.status() == psutil.STATUS_ZOMBIE:
+                raise psutil.NoSuchProcess(self._proc.pid)  # ended, not yet reaped: it reads as 0%, 0 MiB
             cpu, rss = self._proc.cpu_percent(None), self._proc.memory_info().rss
         except psutil.Error:
             return Sample(False, f"CPU / RAM ({who})", {"state": "the engine process has ended"}, note=self.reason)

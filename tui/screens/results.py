@@ -91,6 +91,10 @@ class ResultsScreen(Screen[None]):
     def _examples(r: AttackFinished) -> Table:
         grid = Table(title="original → adversarial (changed pixels red)", title_justify="left", box=None,
                      padding=(0, 1))
+        side = r.examples[0].side if r.examples else 28
+        for _ in range(2):  # an image is never squeezed: a cut image would hide the changed pixels
+            grid.add_column(min_width=side, no_wrap=True)
+        grid.add_column(no_wrap=True)
         for ex in r.examples[:2]:
             changed = [abs(a - b) > 1e-6 for a, b in zip(ex.x, ex.x_adv, strict=True)]
             tag = Text(f"{ex.label}→{ex.target}\n" + ("✓" if ex.success else f"✗ ({ex.prediction})")
