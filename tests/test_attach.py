@@ -9,11 +9,10 @@ import pty
 import signal
 import sys
 import threading
-import time
 
 import pytest
 
-from conftest import QUICK, ROOT, cli
+from conftest import QUICK, ROOT, cli, pilot_wait_until, wait_until
 from engine.runs.channel import ChannelError, CommandServer, engine_alive, send, socket_path
 from engine.runs.events import EventType
 from engine.runs.listing import list_runs, run_state
@@ -30,12 +29,7 @@ def _epochs(run_dir) -> list:
 
 
 def _wait(cond, seconds=120.0):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
+    wait_until(cond, seconds)
 
 
 def test_sighup_to_the_dashboard_leaves_the_run_going_and_attach_rebuilds_it(tmp_path):
@@ -55,20 +49,17 @@ def test_sighup_to_the_dashboard_leaves_the_run_going_and_attach_rebuilds_it(tmp
         os.kill(pid, signal.SIGHUP)  # the SSH connection drops
         _wait(lambda: os.waitpid(pid, os.WNOHANG)[0] == pid, 30)
         n = len(list(iter_events(run_dir / "events.jsonl")))
-        time.sleep(2.0)
+        _wait(lambda: len(list(iter_events(run_dir / "events.jsonl"))) > n + 5, 60)  # still growing
         assert engine_alive(run_dir), "the engine died with the dashboard"
-        assert len(list(iter_events(run_dir / "events.jsonl"))) > n, "events.jsonl stopped growing"
 
         async def attach():
             session = ProcessSession.attach(run_dir)
             app = DefdistillApp(session, telemetry=lambda: NO_GPU)
             async with app.run_test(size=(120, 40)) as pilot:
-                await pilot.pause(1.0)
+                await pilot_wait_until(pilot, lambda: len(session.history()) > 0, what="the log replayed")
                 seen = session.history()
-                for _ in range(100):  # the app has folded everything the session has read
-                    if app.state.last_seq >= seen[-1].seq:
-                        break
-                    await pilot.pause(0.05)
+                await pilot_wait_until(pilot, lambda: app.state.last_seq >= seen[-1].seq,
+                                       what="the app folded everything the session read")
                 epochs = [e for e in seen if e.type == EventType.EPOCH]
                 for phase in {e.data.phase for e in epochs}:
                     xs, ys = app.state.epoch_loss[phase].copy()
@@ -77,10 +68,9 @@ def test_sighup_to_the_dashboard_leaves_the_run_going_and_attach_rebuilds_it(tmp
                     assert ys == [e.data.train_loss for e in mine]
                 assert app.state.status in ("running", "paused") and app.state.epochs == 40
                 await pilot.press("p")  # the attached dashboard steers the engine
-                await pilot.pause(1.0)
-                assert session.state == "paused"
+                await pilot_wait_until(pilot, lambda: session.state == "paused", what="the engine paused")
                 await pilot.press("p")
-                await pilot.pause(0.5)
+                await pilot_wait_until(pilot, lambda: session.state == "running", what="the engine resumed")
             session.close()
 
         asyncio.run(attach())
@@ -158,7 +148,9 @@ def test_sigkill_of_the_engine_is_interrupted_then_resume_finishes(tmp_path):
     session = ProcessSession.launch("digits", QUICK, run_dir)
     try:
         _wait(lambda: len(_epochs(run_dir)) >= 2)
-        time.sleep(0.3)  # mid-epoch
+        n = sum(1 for e in iter_events(run_dir / "events.jsonl") if e.type == EventType.BATCH)
+        _wait(lambda: sum(1 for e in iter_events(run_dir / "events.jsonl") if e.type == EventType.BATCH) > n + 1)
+        # mid-epoch now: batches past the last epoch's checkpoint
         os.kill(int((run_dir / "engine.pid").read_text()), signal.SIGKILL)
         _wait(lambda: not engine_alive(run_dir), 30)
         assert session.state == "interrupted"
@@ -202,10 +194,7 @@ def test_attach_to_a_finished_run_shows_the_engines_attack_numbers(trained_run, 
         app = DefdistillApp(session, telemetry=lambda: NO_GPU)
         async with app.run_test(size=(120, 40)) as pilot:
             n = len(list(iter_events(run_dir / "events.jsonl")))
-            for _ in range(100):
-                if app.state.last_seq >= n:
-                    break
-                await pilot.pause(0.05)
+            await pilot_wait_until(pilot, lambda: app.state.last_seq >= n, what="the whole log folded in")
             assert app.state.status == "finished"
             for path in (run_dir / "attacks").glob("*-*.json"):
                 if path.name.endswith("gradients.json"):

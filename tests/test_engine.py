@@ -13,7 +13,7 @@ import time
 import pytest
 import tomllib
 
-from conftest import QUICK, ROOT, assert_one_line_error, cli
+from conftest import QUICK, ROOT, assert_one_line_error, cli, wait_until
 from engine.presets import load_preset
 from engine.runs.events import EventType
 from engine.runs.rundir import iter_events
@@ -83,19 +83,17 @@ def test_pause_stops_batch_events_until_resume(tmp_path):
     s.start()
     assert seen.wait(60)
     s.pause()
-    time.sleep(1.0)  # let the batch in flight finish
-    n = len(batches)
-    time.sleep(1.5)
-    assert len(batches) == n, "batch events continued while paused"
+    wait_until(lambda: any(e.type == EventType.PAUSED for e in s.history()), 60, "the engine's PAUSED event")
     assert s.state == "paused"
-    assert any(e.type == EventType.PAUSED for e in s.history())
+    n = len(batches)
     s.resume()
-    deadline = time.time() + 30
-    while len(batches) == n and time.time() < deadline:
-        time.sleep(0.05)
-    assert len(batches) > n
+    wait_until(lambda: len(batches) > n, 30, "batches after resume")
     s.stop()
     assert s.wait(60)
+    # the engine's own record: no batch between its PAUSED and RESUMED events
+    kinds = [e.type for e in s.history()]
+    paused, resumed = kinds.index(EventType.PAUSED), kinds.index(EventType.RESUMED)
+    assert resumed > paused and EventType.BATCH not in kinds[paused:resumed]
 
 
 def test_set_temperature_applies_at_next_batch_and_is_logged(tmp_path):
@@ -112,7 +110,7 @@ def test_set_temperature_applies_at_next_batch_and_is_logged(tmp_path):
     s.start()
     assert started.wait(120)
     s.pause()
-    time.sleep(0.5)
+    wait_until(lambda: any(e.type == EventType.PAUSED for e in s.history()), 60, "the engine's PAUSED event")
     with pytest.raises(Exception, match="impossible"):
         s.set_temperature(-1)
     s.set_temperature(5.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import struct
 
-from conftest import QUICK, cli
+from conftest import QUICK, cli, pilot_wait_until
 
 
 def _png_size(path) -> tuple[int, int]:
@@ -93,8 +93,8 @@ def test_dashboard_attached_to_a_sweep_shows_its_progress(tmp_path):
     async def run():
         app = DefdistillApp(session, telemetry=lambda: NO_GPU)
         async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause(1.5)
-            assert app.state.sweep.startswith("sweep 2/2 done")
+            await pilot_wait_until(pilot, lambda: app.state.sweep != "", what="the sweep's line")
+            assert app.state.sweep == f"sweep done: {sweep / 'report.md'}"
         session.close()
 
     asyncio.run(run())

@@ -43,7 +43,7 @@ def test_sighup_to_a_dashboard_running_a_sweep_leaves_the_sweep_going_and_attach
         wait_until(lambda: _events(sweep_dir) > 20, 300, "the sweep's first run training")
         sweep_pid = engine_pid(next(sweep_dir.glob("*/engine.pid")).parent)
         os.kill(pid, signal.SIGHUP)  # the SSH connection drops
-        wait_until(lambda: os.waitpid(pid, os.WNOHANG)[0] == pid, 30, "the dashboard's exit")
+        wait_until(lambda: os.waitpid(pid, os.WNOHANG)[0] == pid, 120, "the dashboard's exit")
         after_hangup = _events(sweep_dir)
         wait_until(lambda: _events(sweep_dir) > after_hangup + 20, 120, "the sweep going on without its dashboard")
         session = build_session(argparse.Namespace(open_dir=None, attach=str(sweep_dir), runs="runs"))

@@ -59,7 +59,7 @@ def test_t_with_20_changes_the_engine_temperature(tmp_path):
             await pilot_wait_until(pilot, lambda: app.state.phase == "teacher")
             await pilot.press("t")
             await pilot.press("2", "0", "enter")
-            await pilot_wait_until(pilot, lambda: app.state.distill_temperature == 20.0, timeout=60)
+            await pilot_wait_until(pilot, lambda: app.state.distill_temperature == 20.0, timeout=180)
             await pilot_wait_until(pilot, lambda: any(e.type == EventType.BATCH and e.data.temperature == 20.0
                                             for e in app.session.history()), 60)
             app.session.stop()

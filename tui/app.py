@@ -145,6 +145,7 @@ class DefdistillApp(App[None]):
         if main is None or not (self._dirty or force):
             return
         self._dirty = False
+        self._refresh_bindings_if_changed()  # the footer follows the state it was drawn from
         main.query_one(StatusBar).update_from(self.state, self.watching)
         now = time.monotonic()
         if force or now - self._plot_drawn >= PLOT_SECONDS:
