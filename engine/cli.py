@@ -95,6 +95,9 @@ def _run_to_end(session, quiet: bool) -> None:
         progress.__enter__()
     server = CommandServer(session.run_dir, session)
     write_pid(session.run_dir)
+    # restored on the way out: a caller running several sessions in one process (a sweep, the tests)
+    # must not be left ignoring SIGHUP, nor pass that on to the processes it starts
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGHUP, signal.SIGTERM)}
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: session.stop())
     session.start()
@@ -105,6 +108,8 @@ def _run_to_end(session, quiet: bool) -> None:
         session.stop()
         session.wait()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         server.close()
         if progress is not None:
             progress.__exit__(None, None, None)
@@ -126,6 +131,7 @@ def _follow(session, quiet: bool) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    import signal
     import time
     from pathlib import Path
 
@@ -134,6 +140,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
     temps = parse_temperatures(args.temperatures)
     seeds = parse_seeds(args.seeds)
+    # the whole sweep outlives a dropped terminal, between runs too (each run restores what it found)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if args.after:
         _wait_for_run(args.after)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
