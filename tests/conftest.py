@@ -44,6 +44,18 @@ async def pilot_wait_until(pilot, predicate: Callable[[], object], timeout: floa
     raise AssertionError(f"{what} not reached within {timeout:.0f} s")
 
 
+async def press_into_modal(pilot, key: str, modal: type, *typed: str, focus: str | None = None) -> None:
+    """Press `key`, wait until `modal` is the top screen (and `focus`, a selector, has the focus), then
+    type. Keys sent before the modal mounts go to the screen below: under load on a 2-core machine the
+    modal can take longer than one idle tick to appear."""
+    app = pilot.app
+    await pilot.press(key)
+    await pilot_wait_until(pilot, lambda: isinstance(app.screen, modal) and (
+        focus is None or app.focused is not None and app.focused in app.screen.query(focus)), what=f"{modal.__name__}")
+    if typed:
+        await pilot.press(*typed)
+
+
 def cli(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})

@@ -7,13 +7,17 @@ import html
 import json
 import re
 
-from conftest import QUICK, assert_one_line_error, cli, pilot_wait_until
+from conftest import QUICK, assert_one_line_error, cli, pilot_wait_until, press_into_modal
 from engine.presets import load_preset
 from engine.runs.events import EventType
 from engine.runs.rundir import iter_events
 from engine.runs.session import ThreadSession
 from scripted import NO_GPU
 from tui.app import DefdistillApp
+from tui.screens.attack import AttackModal
+from tui.screens.confirm import ConfirmModal
+from tui.screens.quit import QuitModal
+from tui.screens.temperature import TemperatureModal
 
 
 def _app(tmp_path, *extra: str) -> DefdistillApp:
@@ -57,8 +61,12 @@ def test_t_with_20_changes_the_engine_temperature(tmp_path):
         app = _app(tmp_path, "distillation.temperature=5")
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot_wait_until(pilot, lambda: app.state.phase == "teacher")
-            await pilot.press("t")
-            await pilot.press("2", "0", "enter")
+            # paused first: the quick run is ~10 s, and a change typed after its end has nothing to apply to
+            await pilot.press("p")
+            await pilot_wait_until(pilot, lambda: app.state.status == "paused")
+            await press_into_modal(pilot, "t", TemperatureModal, "2", "0", "enter", focus="#temperature-input")
+            await pilot_wait_until(pilot, lambda: not isinstance(app.screen, TemperatureModal), what="the modal closed")
+            await pilot.press("p")
             await pilot_wait_until(pilot, lambda: app.state.distill_temperature == 20.0, timeout=180)
             await pilot_wait_until(pilot, lambda: any(e.type == EventType.BATCH and e.data.temperature == 20.0
                                             for e in app.session.history()), 60)
@@ -76,8 +84,7 @@ def test_j_runs_attacks_and_the_counter_ends_on_the_engines_numbers(tmp_path):
         app = _app(tmp_path, "training.epochs=3")
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot_wait_until(pilot, lambda: app.state.status == "finished")
-            await pilot.press("j")
-            await pilot.pause()
+            await press_into_modal(pilot, "j", AttackModal)
             samples = app.screen.query_one("#attack-samples")
             samples.value = "2"
             await pilot.click("#attack-launch")
@@ -101,9 +108,7 @@ def test_q_asks_then_leaves_a_resumable_run(tmp_path):
         app = _app(tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot_wait_until(pilot, lambda: app.state.phase == "teacher")
-            await pilot.press("q")
-            await pilot.pause()
-            await pilot.press("y")
+            await press_into_modal(pilot, "q", QuitModal, "y")
             await pilot_wait_until(pilot, lambda: app.session.state == "stopped", timeout=60)
             await pilot.pause(0.5)
         return app.session.run_dir
@@ -147,9 +152,7 @@ def test_w_runs_a_temperature_sweep_and_shows_its_progress(tmp_path):
         app.sweep_overrides = ["training.epochs=2", "attack.samples=2", "attack.outputs=['softmax', 'softmax_T']"]
         seen = []
         async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.press("w")
-            await pilot.pause()
-            await pilot.press("y")
+            await press_into_modal(pilot, "w", ConfirmModal, "y")
 
             def progressed() -> bool:
                 if app.state.sweep and app.state.sweep not in seen:

@@ -174,7 +174,7 @@ class DefdistillApp(App[None]):
             if line != self.state.sweep:
                 self.state.sweep = line
                 self._note(line)
-                if line.startswith(("sweep done", "sweep failed")):
+                if self._sweep_ended():
                     self.notify(line, timeout=10)
         self._refresh_bindings_if_changed()
 
@@ -236,7 +236,10 @@ class DefdistillApp(App[None]):
         return True
 
     def _sweep_running(self) -> bool:
-        return self.sweep_dir is not None and not self.state.sweep.startswith(("sweep done", "sweep failed"))
+        return self.sweep_dir is not None and not self._sweep_ended()
+
+    def _sweep_ended(self) -> bool:
+        return self.state.sweep.startswith(("sweep done", "sweep failed"))  # the two lines _sweep_line ends with
 
     # -- actions ----------------------------------------------------------------------------------
     def _command(self, fn: Callable[[], object]) -> bool:

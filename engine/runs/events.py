@@ -296,6 +296,10 @@ class SweepProgress(Payload):
     failures: dict[str, str] = field(default_factory=dict)  # run name -> why
 
 
+# The events that end an engine's work on a run, and the run state each one leaves.
+END_STATES: dict[EventType, str] = {EventType.FINISHED: "finished", EventType.FAILED: "failed",
+                                    EventType.STOPPED: "stopped"}
+
 PAYLOADS: dict[EventType, type[Payload]] = {
     cls.TYPE: cls for cls in (RunStarted, RunResumed, Probes, PhaseStarted, PhaseFinished, Batch, Epoch, Checkpoint,
                               SoftLabels, TemperatureChanged, Paused, Resumed, AttackStarted, AttackProgress,

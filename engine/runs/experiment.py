@@ -66,9 +66,12 @@ class Experiment:
         if new_t is None:
             return None
         old, self.temperature = self.temperature, new_t
-        applies = {"baseline": "teacher (the baseline is T = 1 by definition)",
-                   "student": f"student's next batch; its soft labels stay those made at T={self.soft_label_t:g}"
-                   if self.soft_label_t is not None else "next batch"}.get(phase, "next batch")
+        if phase == "baseline":
+            applies = "teacher (the baseline is T = 1 by definition)"
+        elif phase == "student" and self.soft_label_t is not None:
+            applies = f"student's next batch; its soft labels stay those made at T={self.soft_label_t:g}"
+        else:
+            applies = "next batch"
         self.emit(TemperatureChanged(phase=phase, old=old, temperature=new_t, applies=applies))
         return new_t if phase != "baseline" else None
 

@@ -8,10 +8,17 @@ from pathlib import Path
 
 from engine.errors import UserError
 from engine.runs.channel import ChannelError, engine_alive, send
-from engine.runs.events import AttackProgress, Epoch, EventType, Paused, PhaseStarted, ReadReport, Resumed, RunStarted
+from engine.runs.events import (
+    END_STATES,
+    AttackProgress,
+    Epoch,
+    Paused,
+    PhaseStarted,
+    ReadReport,
+    Resumed,
+    RunStarted,
+)
 from engine.runs.rundir import PRESET_FILE, RunDir, iter_events
-
-_END = {EventType.FINISHED: "finished", EventType.FAILED: "failed", EventType.STOPPED: "stopped"}
 
 
 @dataclass
@@ -35,8 +42,8 @@ def run_state(run_dir: Path, events: list | None = None) -> RunInfo:
         d = e.data
         if isinstance(d, RunStarted):  # RunResumed too
             preset, state, paused = d.preset, "running", False
-        elif e.type in _END:
-            state = _END[e.type]
+        elif e.type in END_STATES:
+            state = END_STATES[e.type]
         elif isinstance(d, Paused):
             paused = True
         elif isinstance(d, Resumed):

@@ -12,11 +12,9 @@ from pathlib import Path
 
 from engine.errors import UserError
 from engine.presets import preset_from_toml
-from engine.runs.events import Event, EventType, Failed, ReadReport, parse_lines
+from engine.runs.events import END_STATES, Event, EventType, Failed, ReadReport, parse_lines
 from engine.runs.rundir import RunDir
 from engine.runs.session import EventFanout, Session
-
-_END = {EventType.FINISHED, EventType.FAILED, EventType.STOPPED}
 
 
 class ReadOnlySession(UserError):
@@ -46,7 +44,7 @@ class ReplaySession(EventFanout, Session):
                     chunk = f.read()
                 complete = chunk[: chunk.rfind(b"\n") + 1]  # a torn last line waits for the next poll
                 offset += len(complete)
-                new = events_from_bytes(complete, self.read_report)
+                new = parse_lines(complete.split(b"\n"), self.read_report)
             for e in new:
                 self._publish(e)
             if not self._follow:
@@ -89,9 +87,8 @@ class ReplaySession(EventFanout, Session):
     def state(self) -> str:
         with self._lock:
             for e in reversed(self._history):
-                if e.type in _END:
-                    return {EventType.FINISHED: "finished", EventType.FAILED: "failed",
-                            EventType.STOPPED: "stopped"}[e.type]
+                if e.type in END_STATES:
+                    return END_STATES[e.type]
                 if e.type == EventType.PAUSED:
                     return "paused"
                 if e.type in (EventType.BATCH, EventType.RESUMED, EventType.RUN_STARTED, EventType.RUN_RESUMED):
@@ -120,9 +117,3 @@ class ReplaySession(EventFanout, Session):
         if self.read_report.skipped:
             out.append(self.read_report.line(self.rundir.events_path))
         return out
-
-
-def events_from_bytes(data: bytes, report: ReadReport | None = None) -> list[Event]:
-    """Complete lines of an events.jsonl chunk; unreadable lines are skipped and counted as on any read."""
-    return parse_lines(data.split(b"\n"), report)
-
