@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="run each temperature x seed as a Ray task: no ADDRESS starts a local Ray, "
                          "`auto` joins the running cluster (needs the ray extra)")
     sw.add_argument("--ray-cpus", type=int, help="CPUs of a local Ray instance (default: all)")
+    sw.add_argument("--parallel", type=int, default=1, metavar="N",
+                    help="run N runs at once on this machine, each an engine process of its own (small CNNs leave "
+                         "a GPU mostly idle: several share it)")
+    sw.add_argument("--runs-per-gpu", type=int, default=1, metavar="N",
+                    help="with --ray: N runs share each GPU (each asks Ray for 1/N GPU)")
     sw.add_argument("--after", metavar="RUN_DIR", help="start once the engine of RUN_DIR has ended (the dashboard's "
                     "`w`: two trainings at once would halve each other's speed)")
 
@@ -146,13 +151,20 @@ def _sweep(args: argparse.Namespace) -> int:
         _wait_for_run(args.after)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     sweep_dir = Path(args.sweep_dir or f"runs/sweep-{args.preset}-{stamp}")
+    if args.parallel < 1 or args.runs_per_gpu < 1:
+        raise UserError("--parallel and --runs-per-gpu take a whole number >= 1, e.g. --parallel 4")
+    say = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     if args.ray is not None:
         from engine.sweeps.ray_sweep import run_sweep_on_ray
 
         result = run_sweep_on_ray(args.preset, args.overrides, temps, sweep_dir, address=args.ray, quick=args.quick,
                                   data_root=args.data_root, seeds=seeds, num_cpus=args.ray_cpus,
-                                  progress=(lambda _m: None) if args.quiet else
-                                  (lambda m: print(m, file=sys.stderr, flush=True)))
+                                  runs_per_gpu=args.runs_per_gpu, progress=say)
+    elif args.parallel > 1:
+        from engine.sweeps.parallel import run_sweep_parallel
+
+        result = run_sweep_parallel(args.preset, args.overrides, temps, sweep_dir, parallel=args.parallel,
+                                    quick=args.quick, data_root=args.data_root, seeds=seeds, progress=say)
     else:
         result = run_sweep(args.preset, args.overrides, temps, sweep_dir, quick=args.quick, data_root=args.data_root,
                            seeds=seeds, follow=lambda session: _sweep_step(session, args.quiet))

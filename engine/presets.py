@@ -57,6 +57,22 @@ class TrainingConfig(_Strict):
     # (or T^2, as Hinton et al.) restores gradients of the T = 1 size.
     loss_scale: Literal["none", "T", "T2"] = "T"
     grad_clip: float = Field(5.0, ge=0)  # global grad-norm clip, 0 = off
+    # The host reads the loss back (batch events, the non-finite check) at most this often;
+    # 0 = after every batch, which makes the host wait for a GPU at each one.
+    report_seconds: float = Field(0.25, ge=0, le=60)
+    # The training set moved to the device once when it fits in half its free memory.
+    data_on_device: bool = True
+    # torch.compile the forward pass and loss (CUDA graphs on a GPU). Off until a GPU run has
+    # measured it faster with equal results (bench/gpu.py); a failure falls back to the plain step.
+    compile: bool = False
+
+
+class NumericsConfig(_Strict):
+    # TF32 in training convolutions and matmuls (CUDA only). Attacks and gradient measurements
+    # always run with TF32 off: they are float32 facts.
+    tf32_training: bool = False
+    # torch.use_deterministic_algorithms: bit-identical reruns on one device, at some speed cost.
+    deterministic: bool = False
 
 
 class DistillationConfig(_Strict):
@@ -82,7 +98,8 @@ class AttackConfig(_Strict):
     # When no pair meets the sign conditions: "stop" (record it) or "unconstrained"
     # (cleverhans / torchattacks behaviour: take the best pair anyway).
     no_pair: Literal["stop", "unconstrained"] = "stop"
-    batch_size: int = Field(1024, ge=1)
+    # Attacks per batch; 0 = automatic (every attack of a (model, output) at once on a GPU, 1024 on a CPU).
+    batch_size: int = Field(0, ge=0)
     seed: int = 0
 
     @field_validator("theta")
@@ -106,6 +123,7 @@ class Preset(_Strict):
     training: TrainingConfig = TrainingConfig()
     distillation: DistillationConfig = DistillationConfig()
     attack: AttackConfig = AttackConfig()
+    numerics: NumericsConfig = NumericsConfig()
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.model_dump(mode="json"))

@@ -13,12 +13,21 @@ def softmax_at(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return F.softmax(logits / temperature, dim=-1)
 
 
-def loss_scale_factor(temperature: float, loss_scale: str) -> float:
-    """d loss/d z = (p - y)/T: scaling by T restores T = 1 sized gradients (T^2: Hinton et al.)."""
-    return {"none": 1.0, "T": temperature, "T2": temperature * temperature}[loss_scale]
+def loss_scale_factor(temperature: float | torch.Tensor, loss_scale: str) -> float | torch.Tensor:
+    """d loss/d z = (p - y)/T: scaling by T restores T = 1 sized gradients (T^2: Hinton et al.).
+
+    `temperature` may be a 0-d tensor (the training step holds T on the device, so a change from
+    the dashboard needs no recompilation or recapture of a compiled step)."""
+    if loss_scale == "none":
+        return 1.0
+    if loss_scale == "T":
+        return temperature
+    if loss_scale == "T2":
+        return temperature * temperature
+    raise ValueError(f"loss_scale must be none, T or T2, got {loss_scale!r}")
 
 
-def loss_at_temperature(logits: torch.Tensor, targets: torch.Tensor, temperature: float,
+def loss_at_temperature(logits: torch.Tensor, targets: torch.Tensor, temperature: float | torch.Tensor,
                         loss_scale: str = "T") -> torch.Tensor:
     """Cross-entropy of softmax(z/T) against hard labels (int64) or soft labels (rows of probabilities)."""
     log_p = F.log_softmax(logits / temperature, dim=-1)

@@ -19,6 +19,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 QUICK = [
     "training.epochs=8", "data.train_limit=800", "data.test_limit=200", "training.optimizer='adam'",
     "training.lr=0.002", "training.lr_decay=1.0", "distillation.temperature=20", "attack.enabled=false",
+    "device='cpu'",  # pinned: tests compare with CPU tensors they build (tests/test_gpu.py covers CUDA)
 ]
 
 

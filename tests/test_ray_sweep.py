@@ -20,7 +20,7 @@ ray = pytest.importorskip("ray")
 
 TINY = ["--set", "training.epochs=2", "--set", "data.train_limit=300", "--set", "data.test_limit=100",
         "--set", "training.optimizer='adam'", "--set", "training.lr=0.003", "--set", "attack.samples=2",
-        "--set", "threads=1", "--set", "attack.outputs=['softmax', 'softmax_T']"]
+        "--set", "threads=1", "--set", "attack.outputs=['softmax', 'softmax_T']", "--set", "device='cpu'"]
 
 
 def _strip(result: dict) -> dict:

@@ -24,7 +24,7 @@ from engine.paper import PAPER_TEMPERATURES
 from engine.runs.events import Event
 from engine.runs.session import Session
 from engine.runs.telemetry import Sample, Telemetry
-from tui.messages import EventsAvailable
+from tui.messages import EventsAvailable, SystemSampled
 from tui.screens.attack import AttackModal
 from tui.screens.confirm import ConfirmModal
 from tui.screens.help import HelpScreen
@@ -80,6 +80,7 @@ class DefdistillApp(App[None]):
         self._sweep_process: subprocess.Popen | None = None
         self._sweep_log: Path | None = None
         self._telemetry = telemetry
+        self._telemetry_off_thread = False  # a test's fixed sample is shown at once, on the UI thread
         self._start_session = start_session
         self._problems_said: set[str] = set()
         self._bindings_for: tuple = ()
@@ -96,7 +97,10 @@ class DefdistillApp(App[None]):
     async def on_mount(self) -> None:
         await self.push_screen(MainScreen())
         if self._telemetry is None:
-            self._telemetry = Telemetry(pid=self.session.engine_pid()).sample
+            # NVML is read on a worker thread; the engine's device and GPU UUID come from its events
+            source = Telemetry(pid=self.session.engine_pid())
+            self._telemetry = lambda: source.sample(self.state.device, self.state.gpu_uuid)
+            self._telemetry_off_thread = True
         for e in self.session.history():
             self.state.apply(e)
         self.session.subscribe(self._on_engine_event)
@@ -165,9 +169,11 @@ class DefdistillApp(App[None]):
             main.query_one(ConfidencePanel).update_from(self.state, self.probe, self.deployed)
 
     def _sample_system(self) -> None:
-        main = self._main()
-        if main is not None and self._telemetry is not None:
-            main.query_one(SystemPanel).show(self._telemetry())
+        if self._telemetry is not None:
+            if self._telemetry_off_thread:
+                self._read_system()
+            else:
+                self._show_system(self._telemetry())
         self._say_problems()
         if self.sweep_dir is not None:  # a sweep on screen: its progress, once a second
             line = self._sweep_line()
@@ -177,6 +183,19 @@ class DefdistillApp(App[None]):
                 if self._sweep_ended():
                     self.notify(line, timeout=10)
         self._refresh_bindings_if_changed()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="telemetry")
+    def _read_system(self) -> None:
+        assert self._telemetry is not None
+        self.post_message(SystemSampled(self._telemetry()))
+
+    def on_system_sampled(self, message: SystemSampled) -> None:
+        self._show_system(message.sample)
+
+    def _show_system(self, sample: Sample) -> None:
+        main = self._main()
+        if main is not None:
+            main.query_one(SystemPanel).show(sample)
 
     def _sweep_line(self) -> str:
         from engine.sweeps.launch import sweep_state

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from engine.runs.telemetry import Sample
+
 
 class EventsAvailable(Message, bubble=False):
     """New engine events wait in the app's inbox. One pending message stands for any number of
@@ -11,3 +13,14 @@ class EventsAvailable(Message, bubble=False):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, EventsAvailable)
+
+
+class SystemSampled(Message, bubble=False):
+    """A system sample read on a worker thread (NVML can block): the panel shows it on the UI thread."""
+
+    def __init__(self, sample: Sample) -> None:
+        super().__init__()
+        self.sample = sample
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SystemSampled)

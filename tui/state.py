@@ -20,6 +20,7 @@ from engine.runs.events import (
     Event,
     Failed,
     Finished,
+    Notice,
     Paused,
     PhaseFinished,
     PhaseStarted,
@@ -86,6 +87,7 @@ class DashboardState:
     preset: str = ""
     dataset: str = ""
     device: str = ""
+    gpu_uuid: str = ""  # NVML's UUID of the engine's GPU: the system panel finds the GPU by it
     run_dir: str = ""
     phase: str = "starting"
     epoch: int = 0
@@ -139,7 +141,7 @@ class DashboardState:
         self.note(text, e.time)
 
     def _on_run_started(self, d: RunStarted, e: Event) -> None:
-        self.preset, self.dataset, self.device = d.preset, d.dataset, d.device
+        self.preset, self.dataset, self.device, self.gpu_uuid = d.preset, d.dataset, d.device, d.gpu_uuid
         self.run_dir, self.epochs = d.run_dir, d.epochs
         self.distill_temperature = d.temperature
         self.status = "running"
@@ -193,6 +195,9 @@ class DashboardState:
         if d.phase != "baseline":
             self.temperature = d.temperature
         self._note(e, f"temperature {d.old:g} -> {d.temperature:g} ({d.applies})")
+
+    def _on_notice(self, d: Notice, e: Event) -> None:
+        self._note(e, d.text)
 
     def _on_paused(self, d: Paused, e: Event) -> None:
         self.status = "paused"

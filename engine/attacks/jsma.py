@@ -28,6 +28,7 @@ class JSMAConfig:
     upsilon: float = 0.145
     no_pair: str = "stop"  # "stop" | "unconstrained"
     batch_size: int = 1024
+    pair_chunk: int = 1 << 22  # scores per pair-search chunk (engine.device.pair_chunk_elems)
     clip_min: float = 0.0
     clip_max: float = 1.0
 
@@ -122,11 +123,11 @@ def _jsma(output: AttackedOutput, x: torch.Tensor, targets: torch.Tensor, cfg: J
             code[pred == ta] = ENDED.index("target")  # reaching the target wins over the other rules
             go = code == RUNNING
             if go.any():
-                p, q, found = best_pairs(a[go], b[go], dom[active[go]], cfg.theta)
+                p, q, found = best_pairs(a[go], b[go], dom[active[go]], cfg.theta, max_elems=cfg.pair_chunk)
                 if cfg.no_pair == "unconstrained" and not bool(found.all()):
                     miss = ~found
                     p2, q2, _ = best_pairs(a[go][miss], b[go][miss], dom[active[go]][miss], cfg.theta,
-                                           constrained=False)
+                                           constrained=False, max_elems=cfg.pair_chunk)
                     p[miss], q[miss] = p2, q2
                     unconstrained_steps += int(miss.sum())
                     found = torch.ones_like(found)

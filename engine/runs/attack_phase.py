@@ -11,6 +11,7 @@ import torch
 
 from engine.attacks.jsma import ENDED, JSMAConfig, jsma
 from engine.attacks.outputs import attacked_output
+from engine.device import attack_batch_size, pair_chunk_elems
 from engine.errors import AttackConfigError
 from engine.metrics import (
     ended_counts,
@@ -20,6 +21,7 @@ from engine.metrics import (
     success_matrix,
     success_rate,
 )
+from engine.numerics import exact_float32
 from engine.runs.events import AttackFinished, AttackProgress, AttackStarted, Example
 from engine.runs.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
 from engine.training import predict_logits
@@ -49,6 +51,13 @@ def _training_temperature(exp: Any, model: str) -> float:
 
 def run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None = None,
                      outputs: list[str] | None = None, samples: int | None = None) -> None:
+    """Attack each requested (model, output); TF32 is off throughout (input gradients are float32 facts)."""
+    with exact_float32():
+        _run_attack_phase(exp, summary, models, outputs, samples)
+
+
+def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None,
+                      outputs: list[str] | None, samples: int | None) -> None:
     acfg = exp.preset.attack
     models = list(models or acfg.models)
     outputs = list(outputs or acfg.outputs)
@@ -64,7 +73,9 @@ def run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None
     sample_idx, targets = attack_pairs(exp.data.y_test[chosen])
     x = exp.data.x_test[chosen][sample_idx]
     labels = exp.data.y_test[chosen][sample_idx]
-    cfg = JSMAConfig(theta=acfg.theta, upsilon=acfg.upsilon, no_pair=acfg.no_pair, batch_size=acfg.batch_size)
+    cfg = JSMAConfig(theta=acfg.theta, upsilon=acfg.upsilon, no_pair=acfg.no_pair,
+                     batch_size=attack_batch_size(acfg.batch_size, exp.device, len(x)),
+                     pair_chunk=pair_chunk_elems(exp.device))
     exp.phase = "attack"
     table = summary.setdefault("attacks", {})
     gradients = summary.setdefault("gradient_amplitude", {})

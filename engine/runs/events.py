@@ -44,6 +44,7 @@ class EventType(str, Enum):
     STOPPED = "stopped"
     FINISHED = "finished"
     FAILED = "failed"
+    NOTICE = "notice"  # one line for the event log (the device "auto" chose, a compile fallback)
     SWEEP_PROGRESS = "sweep_progress"  # a sweep's own log: which runs are pending, running, done, failed
 
 
@@ -66,6 +67,8 @@ class RunStarted(Payload):
     run_dir: str
     train_size: int
     test_size: int
+    device_requested: str = ""  # the preset's device: "auto", "cpu" or "cuda"
+    gpu_uuid: str = ""  # NVML's UUID of the engine's GPU (MIG UUID under MIG); "" on a CPU
 
 
 @dataclass(frozen=True)
@@ -108,8 +111,9 @@ class Batch(Payload):
     epoch: int
     batch: int
     batches: int
-    loss: float  # the unscaled cross-entropy at T
+    loss: float  # the unscaled cross-entropy at T, averaged over the `n` batches up to `batch`
     temperature: float
+    n: int = 1  # batches this event reports: the engine reads the loss back a few times a second
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ class Epoch(Payload):
     temperature: float
     seconds: float
     probe_logits: list[list[float]] = field(default_factory=list)
+    compiled_step: bool = False  # the epoch ran the torch.compile'd training step
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,14 @@ class TemperatureChanged(Payload):
     old: float
     temperature: float
     applies: str  # in words: when the new T takes effect
+
+
+@dataclass(frozen=True)
+class Notice(Payload):
+    """One line for the event log: what the engine chose or fell back to (device, compiled step)."""
+
+    TYPE: ClassVar[EventType] = EventType.NOTICE
+    text: str
 
 
 @dataclass(frozen=True)
@@ -302,7 +315,7 @@ END_STATES: dict[EventType, str] = {EventType.FINISHED: "finished", EventType.FA
 
 PAYLOADS: dict[EventType, type[Payload]] = {
     cls.TYPE: cls for cls in (RunStarted, RunResumed, Probes, PhaseStarted, PhaseFinished, Batch, Epoch, Checkpoint,
-                              SoftLabels, TemperatureChanged, Paused, Resumed, AttackStarted, AttackProgress,
+                              SoftLabels, TemperatureChanged, Notice, Paused, Resumed, AttackStarted, AttackProgress,
                               AttackFinished, RunSummary, Stopped, Finished, Failed, SweepProgress)
 }
 

@@ -16,6 +16,7 @@ from engine.data import DatasetSplit
 from engine.distillation import mean_abs_logit, saturated_share, soft_labels
 from engine.errors import CheckpointError
 from engine.networks import TableICNN, build_network
+from engine.numerics import restore_rng_state, rng_state
 from engine.presets import Preset
 from engine.runs.control import Control
 from engine.runs.events import (
@@ -23,6 +24,7 @@ from engine.runs.events import (
     Checkpoint,
     Epoch,
     Event,
+    Notice,
     Paused,
     Payload,
     PhaseFinished,
@@ -101,6 +103,7 @@ class Experiment:
             tensors, meta = saved
             try:
                 unpack_state(tensors, meta, model, optimizer)
+                restore_rng_state(tensors, self.device)  # dropout after a resume replays the uninterrupted run's
                 complete = bool(meta.get("complete"))
                 start_epoch, start_batch = int(meta["epoch"]), int(meta["batch"])
                 saved_t = float(meta["temperature"])
@@ -125,18 +128,21 @@ class Experiment:
 
         def save(epoch: int, batch: int, t: float, complete: bool) -> None:
             tensors, meta = pack_state(model, optimizer)
+            tensors.update(rng_state(self.device))
             meta.update(phase=phase, epoch=epoch, batch=batch, temperature=t, complete=complete)
             path = self.rundir.save_tensors(phase, tensors, meta)
             self.emit(Checkpoint(phase=phase, epoch=epoch, batch=batch, complete=complete,
                                  path=str(path.relative_to(self.rundir.path))))
 
         hooks = PhaseHooks(
-            emit_batch=lambda e, b, loss, t: self.emit(Batch(phase=phase, epoch=e, batch=b, batches=batches,
-                                                             loss=loss, temperature=t)),
+            emit_batch=lambda e, b, k, loss, t: self.emit(Batch(phase=phase, epoch=e, batch=b, batches=batches,
+                                                                loss=loss, temperature=t, n=k)),
             emit_epoch=lambda m: self.emit(Epoch(phase=phase, **m, probe_logits=self.probe_logits(model))),
             pause_point=self.pause_point,
             take_temperature=lambda: self._take_temperature(phase),
             save_checkpoint=save,
+            must_wait=lambda: self.control.paused or self.control.stop_requested,
+            note=lambda text: self.emit(Notice(text=text)),
         )
         metrics = train_phase(model, optimizer, cfg, self.data.x_train, targets, self.data.x_test,
                               self.data.y_test, self.device, temperature, hooks, seed=self.preset.seed,

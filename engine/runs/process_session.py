@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.device import cuda_available
 from engine.errors import UserError
 from engine.presets import load_preset
 from engine.runs.channel import ChannelError, engine_alive, engine_pid, send
@@ -30,11 +31,18 @@ def engine_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "engine.cli", *args]
 
 
-def spawn_detached(cmd: list[str], log_path: Path) -> subprocess.Popen:
+def spawn_detached(cmd: list[str], log_path: Path, nice: int = ENGINE_NICE) -> subprocess.Popen:
     with open(log_path, "wb") as log:
         # a session of its own: a hung-up terminal (SIGHUP) or Ctrl-C in the dashboard never reaches it
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                start_new_session=True, preexec_fn=lambda: os.nice(ENGINE_NICE))
+                                start_new_session=True, preexec_fn=(lambda: os.nice(nice)) if nice else None)
+
+
+def engine_nice(device: str) -> int:
+    """A CPU engine yields the cores to the dashboard; a GPU engine's CPU work only feeds the GPU,
+    and at nice 10 the UI would starve the device instead."""
+    on_gpu = device == "cuda" or (device == "auto" and cuda_available())
+    return 0 if on_gpu else ENGINE_NICE
 
 
 class ProcessSession(ReplaySession):
@@ -61,7 +69,7 @@ class ProcessSession(ReplaySession):
             args.append("--download")
         fd, log = tempfile.mkstemp(prefix="defdistill-engine-", suffix=".log")
         os.close(fd)
-        proc = spawn_detached(engine_command(*args), Path(log))
+        proc = spawn_detached(engine_command(*args), Path(log), nice=engine_nice(p.device))
         deadline = time.time() + wait_seconds
         while time.time() < deadline:
             if (target / EVENTS_FILE).exists() and (target / EVENTS_FILE).stat().st_size > 0:

@@ -73,7 +73,7 @@ class RunDir:
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: Path | str, preset_toml: str, device: str) -> RunDir:
+    def create(cls, path: Path | str, preset_toml: str, device: str, extra: dict[str, Any] | None = None) -> RunDir:
         rd = cls(path)
         if (rd.path / EVENTS_FILE).exists():
             raise RunDirError(f"run directory {rd.path} already holds a run; resume it with "
@@ -84,7 +84,7 @@ class RunDir:
             atomic_write_json(rd.path / META_FILE, {
                 "defdistill": engine.__version__, "event_schema": SCHEMA_VERSION, "torch": torch.__version__,
                 "python": platform.python_version(), "device": device, "git_commit": _git_commit(),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **(extra or {}),
             })
         except OSError as exc:
             raise RunDirError(f"cannot write run directory {rd.path} ({exc.strerror or exc}); "

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.data import DatasetSplit, load_dataset
-from engine.device import describe_device, resolve_device
+from engine.device import describe_device, device_choice, gpu_uuid, resolve_device
 from engine.errors import UserError
+from engine.numerics import apply_policy, policy_record
 from engine.presets import Preset, preset_from_toml
 from engine.runs.control import Control, StopRequested
 from engine.runs.events import (
@@ -26,6 +27,7 @@ from engine.runs.events import (
     EventType,
     Failed,
     Finished,
+    Notice,
     Payload,
     ReadReport,
     RunResumed,
@@ -196,7 +198,9 @@ class ThreadSession(EventFanout, Session):
         target = Path(run_dir or default_run_dir(preset.name))
         lock = RunLock.acquire(target)
         try:
-            rundir = RunDir.create(target, preset.to_toml(), describe_device(device))
+            rundir = RunDir.create(target, preset.to_toml(), describe_device(device), {
+                "device_requested": preset.device, "gpu_uuid": gpu_uuid(device),
+                "numerics": policy_record(preset.numerics.tf32_training, preset.numerics.deterministic)})
         except BaseException:
             lock.release()
             raise
@@ -314,12 +318,13 @@ class ThreadSession(EventFanout, Session):
     def _main(self) -> None:
         from engine.runs.experiment import Experiment
 
-        if self.nice:
+        if self.nice and self.device.type == "cpu":  # on a GPU the engine's CPU work only feeds the device
             _lower_this_thread(self.nice)
         if self.preset.threads:
             import torch
 
             torch.set_num_threads(self.preset.threads)
+        apply_policy(self.preset.numerics.tf32_training, self.preset.numerics.deterministic)
         self._state = "running"
         exp = Experiment(self.preset, self.data, self.rundir, self.device, self.emit, self.control)
         self._exp = exp
@@ -330,7 +335,9 @@ class ThreadSession(EventFanout, Session):
                         device=describe_device(self.device), phases=list(self.preset.distillation.phases),
                         temperature=exp.temperature, epochs=self.preset.training.epochs,
                         run_dir=str(self.run_dir), train_size=len(self.data.y_train),
-                        test_size=len(self.data.y_test)))
+                        test_size=len(self.data.y_test), device_requested=self.preset.device,
+                        gpu_uuid=gpu_uuid(self.device)))
+        self.emit(Notice(text=device_choice(self.preset.device, self.device)))
         exp.emit_probes()
         self._guarded(self._train_and_attack)
 

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
-from engine.runs.events import SweepProgress, make_event
+from engine.runs.events import SweepProgress
 from engine.runs.lock import RunLock
 from engine.runs.rundir import atomic_write_json
 from engine.sweeps.sweep import _finished, finish_sweep, prepare_sweep
+from engine.sweeps.sweep_log import SweepLog, run_status, status_line
 
 MAX_RETRIES = 3
 
@@ -53,57 +54,43 @@ def run_task(preset: str, overrides: list[str], run_dir: str, data_root: str | N
             "resumed": resumed}
 
 
-class SweepLog:
-    """sweep_dir/events.jsonl: the sweep's own progress events (tasks pending, running, done, failed)."""
-
-    def __init__(self, sweep_dir: Path) -> None:
-        self.path = sweep_dir / "events.jsonl"
-        self.seq = 0
-        if self.path.exists():
-            self.seq = sum(1 for _ in open(self.path, "rb"))
-
-    def emit(self, payload: SweepProgress) -> None:
-        self.seq += 1
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(make_event(payload, self.seq).to_json() + "\n")
-
-
-def _status(sweep_dir: Path, names: list[str], done: set[str], failed: dict[str, str]) -> dict[str, str]:
-    out = {}
-    for n in names:
-        if n in failed:
-            out[n] = "failed"
-        elif n in done or _finished(sweep_dir / n):
-            out[n] = "done"
-        elif (sweep_dir / n / "events.jsonl").exists():
-            out[n] = "running"
-        else:
-            out[n] = "pending"
-    return out
+def task_gpus(requested: str, cluster_gpus: float, runs_per_gpu: int) -> float:
+    """GPUs each run's task asks for, decided from the cluster's resources (never from the driver's
+    own device: a CPU head node drives GPU workers). Ray hides GPUs from a task that asks for 0, so
+    "auto" on a cluster with GPUs must ask for them, and "cuda" on one without is an error now,
+    not a failure in every task later. Several small runs share a GPU: 1/runs_per_gpu each."""
+    if requested == "cpu":
+        return 0.0
+    if cluster_gpus <= 0:
+        if requested == "cuda":
+            raise UserError("device = 'cuda' but the Ray cluster has no GPU; use --set device=auto or cpu, or add "
+                            "GPU nodes")
+        return 0.0
+    return 1.0 / runs_per_gpu
 
 
 def run_sweep_on_ray(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float], sweep_dir: Path, *,
                      address: str | None, quick: bool = False, data_root: str | None = None,
                      seeds: Sequence[int] | None = None, num_cpus: int | None = None,
-                     progress=print) -> dict[str, Any]:
+                     runs_per_gpu: int = 1, progress=print) -> dict[str, Any]:
     ray = _import_ray()
 
     sweep_dir = sweep_dir.resolve()
     data_root = str(Path(data_root).resolve()) if data_root else None
     with RunLock.acquire(sweep_dir, "sweep"):  # one driver per sweep directory; each task locks its own run
         return _run_on_ray(ray, preset_name, overrides, temperatures, sweep_dir, address, quick, data_root, seeds,
-                           num_cpus, progress)
+                           num_cpus, runs_per_gpu, progress)
 
 
 def _run_on_ray(ray: Any, preset_name: str, overrides: Sequence[str], temperatures: Sequence[float],
                 sweep_dir: Path, address: str | None, quick: bool, data_root: str | None,
-                seeds: Sequence[int] | None, num_cpus: int | None, progress: Any) -> dict[str, Any]:
-    from engine.device import resolve_device
+                seeds: Sequence[int] | None, num_cpus: int | None, runs_per_gpu: int,
+                progress: Any) -> dict[str, Any]:
     from engine.presets import load_preset
 
     plan, runs = prepare_sweep(preset_name, overrides, temperatures, sweep_dir, quick, seeds)
     preset_path = preset_name if not preset_name.endswith(".toml") else str(Path(preset_name).resolve())
-    wants_gpu = resolve_device(load_preset(preset_name, plan["overrides"]).device).type == "cuda"
+    requested = load_preset(preset_name, plan["overrides"]).device
     if address in (None, "", "local"):
         # a local instance talks to itself only: keep it on loopback
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
@@ -111,7 +98,11 @@ def _run_on_ray(ray: Any, preset_name: str, overrides: Sequence[str], temperatur
         host = address.rsplit(":", 1)[0] if address != "auto" else os.environ.get("RAY_ADDRESS", "").rsplit(":", 1)[0]
         local = host.startswith("127.") or host == "localhost"
         ray.init(address=address, log_to_driver=False, **({"_node_ip_address": "127.0.0.1"} if local else {}))
-    task = ray.remote(max_retries=MAX_RETRIES)(run_task).options(num_cpus=1, num_gpus=1 if wants_gpu else 0)
+    gpus = task_gpus(requested, float(ray.cluster_resources().get("GPU", 0)), runs_per_gpu)
+    share = f"{gpus:g} GPU" if gpus else "CPU only"
+    progress(f"sweep on Ray: {share} per run "
+             f"(preset device {requested!r}, cluster GPUs {ray.cluster_resources().get('GPU', 0):g})")
+    task = ray.remote(max_retries=MAX_RETRIES)(run_task).options(num_cpus=1, num_gpus=gpus)
     log = SweepLog(sweep_dir)
     t0 = time.time()
     names = [n for n, _ in runs]
@@ -120,7 +111,8 @@ def _run_on_ray(ray: Any, preset_name: str, overrides: Sequence[str], temperatur
     done: set[str] = set()
     failed: dict[str, str] = {}
     placed: dict[str, dict[str, Any]] = {}
-    log.emit(SweepProgress(stage="started", address=address or "local", runs=_status(sweep_dir, names, done, failed)))
+    log.emit(SweepProgress(stage="started", address=address or "local",
+                           runs=run_status(sweep_dir, names, done, failed)))
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
@@ -131,14 +123,12 @@ def _run_on_ray(ray: Any, preset_name: str, overrides: Sequence[str], temperatur
                     done.add(name)
                 except Exception as exc:  # a run that kept failing: reported, the rest goes on
                     failed[name] = str(exc).strip().splitlines()[-1][:300]
-            status = _status(sweep_dir, names, done, failed)
-            counts = {k: sum(1 for v in status.values() if v == k) for k in ("pending", "running", "done", "failed")}
+            status = run_status(sweep_dir, names, done, failed)
             log.emit(SweepProgress(stage="progress", runs=status))
-            progress(f"sweep: {counts['done']} done, {counts['running']} running, {counts['pending']} pending, "
-                     f"{counts['failed']} failed")
+            progress(status_line(status))
     finally:
         ray.shutdown()
     atomic_write_json(sweep_dir / "placement.json", placed)
     result = finish_sweep(sweep_dir, plan, t0, failed, {"ray": {"address": address or "local", "tasks": placed}})
-    log.emit(SweepProgress(stage="finished", runs=_status(sweep_dir, names, done, failed), failures=failed))
+    log.emit(SweepProgress(stage="finished", runs=run_status(sweep_dir, names, done, failed), failures=failed))
     return result
