@@ -74,10 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="write report.md for a finished run or sweep directory")
     rep.add_argument("path")
 
-    att = sub.add_parser("attack", help="JSMA-attack the models of a finished run")
+    att = sub.add_parser("attack", help="attack the models of a finished run (JSMA and/or C&W)")
     att.add_argument("run_dir")
     att.add_argument("--model", action="append", choices=["baseline", "teacher", "student"])
-    att.add_argument("--output", action="append", choices=["softmax", "logits", "softmax_T"])
+    att.add_argument("--output", action="append", choices=["softmax", "logits", "softmax_T"],
+                     help="JSMA's attacked output (repeatable)")
+    att.add_argument("--method", action="append", choices=["jsma", "cw_l2", "cw_l0", "cw_linf"],
+                     help="which attacks (repeatable; default the preset's attack.methods)")
     att.add_argument("--samples", type=int)
     att.add_argument("--data-root")
     att.add_argument("--quiet", action="store_true")
@@ -248,12 +251,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from engine.runs.channel import engine_alive, send
 
         if engine_alive(args.run_dir):  # the live engine owns the directory: it queues the attack itself
-            send(args.run_dir, "attack", models=args.model, outputs=args.output, samples=args.samples)
+            send(args.run_dir, "attack", models=args.model, outputs=args.output, samples=args.samples,
+                 methods=args.method)
             print(f"queued on the engine running {args.run_dir}; watch it with `defdistill-tui --attach "
                   f"{args.run_dir}`")
             return 0
         session = ThreadSession.for_attack(args.run_dir, models=args.model, outputs=args.output,
-                                           samples=args.samples, data_root=args.data_root)
+                                           samples=args.samples, methods=args.method, data_root=args.data_root)
         return _follow(session, args.quiet)
     raise AssertionError(args.command)
 

@@ -18,6 +18,8 @@ Dataset = Literal["digits", "mnist", "mnist-t10k", "fashion-mnist", "cifar10"]
 Phase = Literal["baseline", "teacher", "student"]
 AttackedOutput = Literal["softmax", "logits", "softmax_T"]
 AttackedModel = Literal["baseline", "teacher", "student"]
+AttackMethod = Literal["jsma", "cw_l2", "cw_l0", "cw_linf"]
+CWCase = Literal["average", "best", "worst"]
 
 
 class _Strict(BaseModel):
@@ -88,8 +90,40 @@ class DistillationConfig(_Strict):
         return self
 
 
+# Carlini & Wagner's attacks: each default is the reference code's (carlini/nn_robust_attacks).
+class CWL2Settings(_Strict):
+    confidence: float = Field(0.0, ge=0)  # kappa
+    learning_rate: float = Field(1e-2, gt=0)
+    binary_search_steps: int = Field(9, ge=1)
+    max_iterations: int = Field(10_000, ge=1)
+    abort_early: bool = True
+    initial_const: float = Field(1e-3, gt=0)
+    samples: int = Field(0, ge=0)  # held-out inputs attacked; 0 = attack.samples
+
+
+class CWL0Settings(_Strict):
+    learning_rate: float = Field(1e-2, gt=0)
+    max_iterations: int = Field(1000, ge=1)  # per constant
+    initial_const: float = Field(1e-3, gt=0)
+    largest_const: float = Field(2e6, gt=0)
+    const_factor: float = Field(2.0, gt=1)
+    samples: int = Field(0, ge=0)
+
+
+class CWLinfSettings(_Strict):
+    learning_rate: float = Field(5e-3, gt=0)
+    max_iterations: int = Field(1000, ge=1)
+    initial_const: float = Field(1e-5, gt=0)
+    largest_const: float = Field(20.0, gt=0)
+    const_factor: float = Field(2.0, gt=1)
+    decrease_factor: float = Field(0.9, gt=0, lt=1)
+    samples: int = Field(0, ge=0)
+
+
 class AttackConfig(_Strict):
     enabled: bool = True
+    # Which attacks run: JSMA on each of `outputs`, and C&W's attacks (always on the logits).
+    methods: list[AttackMethod] = ["jsma"]
     samples: int = Field(100, ge=1)
     outputs: list[AttackedOutput] = ["softmax", "logits", "softmax_T"]
     models: list[AttackedModel] = ["baseline", "student"]
@@ -101,6 +135,25 @@ class AttackConfig(_Strict):
     # Attacks per batch; 0 = automatic (every attack of a (model, output) at once on a GPU, 1024 on a CPU).
     batch_size: int = Field(0, ge=0)
     seed: int = 0
+    # C&W's target choices: average (one seeded random wrong target per input), best and worst
+    # (over all 9 targets: best or worst needs 9 attacks per input).
+    cw_cases: list[CWCase] = ["average"]
+    # Said in the report and on the results screen: why these C&W settings differ from the reference's.
+    cw_reduced: str = ""
+    cw_l2: CWL2Settings = CWL2Settings()
+    cw_l0: CWL0Settings = CWL0Settings()
+    cw_linf: CWLinfSettings = CWLinfSettings()
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AttackConfig:
+        for name in ("methods", "cw_cases", "outputs", "models"):
+            if len(set(getattr(self, name))) != len(getattr(self, name)):
+                raise ValueError(f"{name}: each entry may appear once")
+        if not self.methods:
+            raise ValueError("methods: name at least one attack, e.g. ['jsma', 'cw_l2']")
+        if not self.cw_cases:
+            raise ValueError("cw_cases: name at least one of average, best, worst")
+        return self
 
     @field_validator("theta")
     @classmethod

@@ -50,7 +50,7 @@ class DefdistillApp(App[None]):
     BINDINGS = [
         Binding("p", "toggle_pause", "pause", tooltip="pause / resume training at the next batch"),
         Binding("t", "temperature", "temp", tooltip="change the training temperature"),
-        Binding("j", "attack", "jsma", tooltip="launch a JSMA sweep"),
+        Binding("j", "attack", "attack", tooltip="launch attacks: JSMA on chosen outputs, C&W on the logits"),
         Binding("n", "probe(1)", "next", tooltip="next probe input"),
         Binding("N", "probe(-1)", "prev", key_display="N", tooltip="previous probe input"),
         Binding("d", "toggle_deployed", "T=1", tooltip="confidence at deployed T=1 / training T"),
@@ -290,9 +290,9 @@ class DefdistillApp(App[None]):
 
         def done(req: dict | None) -> None:
             if req is not None and self._command(lambda: self.session.attack(**req)):
-                self.notify("JSMA sweep queued" + (" (after training)" if self.state.status == "running" else ""))
+                self.notify("attacks queued" + (" (after training)" if self.state.status == "running" else ""))
 
-        self.push_screen(AttackModal(phases, default), done)
+        self.push_screen(AttackModal(phases, default, list(self.session.preset.attack.methods)), done)
 
     def action_probe(self, step: int) -> None:
         if self.state.probe_images:

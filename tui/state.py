@@ -16,6 +16,7 @@ from engine.runs.events import (
     AttackStarted,
     Batch,
     Checkpoint,
+    CWFinished,
     Epoch,
     Event,
     Failed,
@@ -34,6 +35,7 @@ from engine.runs.events import (
     TemperatureChanged,
 )
 
+METHOD_NAMES = {"jsma": "JSMA", "cw_l2": "CW-L2", "cw_l0": "CW-L0", "cw_linf": "CW-Linf"}
 MAX_POINTS = 600  # per series; older points are merged pairwise when a series fills up
 
 
@@ -109,6 +111,7 @@ class DashboardState:
     probe_logits: dict[str, list[list[float]]] = field(default_factory=dict)  # per phase, latest
     attacks: dict[str, AttackCounter] = field(default_factory=dict)
     attack_results: dict[str, AttackFinished] = field(default_factory=dict)
+    cw_results: dict[str, CWFinished] = field(default_factory=dict)  # "<model>-cw_l2" ...
     summary: RunSummary | None = None
     log: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
     log_total: int = 0  # lines ever noted: a viewer writes the ones past its own count
@@ -216,7 +219,8 @@ class DashboardState:
     def _on_attack_started(self, d: AttackStarted, e: Event) -> None:
         self.phase = "attack"
         self.attacks[d.key] = AttackCounter(d.key, d.n_attacks, temperature=d.temperature)
-        self._note(e, f"JSMA {d.key}: {d.n_attacks} attacks")
+        name = "JSMA" if d.method == "jsma" else METHOD_NAMES.get(d.method, d.method)
+        self._note(e, f"{name} {d.key}: {d.n_attacks} attacks")
 
     def _on_attack_progress(self, d: AttackProgress, e: Event) -> None:
         c = self.attacks.setdefault(d.key, AttackCounter(d.key, d.n_attacks))
@@ -228,6 +232,18 @@ class DashboardState:
         c.attacks_per_second = d.attacks_per_second
         self.attack_results[d.key] = d
         self._note(e, f"JSMA {d.key}: {d.n_succeeded}/{d.n_attacks} = {100 * d.success_rate:.1f}%")
+
+    def _on_cw_finished(self, d: CWFinished, e: Event) -> None:
+        c = self.attacks.setdefault(d.key, AttackCounter(d.key, d.n_attacks))
+        c.attempted, c.succeeded, c.done = d.n_attacks, d.n_succeeded, True
+        c.attacks_per_second = d.attacks_per_second
+        self.cw_results[d.key] = d
+        first = next(iter(d.cases.items()), None)
+        if first is not None:
+            case, r = first
+            dist = "" if r.mean_l2 is None else f", mean L2 {r.mean_l2:.2f}, L0 {r.mean_l0:.0f} px"
+            self._note(e, f"{METHOD_NAMES.get(d.method, d.method)} {d.model} ({case} case): "
+                       f"{r.succeeded}/{r.inputs} = {100 * r.success_rate:.1f}%{dist}")
 
     def _on_summary(self, d: RunSummary, e: Event) -> None:
         self.summary = d

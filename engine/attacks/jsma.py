@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from engine.attacks.model_state import attack_mode
 from engine.attacks.outputs import AttackedOutput
 from engine.attacks.saliency_map import best_pairs
 
@@ -75,17 +76,8 @@ def jsma(output: AttackedOutput, x: torch.Tensor, targets: torch.Tensor, cfg: JS
     """Attack each x[i] towards targets[i]. `on_finished(success, ended)` is called with the
     attacks that ended in each iteration (for live counters); `pause_point` between iterations.
     The model is left as it was found: training mode and each parameter's requires_grad."""
-    model = output.model
-    was_training, needs_grad = model.training, [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)  # input gradients only: no weight gradients to compute or keep
-    model.eval()
-    try:
+    with attack_mode(output.model):
         return _jsma(output, x, targets, cfg, on_finished, pause_point)
-    finally:
-        model.train(was_training)
-        for p, flag in zip(model.parameters(), needs_grad, strict=True):
-            p.requires_grad_(flag)
 
 
 def _jsma(output: AttackedOutput, x: torch.Tensor, targets: torch.Tensor, cfg: JSMAConfig,

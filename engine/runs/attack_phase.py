@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 from typing import Any
@@ -22,6 +23,7 @@ from engine.metrics import (
     success_rate,
 )
 from engine.numerics import exact_float32
+from engine.runs.cw_phase import cw_attack
 from engine.runs.events import AttackFinished, AttackProgress, AttackStarted, Example
 from engine.runs.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
 from engine.training import predict_logits
@@ -49,18 +51,25 @@ def _training_temperature(exp: Any, model: str) -> float:
     return 1.0 if model == "baseline" else float(exp.temperature)
 
 
+def inputs_digest(indices: torch.Tensor) -> str:
+    """Which held-out inputs were attacked, in a few characters: equal digests = paired comparisons."""
+    return hashlib.sha1(",".join(map(str, indices.tolist())).encode()).hexdigest()[:12]
+
+
 def run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None = None,
-                     outputs: list[str] | None = None, samples: int | None = None) -> None:
-    """Attack each requested (model, output); TF32 is off throughout (input gradients are float32 facts)."""
+                     outputs: list[str] | None = None, samples: int | None = None,
+                     methods: list[str] | None = None) -> None:
+    """Attack each requested (model, output, method); TF32 is off throughout (input gradients are float32 facts)."""
     with exact_float32():
-        _run_attack_phase(exp, summary, models, outputs, samples)
+        _run_attack_phase(exp, summary, models, outputs, samples, methods)
 
 
 def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None,
-                      outputs: list[str] | None, samples: int | None) -> None:
+                      outputs: list[str] | None, samples: int | None, methods: list[str] | None) -> None:
     acfg = exp.preset.attack
     models = list(models or acfg.models)
     outputs = list(outputs or acfg.outputs)
+    methods = list(methods or acfg.methods)
     missing = [m for m in models if m not in exp.models]
     if missing:
         raise AttackConfigError(f"cannot attack {', '.join(missing)}: the run did not train it; attack one of "
@@ -70,6 +79,7 @@ def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | Non
     if len(chosen) == 0:
         raise AttackConfigError(f"no held-out input is classified correctly by {' and '.join(models)}, so there is "
                                 "nothing to attack; train longer (training.epochs) or check the run's accuracy")
+    digest = inputs_digest(chosen)
     sample_idx, targets = attack_pairs(exp.data.y_test[chosen])
     x = exp.data.x_test[chosen][sample_idx]
     labels = exp.data.y_test[chosen][sample_idx]
@@ -85,7 +95,7 @@ def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | Non
             amp = gradient_amplitude(net, exp.data.x_test[chosen], 1.0, exp.device)
             atomic_write_json(exp.rundir.path / ATTACKS / f"{model}-gradients.json", amp)
             gradients[model] = {k: v for k, v in amp.items() if k != "values"}
-        for out_name in outputs:
+        for out_name in outputs if "jsma" in methods else ():
             key = f"{model}-{out_name}"
             output = attacked_output(net, out_name, _training_temperature(exp, model))
             counts = {"attempted": 0, "succeeded": 0}
@@ -113,14 +123,18 @@ def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | Non
                 "max_iterations": result.max_iterations, "n_features": result.n_features,
                 "seconds": seconds, "attacks_per_second": len(x) / max(seconds, 1e-9),
                 "matrix": success_matrix(result, labels, targets),
-                **rho_adv(result, sample_idx),
+                **rho_adv(result, sample_idx), "inputs_digest": digest,
             }
-            atomic_write_json(exp.rundir.path / ATTACKS / f"{key}.json", record)
+            atomic_write_json(exp.rundir.path / ATTACKS / f"{key}.json", {**record, "inputs": chosen.tolist()})
             _save_examples(exp.rundir.path / ATTACKS / f"{key}.npz", x, result, labels, targets, sample_idx)
             table[key] = {**{k: record[k] for k in ("success_rate", "n_attacks", "mean_features_changed", "rho_adv",
                                                     "attacks_per_second")},
                           "rho_adv_is_lower_bound": record["is_lower_bound"]}
             exp.emit(AttackFinished(key=key, **record, examples=_examples(x, result, labels, targets)))
+        for method in methods:  # Carlini & Wagner's own attacks, on the logits, after JSMA's outputs
+            if method != "jsma":
+                cw_attack(exp, summary, model, method, chosen, digest,
+                          attack_batch_size(acfg.batch_size, exp.device, len(chosen) * 9))
 
 
 def _examples(x, result, labels, targets, k: int = 3) -> list[Example]:

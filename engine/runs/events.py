@@ -40,6 +40,7 @@ class EventType(str, Enum):
     ATTACK_STARTED = "attack_started"
     ATTACK_PROGRESS = "attack_progress"
     ATTACK_FINISHED = "attack_finished"
+    CW_FINISHED = "cw_finished"  # a Carlini & Wagner attack's results
     SUMMARY = "summary"
     STOPPED = "stopped"
     FINISHED = "finished"
@@ -189,6 +190,7 @@ class AttackStarted(Payload):
     n_attacks: int
     samples: int
     temperature: float
+    method: str = "jsma"  # jsma | cw_l2 | cw_l0 | cw_linf
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,42 @@ class AttackFinished(Payload):
 
 
 @dataclass(frozen=True)
+class CWCase:
+    """One of C&W's target choices: average (a random wrong target per input), best or worst over 9."""
+
+    success_rate: float  # share of inputs
+    inputs: int
+    succeeded: int
+    mean_l0: float | None  # pixels changed, over successful inputs
+    mean_l2: float | None
+    mean_linf: float | None
+
+
+@dataclass(frozen=True)
+class CWFinished(Payload):
+    """Everything attacks/<model>-<method>.json holds, plus a few examples to draw."""
+
+    TYPE: ClassVar[EventType] = EventType.CW_FINISHED
+    key: str  # "<model>-<method>"
+    model: str
+    method: str  # cw_l2 | cw_l0 | cw_linf
+    temperature: float  # the model's training T (the attack is on its logits, whatever T)
+    cases: dict[str, CWCase]
+    n_attacks: int
+    n_succeeded: int
+    samples: int
+    mean_iterations: float
+    median_const: float | None
+    seconds: float
+    attacks_per_second: float
+    settings: dict[str, float | int | bool]
+    reduced: str = ""  # why the settings differ from the reference code's, if they do
+    n_pixels: int = 0
+    inputs_digest: str = ""
+    examples: list[Example] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class AttackRow:
     """One (model, output) line of the summary's attack table."""
 
@@ -257,6 +295,12 @@ class AttackRow:
     rho_adv: float | None
     attacks_per_second: float
     rho_adv_is_lower_bound: bool = False
+    method: str = "jsma"
+    # C&W rows: the first of the preset's cases (average when run), distances over its successes
+    case: str = ""
+    mean_l0: float | None = None
+    mean_l2: float | None = None
+    mean_linf: float | None = None
 
 
 @dataclass(frozen=True)
@@ -316,7 +360,7 @@ END_STATES: dict[EventType, str] = {EventType.FINISHED: "finished", EventType.FA
 PAYLOADS: dict[EventType, type[Payload]] = {
     cls.TYPE: cls for cls in (RunStarted, RunResumed, Probes, PhaseStarted, PhaseFinished, Batch, Epoch, Checkpoint,
                               SoftLabels, TemperatureChanged, Notice, Paused, Resumed, AttackStarted, AttackProgress,
-                              AttackFinished, RunSummary, Stopped, Finished, Failed, SweepProgress)
+                              AttackFinished, CWFinished, RunSummary, Stopped, Finished, Failed, SweepProgress)
 }
 
 

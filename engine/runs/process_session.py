@@ -101,9 +101,9 @@ class ProcessSession(ReplaySession):
         return t
 
     def attack(self, models: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-               samples: int | None = None) -> None:
+               samples: int | None = None, methods: Sequence[str] | None = None) -> None:
         if engine_alive(self.run_dir):
-            send(self.run_dir, "attack", models=models, outputs=outputs, samples=samples)
+            send(self.run_dir, "attack", models=models, outputs=outputs, samples=samples, methods=methods)
             return
         if self.state != "finished":
             raise ChannelError(f"the run has no engine and has not finished; `defdistill-engine resume "
@@ -114,6 +114,8 @@ class ProcessSession(ReplaySession):
             args += ["--model", m]
         for o in outputs or ():
             args += ["--output", o]
+        for m in methods or ():
+            args += ["--method", m]
         if samples:
             args += ["--samples", str(samples)]
         self.process = spawn_detached(engine_command(*args), Path(tempfile.mkstemp(prefix="defdistill-attack-")[1]))

@@ -91,8 +91,9 @@ class Session(ABC):
 
     @abstractmethod
     def attack(self, models: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-               samples: int | None = None) -> None:
-        """Queue a JSMA sweep; it runs after training (or at once on a trained run)."""
+               samples: int | None = None, methods: Sequence[str] | None = None) -> None:
+        """Queue attacks (JSMA on `outputs`, and the C&W `methods`); they run after training (or at once
+        on a trained run). None means the preset's choice."""
 
     @abstractmethod
     def stop(self) -> None:
@@ -225,7 +226,7 @@ class ThreadSession(EventFanout, Session):
     @classmethod
     def for_attack(cls, run_dir: str | Path, *, models: Sequence[str] | None = None,
                    outputs: Sequence[str] | None = None, samples: int | None = None,
-                   data_root: str | None = None) -> ThreadSession:
+                   methods: Sequence[str] | None = None, data_root: str | None = None) -> ThreadSession:
         """A session that only attacks the trained models of a finished run."""
         rundir = RunDir.open(run_dir)
         lock = RunLock.acquire(rundir.path)
@@ -244,7 +245,7 @@ class ThreadSession(EventFanout, Session):
             lock.release()
             raise
         session._attack_only = True
-        session.attack(models, outputs, samples)
+        session.attack(models, outputs, samples, methods)
         return session
 
     # -- events ---------------------------------------------------------------------------
@@ -270,9 +271,10 @@ class ThreadSession(EventFanout, Session):
         return self.control.set_temperature(temperature)
 
     def attack(self, models: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-               samples: int | None = None) -> None:
+               samples: int | None = None, methods: Sequence[str] | None = None) -> None:
         with self._lock:
-            self._attack_requests.append({"models": models, "outputs": outputs, "samples": samples})
+            self._attack_requests.append({"models": models, "outputs": outputs, "samples": samples,
+                                          "methods": methods})
             idle = self._state == "finished" and not self._thread.is_alive()
             if idle:
                 try:
@@ -350,7 +352,7 @@ class ThreadSession(EventFanout, Session):
             summary = exp.training_summary()
         if self.preset.attack.enabled and not self._attack_only:
             with self._lock:
-                self._attack_requests.insert(0, {"models": None, "outputs": None, "samples": None})
+                self._attack_requests.insert(0, {"models": None, "outputs": None, "samples": None, "methods": None})
         self._attack_queue(summary)
 
     def _attack_queue(self, summary: dict[str, Any]) -> None:

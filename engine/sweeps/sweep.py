@@ -170,6 +170,17 @@ def _read_model_entry(run_dir: Path, model: str) -> dict[str, Any]:
         if path.name.endswith("-gradients.json"):
             continue
         rec = read_json(path, f"delete it and run `defdistill-engine attack {run_dir}` to redo it")
+        if rec.get("method", "jsma") != "jsma":  # a Carlini & Wagner attack: its cases and distances
+            method, cases = rec["method"], rec["cases"]
+            first = next(iter(cases.values()))
+            entry["success_rate"][method] = first["success_rate"]
+            entry.setdefault("cw_distance", {})[method] = {k: first[f"mean_{k}"] for k in ("l0", "l2", "linf")}
+            entry.setdefault("cw", {})[method] = {
+                "cases": cases, "samples": rec["samples"], "n_attacks": rec["n_attacks"], "seconds": rec["seconds"],
+                "attacks_per_second": rec["attacks_per_second"], "median_const": rec["median_const"],
+                "mean_iterations": rec["mean_iterations"], "reduced": rec.get("reduced", ""),
+                "settings": rec["settings"]}
+            continue
         out = rec["output"]
         entry["success_rate"][out] = rec["success_rate"]
         entry["mean_features_changed"][out] = rec["mean_features_changed"]
@@ -178,6 +189,7 @@ def _read_model_entry(run_dir: Path, model: str) -> dict[str, Any]:
         if out == "softmax":
             entry["rho_adv"] = rec["rho_adv"]
             entry["rho_adv_is_lower_bound"] = rec["is_lower_bound"]
+        entry.setdefault("inputs", {})[out] = rec.get("inputs")
     return entry
 
 
@@ -203,10 +215,33 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any]:
             vals = [e[key][o] for e in entries if e[key].get(o) is not None]
             if vals:
                 out[key][o], spread[key][o] = _mean_std(vals)
+    if "cw_distance" in entries[0]:
+        out["cw_distance"], spread["cw_distance"] = {}, {}
+        for method, dist in entries[0]["cw_distance"].items():
+            out["cw_distance"][method], spread["cw_distance"][method] = {}, {}
+            for k in dist:
+                vals = [e["cw_distance"][method][k] for e in entries
+                        if e.get("cw_distance", {}).get(method, {}).get(k) is not None]
+                if vals:
+                    out["cw_distance"][method][k], spread["cw_distance"][method][k] = _mean_std(vals)
     out["spread"] = spread
     out["per_seed"] = entries
     out["run_dir"] = [e["run_dir"] for e in entries]
     return out
+
+
+def _paired(base: list[dict[str, Any]], students: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many of a student's attacked held-out inputs the baseline attacked too (same seed).
+
+    Each run attacks the first inputs of one seeded order that its own model classifies correctly,
+    so a student and the baseline differ only where one of them misclassifies an input."""
+    shared = total = 0
+    for b, s in zip(base, students, strict=False):
+        bi, si = (b.get("inputs") or {}).get("softmax"), (s.get("inputs") or {}).get("softmax")
+        if bi and si:
+            shared += len(set(bi) & set(si))
+            total += len(si)
+    return {"shared_inputs": shared, "inputs": total, "share": shared / total if total else None}
 
 
 def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] | None = None) -> dict[str, Any]:
@@ -229,6 +264,8 @@ def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] 
     per_t = {f"{t:g}": e for t in plan["temperatures"] if (e := entries(t))}
     by_t = {k: _aggregate(e) for k, e in per_t.items()}
     baseline = _aggregate(base)
+    for k, group in per_t.items():
+        by_t[k]["paired_with_baseline"] = _paired(base, group)
     return {
         "preset": plan["preset"], "quick": plan["quick"], "overrides": plan["overrides"], "seeds": plan.get("seeds"),
         "dataset": base_summary["dataset"], "data_note": base_summary["data_note"],

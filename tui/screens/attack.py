@@ -1,4 +1,4 @@
-"""Launch a JSMA sweep: which models, which attacked outputs, how many held-out samples."""
+"""Launch attacks: which models, which attacks (JSMA on which outputs, C&W's), how many held-out samples."""
 
 from __future__ import annotations
 
@@ -9,24 +9,31 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label
 
 OUTPUTS = ("softmax", "logits", "softmax_T")
+METHODS = ("jsma", "cw_l2", "cw_l0", "cw_linf")
 
 
 class AttackModal(ModalScreen[dict | None]):
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
-    def __init__(self, models: list[str], samples: int) -> None:
+    def __init__(self, models: list[str], samples: int, methods: list[str] | None = None) -> None:
         super().__init__()
         self.models = models
         self.samples = samples
+        self.methods = methods or ["jsma"]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="modal-box"):
-            yield Label("JSMA sweep (targeted, theta=+1, Upsilon=14.5%): each sample x its 9 other classes")
+            yield Label("JSMA (targeted, theta=+1, Upsilon=14.5%): each sample x its 9 other classes; "
+                        "C&W on the logits (the preset's cases and settings)")
             yield Label("models:")
             with Horizontal(classes="checks"):
                 for m in self.models:
                     yield Checkbox(m, value=m in ("baseline", "student"), id=f"model-{m}")
-            yield Label("attacked outputs:")
+            yield Label("attacks:")
+            with Horizontal(classes="checks"):
+                for m in METHODS:
+                    yield Checkbox(m, value=m in self.methods, id=f"method-{m}")
+            yield Label("JSMA's attacked outputs:")
             with Horizontal(classes="checks"):
                 for o in OUTPUTS:
                     yield Checkbox(o, value=True, id=f"output-{o}")
@@ -38,16 +45,19 @@ class AttackModal(ModalScreen[dict | None]):
     def _submit(self) -> None:
         models = [m for m in self.models if self.query_one(f"#model-{m}", Checkbox).value]
         outputs = [o for o in OUTPUTS if self.query_one(f"#output-{o}", Checkbox).value]
+        methods = [m for m in METHODS if self.query_one(f"#method-{m}", Checkbox).value]
         raw = self.query_one("#attack-samples", Input).value.strip()
         error = ""
-        if not models or not outputs:
-            error = "choose at least one model and one output"
+        if not models or not methods:
+            error = "choose at least one model and one attack"
+        elif "jsma" in methods and not outputs:
+            error = "JSMA needs at least one attacked output"
         elif not raw.isdigit() or int(raw) < 1:
             error = f"samples must be a whole number >= 1, got {raw!r}"
         if error:
             self.query_one("#attack-error", Label).update(f"[red]{error}[/]")
             return
-        self.dismiss({"models": models, "outputs": outputs, "samples": int(raw)})
+        self.dismiss({"models": models, "outputs": outputs or None, "samples": int(raw), "methods": methods})
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self._submit()

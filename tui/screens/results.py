@@ -10,8 +10,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from engine.runs.events import AttackFinished
-from tui.state import DashboardState
+from engine.runs.events import AttackFinished, CWFinished
+from tui.state import METHOD_NAMES, DashboardState
 from tui.widgets.image import half_block
 
 OUTPUTS = ("softmax", "logits", "softmax_T")
@@ -24,7 +24,7 @@ class ResultsScreen(Screen[None]):
     def __init__(self, state: DashboardState) -> None:
         super().__init__()
         self.state = state
-        self.keys = list(state.attack_results)
+        self.keys = list(state.attack_results) + list(state.cw_results)
         self.index = 0
 
     def compose(self) -> ComposeResult:
@@ -44,17 +44,20 @@ class ResultsScreen(Screen[None]):
             self._draw()
 
     def _draw(self) -> None:
-        res = self.state.attack_results
-        if not res:
+        res, cw = self.state.attack_results, self.state.cw_results
+        if not res and not cw:
             self.query_one("#results-table", Static).update(Text("no attack results yet: press j on the main "
                                                                  "screen to launch a JSMA sweep", style="dim"))
             return
-        models = sorted({r.model for r in res.values()}, key=["baseline", "teacher", "student"].index)
-        table = Table(title="JSMA success rate (share of sample x target attacks reaching the target)",
-                      title_justify="left")
+        models = sorted({r.model for r in [*res.values(), *cw.values()]}, key=["baseline", "teacher", "student"].index)
+        methods = [m for m in METHOD_NAMES if any(r.method == m for r in cw.values())]
+        table = Table(title="success rate: JSMA on each output (sample x target attacks), C&W on the logits "
+                      "(first case, inputs)", title_justify="left")
         table.add_column("model")
         for o in OUTPUTS:
-            table.add_column(o + (" (paper)" if o == "softmax" else ""), justify="right")
+            table.add_column("JSMA " + o + (" (paper)" if o == "softmax" else ""), justify="right")
+        for m in methods:
+            table.add_column(METHOD_NAMES[m], justify="right")
         acc = self.state.summary.accuracy if self.state.summary else {}
         table.add_column("accuracy", justify="right")
         for m in models:
@@ -63,12 +66,20 @@ class ResultsScreen(Screen[None]):
                 r = res.get(f"{m}-{o}")
                 cells.append("–" if r is None
                              else f"{100 * r.success_rate:.1f}% ({r.n_succeeded}/{r.n_attacks})")
+            for method in methods:
+                c = cw.get(f"{m}-{method}")
+                first = next(iter(c.cases.values()), None) if c else None
+                cells.append("–" if first is None else f"{100 * first.success_rate:.1f}% "
+                             f"({first.succeeded}/{first.inputs})")
             table.add_row(m, *cells, f"{100 * acc[m]:.1f}%" if m in acc else "–")
         self.query_one("#results-table", Static).update(table)
         key = self.keys[self.index]
-        r = res[key]
-        self.query_one("#results-matrix", Static).update(self._matrix(key, r))
-        self.query_one("#results-examples", Static).update(self._examples(r))
+        if key in res:
+            self.query_one("#results-matrix", Static).update(self._matrix(key, res[key]))
+            self.query_one("#results-examples", Static).update(self._examples(res[key]))
+        else:
+            self.query_one("#results-matrix", Static).update(self._cw_cases(key, cw[key]))
+            self.query_one("#results-examples", Static).update(self._examples(cw[key]))
 
     @staticmethod
     def _matrix(key: str, r: AttackFinished) -> Table:
@@ -88,7 +99,25 @@ class ResultsScreen(Screen[None]):
         return m
 
     @staticmethod
-    def _examples(r: AttackFinished) -> Table:
+    def _cw_cases(key: str, r: CWFinished) -> Table:
+        t = Table(title=f"{key}: {METHOD_NAMES.get(r.method, r.method)} on the logits   [←/→ other results]",
+                  title_justify="left", box=None, padding=(0, 1))
+        for col in ("case", "success", "L0 px", "L2", "L-inf"):
+            t.add_column(col, justify="left" if col == "case" else "right")
+
+        def num(v: float | None, fmt: str) -> str:
+            return "–" if v is None else format(v, fmt)
+
+        for case, c in r.cases.items():
+            t.add_row(case, f"{100 * c.success_rate:.0f}% ({c.succeeded}/{c.inputs})", num(c.mean_l0, ".1f"),
+                      num(c.mean_l2, ".2f"), num(c.mean_linf, ".3f"))
+        const = "–" if r.median_const is None else f"{r.median_const:.3g}"
+        t.caption = (f"{r.n_attacks} attacks, {r.mean_iterations:.0f} Adam iterations each, median c {const}, "
+                     f"{r.attacks_per_second:.1f} att/s" + (f"\nreduced: {r.reduced}" if r.reduced else ""))
+        return t
+
+    @staticmethod
+    def _examples(r: AttackFinished | CWFinished) -> Table:
         grid = Table(title="original → adversarial (changed pixels red)", title_justify="left", box=None,
                      padding=(0, 1))
         side = r.examples[0].side if r.examples else 28

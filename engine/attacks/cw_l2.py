@@ -1,0 +1,144 @@
+"""Carlini & Wagner's L2 attack (S&P 2017; reference code carlini/nn_robust_attacks, l2_attack.py),
+targeted, on the logits, batched over attacks with per-attack state.
+
+Minimise ||x' - x||_2^2 + c * max(max_{i != t} Z_i - Z_t + kappa, 0) over w, x' = (tanh(w) + 1)/2,
+with Adam. A binary search over c per attack: c starts at `initial_const`; after a binary step
+that found an example, upper = min(upper, c), else lower = max(lower, c); then c is the midpoint
+once an upper bound exists, else c x 10. Adam and w are reset at every binary step. Within a step,
+every tenth of `max_iterations` the loss is compared with its value a tenth earlier and the step
+ends when it has not fallen below 0.9999 of it. The smallest-L2 example seen at any iteration of
+any step is returned. With 10 or more binary steps the last one uses c = upper, as the reference.
+
+Where this departs from the reference code, and why:
+- The reference's early abort looks at the loss summed over its whole batch (with its default
+  batch of one that is per attack); here each attack aborts on its own loss, so a batch of attacks
+  reaches exactly the outcome and c of each attack run alone, and finished attacks leave the batch.
+- The box is [0, 1] instead of [-0.5, 0.5]: the same map shifted, the same distances.
+- An attack that never succeeds returns its input (the reference returns an all-zero image).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from engine.attacks.adam import RowAdam
+from engine.attacks.cw_result import CWResult, OnFinished, finish
+from engine.attacks.margin import margin, reaches_target, require_logits
+from engine.attacks.model_state import attack_mode
+from engine.attacks.tanh_space import from_tanh_space, to_tanh_space
+
+NO_BOUND = 1e10  # the reference's "no upper bound yet" (checked as < 1e9)
+
+
+@dataclass
+class CWL2Config:
+    confidence: float = 0.0  # kappa
+    learning_rate: float = 1e-2
+    binary_search_steps: int = 9
+    max_iterations: int = 10_000
+    abort_early: bool = True
+    initial_const: float = 1e-3
+    batch_size: int = 1024
+
+
+def cw_l2(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, cfg: CWL2Config, *,
+          on_finished: OnFinished | None = None, pause_point: Callable[[], None] | None = None) -> CWResult:
+    """Attack each x[i] (values in [0, 1]) towards targets[i]; `model` returns logits."""
+    device = next(model.parameters()).device
+    require_logits(model, x.to(device), "cw_l2")
+    out_adv = x.detach().clone()
+    found = torch.zeros(len(x), dtype=torch.bool)
+    iters = torch.zeros(len(x), dtype=torch.long)
+    const = torch.full((len(x),), float("nan"), dtype=torch.float64)
+    with attack_mode(model):
+        for start in range(0, len(x), cfg.batch_size):
+            sl = slice(start, min(start + cfg.batch_size, len(x)))
+            adv, ok, it, c = _attack_batch(model, x[sl].to(device), targets[sl].to(device), cfg, on_finished,
+                                           pause_point)
+            out_adv[sl], found[sl], iters[sl], const[sl] = adv.cpu(), ok.cpu(), it.cpu(), c.cpu()
+        return finish(x, out_adv, found, lambda xb: model(xb.to(device)).cpu(), targets, iters, const)
+
+
+def _attack_batch(model, x, targets, cfg: CWL2Config, on_finished, pause_point):
+    n, dt, dev = len(x), x.dtype, x.device
+    # results, by attack
+    o_best_l2 = torch.full((n,), NO_BOUND, dtype=dt, device=dev)
+    o_best_adv = x.clone()
+    o_found = torch.zeros(n, dtype=torch.bool, device=dev)
+    o_const = torch.full((n,), float("nan"), dtype=torch.float64, device=dev)
+    o_iters = torch.zeros(n, dtype=torch.long, device=dev)
+    # state of the attacks still running (row r of these is attack rows[r])
+    rows = torch.arange(n, device=dev)
+    timg = to_tanh_space(x)
+    base = from_tanh_space(timg)  # what the reference measures distances against
+    tgt = targets
+    w = torch.zeros_like(x)
+    adam = RowAdam(w, cfg.learning_rate)
+    c = torch.full((n,), cfg.initial_const, dtype=torch.float64, device=dev)
+    lower = torch.zeros(n, dtype=torch.float64, device=dev)
+    upper = torch.full((n,), NO_BOUND, dtype=torch.float64, device=dev)
+    step = torch.zeros(n, dtype=torch.long, device=dev)  # binary-search step
+    it = torch.zeros(n, dtype=torch.long, device=dev)  # iteration within the step
+    prev = torch.full((n,), 1e6, dtype=dt, device=dev)
+    best_l2 = torch.full((n,), NO_BOUND, dtype=dt, device=dev)  # this binary step's
+    best_ok = torch.zeros(n, dtype=torch.bool, device=dev)
+    check_every = max(1, cfg.max_iterations // 10)
+    repeat = cfg.binary_search_steps >= 10
+    dims = tuple(range(1, x.dim()))
+    while len(rows):
+        if pause_point is not None:
+            pause_point()
+        w.requires_grad_(True)
+        new = from_tanh_space(w + timg)
+        logits = model(new)
+        l2 = ((new - base) ** 2).sum(dims)
+        f = margin(logits, tgt, cfg.confidence)
+        loss = l2 + c.to(dt) * f
+        (grad,) = torch.autograd.grad(loss.sum(), w)
+        w = w.detach()
+        new, l2, loss, logits = new.detach(), l2.detach(), loss.detach(), logits.detach()
+        adam.step(w, grad)  # the values above are those before this update, as the reference fetches them
+        it += 1
+        o_iters[rows] += 1
+        # early abort, every tenth of the iterations: the loss must have fallen below 0.9999 of its last check
+        check = (it - 1) % check_every == 0
+        abort = cfg.abort_early & check & (loss > prev * 0.9999)
+        prev = torch.where(check & ~abort, loss, prev)
+        ok = reaches_target(logits, tgt, cfg.confidence) & ~abort
+        better = ok & (l2 < best_l2)
+        best_l2, best_ok = torch.where(better, l2, best_l2), best_ok | better
+        obetter = ok & (l2 < o_best_l2[rows])
+        if bool(obetter.any()):
+            r = rows[obetter]
+            o_best_l2[r], o_best_adv[r], o_found[r], o_const[r] = l2[obetter], new[obetter], True, c[obetter]
+        ended = abort | (it >= cfg.max_iterations)
+        if not bool(ended.any()):
+            continue
+        # the binary search over c, for the attacks whose step ended
+        e = ended
+        upper = torch.where(e & best_ok, torch.minimum(upper, c), upper)
+        lower = torch.where(e & ~best_ok, torch.maximum(lower, c), lower)
+        bounded = upper < 1e9
+        c = torch.where(e, torch.where(bounded, (lower + upper) / 2, torch.where(best_ok, c, c * 10)), c)
+        step = step + e.long()
+        if repeat:
+            c = torch.where(e & (step == cfg.binary_search_steps - 1), upper, c)
+        # a fresh step: w, Adam, the abort reference and the step's best reset
+        w[e] = 0
+        adam.reset(e.nonzero().squeeze(1))
+        it, prev = torch.where(e, 0, it), torch.where(e, torch.full_like(prev, 1e6), prev)
+        best_l2, best_ok = torch.where(e, NO_BOUND, best_l2), best_ok & ~e
+        done = step >= cfg.binary_search_steps
+        if bool(done.any()):
+            if on_finished is not None:
+                on_finished(o_found[rows[done]].cpu())
+            keep = ~done
+            rows, timg, base, tgt, w = rows[keep], timg[keep], base[keep], tgt[keep], w[keep]
+            adam.keep(keep.nonzero().squeeze(1))
+            c, lower, upper, step, it, prev = c[keep], lower[keep], upper[keep], step[keep], it[keep], prev[keep]
+            best_l2, best_ok = best_l2[keep], best_ok[keep]
+    return o_best_adv, o_found, o_iters, o_const
