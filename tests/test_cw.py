@@ -53,8 +53,8 @@ def _logits_and_grad(model, w, start, x, mask, t, c, kappa, fixed):
     l2 = ((new - fixed) ** 2).sum()
     loss = l2 + c * f
     (g,) = torch.autograd.grad(loss, w)
-    assert math.isclose(float(f), max(other - float(z[t].detach()) + kappa, 0.0), abs_tol=1e-12)
-    return new.detach(), z.detach(), float(f), float(l2), float(loss), g
+    assert math.isclose(float(f.detach()), max(other - float(z[t].detach()) + kappa, 0.0), abs_tol=1e-12)
+    return new.detach(), z.detach(), float(f.detach()), float(l2.detach()), float(loss.detach()), g
 
 
 def reference_l2(model, x, t, steps, iters, lr, c0, kappa):

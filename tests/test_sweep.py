@@ -20,7 +20,7 @@ def test_two_temperature_sweep_end_to_end(tmp_path):
     for s in QUICK:
         if not s.startswith(("attack.enabled", "distillation.temperature")):
             args += ["--set", s]
-    args += ["--set", "attack.samples=3", "--set", "training.epochs=4"]
+    args += ["--set", "attack.samples=3", "--set", "training.epochs=4", "--set", "attack.cw_l2.max_iterations=200"]
     proc = cli(*args)
     assert proc.returncode == 0, proc.stderr
     result = json.loads((sweep / "sweep.json").read_text())
@@ -36,10 +36,14 @@ def test_two_temperature_sweep_end_to_end(tmp_path):
         for out in ("softmax", "logits", "softmax_T"):
             rec = json.loads((run / "attacks" / f"student-{out}.json").read_text())
             assert entry["success_rate"][out] == rec["success_rate"] and rec["n_attacks"] == 27
+        cw = json.loads((run / "attacks" / "student-cw_l2.json").read_text())
+        assert entry["success_rate"]["cw_l2"] == cw["cases"]["average"]["success_rate"]
+        assert entry["cw_distance"]["cw_l2"]["l2"] == cw["cases"]["average"]["mean_l2"]
     base = json.loads((sweep / "baseline" / "summary.json").read_text())
     assert result["baseline"]["accuracy"] == base["accuracy"]["baseline"]
     assert set(base["accuracy"]) == {"baseline"}  # the baseline is trained once, not per temperature
-    for name in ("success_vs_temperature", "accuracy_vs_temperature", "gradient_amplitude", "adversarial_examples"):
+    for name in ("success_vs_temperature", "accuracy_vs_temperature", "gradient_amplitude", "adversarial_examples",
+                 "cw_distance_vs_temperature"):
         w, h = _png_size(sweep / f"{name}.png")
         assert w > 300 and h > 200 and (sweep / f"{name}.png").stat().st_size > 5000
     report = (sweep / "report.md").read_text()
@@ -48,6 +52,7 @@ def test_two_temperature_sweep_end_to_end(tmp_path):
         assert f"| {t} | " in report and f"{100 * sm:.1f}%" in report
     assert f"{100 * result['baseline']['success_rate']['softmax']:.1f}%" in report
     assert "Carlini" in report and "success_vs_temperature.png" in report
+    assert "## Carlini & Wagner" in report and "| CW-L2 (L2) | average |" in report and "C&W: rho = -0.05" in report
     # running the same sweep again reuses every finished run
     before = {p: p.stat().st_mtime for p in sweep.rglob("summary.json")}
     again = cli(*args)

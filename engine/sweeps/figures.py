@@ -12,7 +12,10 @@ from engine.paper import SUCCESS_VS_T, paper_key
 
 OUTPUT_STYLE = {"softmax": ("JSMA-F: softmax at T=1 (the paper)", "tab:blue"),
                 "logits": ("JSMA-Z: logits", "tab:orange"),
-                "softmax_T": ("softmax(z/T) (Carlini & Wagner)", "tab:green")}
+                "softmax_T": ("softmax(z/T) (Carlini & Wagner)", "tab:green"),
+                "cw_l2": ("CW-L2 on the logits", "tab:red"),
+                "cw_l0": ("CW-L0 on the logits", "tab:purple"),
+                "cw_linf": ("CW-Linf on the logits", "tab:brown")}
 
 
 def _plt():
@@ -38,7 +41,10 @@ def success_vs_temperature(result: dict[str, Any], path: Path) -> None:
     plt = _plt()
     temps = result["temperatures"]
     fig, ax = plt.subplots(figsize=(9.5, 4.2))
+    present = {k for e in result["by_temperature"].values() for k in e["success_rate"]}
     for out, (label, color) in OUTPUT_STYLE.items():
+        if out not in present:
+            continue
         entries = [result["by_temperature"][f"{t:g}"] for t in temps]
         ys = [100 * e["success_rate"].get(out, math.nan) for e in entries]
         err = [100 * e.get("spread", {}).get("success_rate", {}).get(out, 0.0) for e in entries]
@@ -53,10 +59,41 @@ def success_vs_temperature(result: dict[str, Any], path: Path) -> None:
         ax.plot(list(ref), list(ref.values()), "kx", markersize=7, label=f"paper ({key.upper()}, JSMA-F)")
     ax.set_xscale("log")
     ax.set_xlabel("distillation temperature T (log scale)")
-    ax.set_ylabel("JSMA success rate (%)")
+    ax.set_ylabel("attack success rate (%)")
     ax.set_ylim(-3, 103)
-    ax.set_title(f"JSMA success vs temperature — {result['dataset']}" + (" (quick profile)" if result["quick"] else ""))
+    quick = " (quick profile)" if result["quick"] else ""
+    ax.set_title(f"attack success vs temperature — {result['dataset']}{quick}")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def cw_distance_vs_temperature(result: dict[str, Any], path: Path) -> None:
+    """Mean CW-L2 distance per T (C&W found it flat: rho = -0.05); nothing drawn without CW-L2."""
+    temps = result["temperatures"]
+    entries = [result["by_temperature"][f"{t:g}"] for t in temps]
+    ys = [e.get("cw_distance", {}).get("cw_l2", {}).get("l2") for e in entries]
+    if all(y is None for y in ys):
+        return
+    from engine.sweeps.cw_report import pearson
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    err = [e.get("spread", {}).get("cw_distance", {}).get("cw_l2", {}).get("l2", 0.0) for e in entries]
+    ax.errorbar(temps, [math.nan if y is None else y for y in ys], yerr=err if any(err) else None, fmt="o-",
+                color="tab:red", capsize=3, label="distilled student")
+    base = result["baseline"].get("cw_distance", {}).get("cw_l2", {}).get("l2")
+    if base is not None:
+        ax.axhline(base, linestyle="--", color="gray", label="no distillation")
+    rho = pearson([float(t) for t in temps], ys)
+    ax.set_xscale("log")
+    ax.set_xlabel("distillation temperature T (log scale)")
+    ax.set_ylabel("mean L2 distance (successful CW-L2)")
+    ax.set_title(f"CW-L2 distance vs temperature — {result['dataset']}; Pearson r = "
+                 + ("–" if rho is None else f"{rho:+.2f}") + " (C&W: -0.05)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     _save(fig, path)
     plt.close(fig)
@@ -123,19 +160,21 @@ def adversarial_grid(examples: list[tuple[str, Path]], path: Path, per_row: int 
                 if j == 0:
                     ax.set_title(f"{int(data['label'][i])}", fontsize=7)
                 else:
-                    ok = "ok" if data["success"][i] else str(data["ended"][i])
+                    ok = "ok" if data["success"][i] else (str(data["ended"][i]) if "ended" in data else "failed")
                     ax.set_title(f"→{int(data['target'][i])} {ok}", fontsize=7,
                                  color="green" if data["success"][i] else "red")
         axes[r, 0].text(-0.6, 0.5, title, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
-    fig.suptitle("original | adversarial (JSMA, target after the arrow)", fontsize=9)
+    fig.suptitle("original | adversarial (target after the arrow)", fontsize=9)
     _save(fig, path)
     plt.close(fig)
 
 
 def write_sweep_figures(sweep_dir: Path, result: dict[str, Any]) -> list[Path]:
     paths = [sweep_dir / n for n in ("success_vs_temperature.png", "accuracy_vs_temperature.png",
-                                     "gradient_amplitude.png", "adversarial_examples.png")]
+                                     "gradient_amplitude.png", "adversarial_examples.png",
+                                     "cw_distance_vs_temperature.png")]
     success_vs_temperature(result, paths[0])
+    cw_distance_vs_temperature(result, paths[4])
     accuracy_vs_temperature(result, paths[1])
     gradient_histograms([("no distillation", result["baseline"]["gradient_amplitude"])]
                         + [(f"T={t:g}", result["by_temperature"][f"{t:g}"]["gradient_amplitude"])
@@ -147,5 +186,6 @@ def write_sweep_figures(sweep_dir: Path, result: dict[str, Any]) -> list[Path]:
     base_dir = sweep_dir / (base if isinstance(base, str) else base[0])
     adversarial_grid([("baseline\nsoftmax", base_dir / "attacks" / "baseline-softmax.npz"),
                       (f"student T={top}\nsoftmax", student_dir / "attacks" / "student-softmax.npz"),
-                      (f"student T={top}\nsoftmax_T", student_dir / "attacks" / "student-softmax_T.npz")], paths[3])
+                      (f"student T={top}\nsoftmax_T", student_dir / "attacks" / "student-softmax_T.npz"),
+                      (f"student T={top}\nCW-L2", student_dir / "attacks" / "student-cw_l2.npz")], paths[3])
     return [p for p in paths if p.exists()]

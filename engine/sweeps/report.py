@@ -9,6 +9,7 @@ from engine.errors import RunDirError
 from engine.paper import CW, GRADIENT_REDUCTION, HEADLINE, SUCCESS_VS_T, paper_key
 from engine.presets import preset_from_toml
 from engine.runs.rundir import RunDir, atomic_write_bytes, read_json
+from engine.sweeps.cw_report import run_section, sweep_section
 from engine.sweeps.sweep import SWEEP_FILE
 
 OUTPUTS = ("softmax", "logits", "softmax_T")
@@ -35,6 +36,8 @@ def _setup(preset: dict[str, Any], meta: dict[str, Any], data_note: str, seconds
         f"epochs, loss scaled by {tr['loss_scale']} (so high T converges), grad-norm clip {tr['grad_clip']}",
         f"- attack: JSMA targeted, theta {att['theta']}, Upsilon {100 * att['upsilon']:.1f}%, {att['samples']} "
         f"held-out inputs x 9 targets per model and output; when no pair qualifies: `{att['no_pair']}`",
+        f"- attacks run: {', '.join(att.get('methods', ['jsma']))}"
+        + (f"; C&W cases {', '.join(att.get('cw_cases', []))}" if len(att.get("methods", [])) > 1 else ""),
         f"- seed {preset['seed']}, device {meta.get('device', '?')}, torch {meta.get('torch', '?')}, "
         f"time taken {seconds / 60:.1f} min",
     ]
@@ -95,8 +98,9 @@ def sweep_report(sweep_dir: Path) -> str:
               f"On the distilled model (T={top}): JSMA-F (softmax at T=1) {_pct(s['success_rate'].get('softmax'))}, "
               f"JSMA-Z (logits) {_pct(s['success_rate'].get('logits'))}, softmax(z/T) "
               f"{_pct(s['success_rate'].get('softmax_T'))}. "
-              + _ended_sentence(s), "", f"C&W reported: {CW}.", "",
-              "## Figures", "", "![success vs temperature](success_vs_temperature.png)", "",
+              + _ended_sentence(s) + _cw_sentence(s), "", f"C&W reported: {CW}.", ""]
+    lines += sweep_section(r)
+    lines += ["## Figures", "", "![success vs temperature](success_vs_temperature.png)", "",
               "![accuracy vs temperature](accuracy_vs_temperature.png)", "",
               "![gradient amplitude](gradient_amplitude.png)", "", "![adversarial examples](adversarial_examples.png)",
               ""]
@@ -114,6 +118,15 @@ def sweep_report(sweep_dir: Path) -> str:
     if r["quick"]:
         lines += [f"- quick profile: {', '.join(r['overrides'])} (the paper: 50 epochs, 100 inputs x 9 targets)."]
     return "\n".join(lines) + "\n"
+
+
+def _cw_sentence(entry: dict[str, Any]) -> str:
+    rate = entry["success_rate"].get("cw_l2")
+    if rate is None:
+        return ""
+    d = entry.get("cw_distance", {}).get("cw_l2", {}).get("l2")
+    return (f" Carlini & Wagner's L2 attack on its logits succeeds {_pct(rate)}"
+            + (f" with a mean L2 distance of {d:.2f}" if d is not None else "") + ".")
 
 
 def _ended_sentence(entry: dict[str, Any]) -> str:
@@ -150,7 +163,7 @@ def run_report(run_dir: Path) -> str:
     if attacks:
         lines += ["", "## JSMA success rate", "", "| model | " + " | ".join(OUTPUTS) + " |", "|---" * 4 + "|"]
         for m in ("baseline", "teacher", "student"):
-            if any(k.startswith(m + "-") for k in attacks):
+            if any(f"{m}-{o}" in attacks for o in OUTPUTS):
                 lines.append(f"| {m} | " + " | ".join(_pct(attacks.get(f"{m}-{o}", {}).get("success_rate"))
                                                        for o in OUTPUTS) + " |")
         if head:
@@ -159,6 +172,7 @@ def run_report(run_dir: Path) -> str:
     if summary.get("soft_label_temperature") is not None:
         lines += ["", f"The student's soft labels were made at T={summary['soft_label_temperature']:g}, the T it "
                   "trained at."]
+    lines += run_section(run_dir, summary["dataset"])
     lines += ["", f"Distillation evidence: student mean |logit| {summary['mean_abs_logit'].get('student', 0):.1f} vs "
               f"baseline {summary['mean_abs_logit'].get('baseline', 0):.1f}; "
               f"{_pct(summary.get('saturated_share'))} of held-out inputs have a T=1 softmax of exactly 1.0.", ""]
