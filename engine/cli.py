@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="write report.md for a finished run or sweep directory")
     rep.add_argument("path")
 
+    ver = sub.add_parser("verdict", help="is the robustness real? the masking checks and a verdict per model")
+    ver.add_argument("path", help="a finished run or sweep directory")
+
     att = sub.add_parser("attack", help="attack the models of a finished run (JSMA and/or C&W)")
     att.add_argument("run_dir")
     att.add_argument("--model", action="append", choices=["baseline", "teacher", "student"])
@@ -246,6 +249,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from engine.sweeps.report import write_report
 
         print(write_report(args.path))
+        return 0
+    if args.command == "verdict":
+        from engine.sweeps.verdicts import verdict_table
+
+        print(verdict_table(args.path))
         return 0
     if args.command == "attack":
         from engine.runs.channel import engine_alive, send

@@ -20,6 +20,7 @@ AttackedOutput = Literal["softmax", "logits", "softmax_T"]
 AttackedModel = Literal["baseline", "teacher", "student"]
 AttackMethod = Literal["jsma", "cw_l2", "cw_l0", "cw_linf"]
 CWCase = Literal["average", "best", "worst"]
+MaskingCheck = Literal["transfer", "blackbox", "budget"]
 
 
 class _Strict(BaseModel):
@@ -143,10 +144,19 @@ class AttackConfig(_Strict):
     cw_l2: CWL2Settings = CWL2Settings()
     cw_l0: CWL0Settings = CWL0Settings()
     cw_linf: CWLinfSettings = CWLinfSettings()
+    # Is the robustness real? Evidence measured beyond the attacks above (vanishing gradients and
+    # other outputs come from them): transfer from the baseline (CW-L2 at each kappa, and JSMA-F),
+    # a gradient-free attack (SimBA on the deployed log-scores), and budget curves (JSMA-F up to
+    # Upsilon = 100%). Then a verdict per model.
+    checks: list[MaskingCheck] = []
+    check_samples: int = Field(0, ge=0)  # held-out inputs (average-case targets); 0 = attack.samples
+    transfer_kappas: list[float] = [0.0, 10.0, 20.0, 30.0, 40.0]
+    simba_queries: int = Field(2000, ge=1)
+    simba_epsilon: float = Field(0.2, gt=0, le=1)
 
     @model_validator(mode="after")
     def _distinct(self) -> AttackConfig:
-        for name in ("methods", "cw_cases", "outputs", "models"):
+        for name in ("methods", "cw_cases", "outputs", "models", "checks"):
             if len(set(getattr(self, name))) != len(getattr(self, name)):
                 raise ValueError(f"{name}: each entry may appear once")
         if not self.methods:

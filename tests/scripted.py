@@ -17,6 +17,9 @@ from engine.runs.events import (
     AttackStarted,
     Batch,
     Checkpoint,
+    CheckRow,
+    CWCase,
+    CWFinished,
     Epoch,
     Event,
     Example,
@@ -30,6 +33,7 @@ from engine.runs.events import (
     RunSummary,
     SoftLabels,
     TemperatureChanged,
+    VerdictMade,
 )
 from engine.runs.telemetry import Sample
 
@@ -125,6 +129,32 @@ def write_run(path: Path, stage: str, shown_dir: str | None = None) -> Path:
             add(AttackProgress(key=key, n_attacks=270, attempted=120, succeeded=101,
                 attacks_per_second=37.0))
         else:
+            for model, l2 in (("baseline", 1.87), ("student", 1.61)):  # C&W's L2 attack on the logits: 30/30
+                ex = [Example(label=labels[i], target=(labels[i] + 3) % 10, success=True,
+                              prediction=(labels[i] + 3) % 10, side=28,
+                              x=[round(v, 3) for v in x[i].flatten().tolist()],
+                              x_adv=[round(min(1.0, v + (0.3 if j % 7 == 0 else 0)), 3)
+                                     for j, v in enumerate(x[i].flatten().tolist())]) for i in range(2)]
+                add(AttackStarted(key=f"{model}-cw_l2", model=model, output="logits", n_attacks=30, samples=30,
+                                  temperature=1.0 if model == "baseline" else 100.0, method="cw_l2"))
+                add(CWFinished(key=f"{model}-cw_l2", model=model, method="cw_l2",
+                               temperature=1.0 if model == "baseline" else 100.0,
+                               cases={"average": CWCase(success_rate=1.0, inputs=30, succeeded=30, mean_l0=380.0,
+                                                        mean_l2=l2, mean_linf=0.39)},
+                               n_attacks=30, n_succeeded=30, samples=30, mean_iterations=1250.0, median_const=0.5,
+                               seconds=20.0, attacks_per_second=1.5,
+                               settings={"learning_rate": 0.05, "binary_search_steps": 6, "max_iterations": 500},
+                               reduced="Adam lr 0.05 (reference 0.01)", examples=ex))
+            for model, verdict, fired in (("baseline", "no sign of masking", False), ("student", "masked", True)):
+                rows = [CheckRow(name="vanishing gradients", fired=fired, value=1.0 if fired else 0.0,
+                                 threshold=">= 10%", evidence=f"{100 if fired else 0}% of inputs have an exactly zero "
+                                 "input gradient"),
+                        CheckRow(name="transfer beats white-box", fired=fired, value=0.9 if fired else 0.0,
+                                 threshold=">= 10 points", evidence="CW-L2 kappa=40 from the baseline 90.0% vs JSMA-F "
+                                 + ("0.0%" if fired else "90.7%"))]
+                add(VerdictMade(model=model, verdict=verdict, checks=rows,
+                                text=("robustness to JSMA-F (0.0% success) is masked gradients: 2 of 2 checks fired"
+                                      if fired else "no sign of masking: none of 2 checks fired (JSMA-F 90.7%)")))
             add(RunSummary(preset="digits", dataset="digits", data_note="", temperature=100.0,
                            accuracy={"baseline": 0.986, "teacher": 0.989, "student": 0.983},
                            mean_abs_logit={"baseline": 9.1, "teacher": 610.0, "student": 722.0},

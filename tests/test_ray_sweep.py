@@ -20,7 +20,8 @@ ray = pytest.importorskip("ray")
 
 TINY = ["--set", "training.epochs=2", "--set", "data.train_limit=300", "--set", "data.test_limit=100",
         "--set", "training.optimizer='adam'", "--set", "training.lr=0.003", "--set", "attack.samples=2",
-        "--set", "threads=1", "--set", "attack.outputs=['softmax', 'softmax_T']", "--set", "device='cpu'"]
+        "--set", "threads=1", "--set", "attack.outputs=['softmax', 'softmax_T']", "--set", "device='cpu'",
+        "--set", "attack.methods=['jsma']", "--set", "attack.checks=[]"]  # C&W and checks: test_sweep.py
 
 
 def _strip(result: dict) -> dict:

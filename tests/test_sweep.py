@@ -14,6 +14,19 @@ def _png_size(path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+def _png_text(path) -> dict[str, str]:
+    """The PNG's tEXt chunks (matplotlib writes savefig's metadata there)."""
+    data, out, i = path.read_bytes(), {}, 8
+    while i < len(data):
+        (length,) = struct.unpack(">I", data[i:i + 4])
+        kind, body = data[i + 4:i + 8], data[i + 8:i + 8 + length]
+        if kind == b"tEXt":
+            key, _, value = body.partition(b"\0")
+            out[key.decode("latin-1")] = value.decode("latin-1")
+        i += 12 + length
+    return out
+
+
 def test_two_temperature_sweep_end_to_end(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["sweep", "digits", "--temperatures", "2,20", "--sweep-dir", str(sweep), "--quiet"]
@@ -53,6 +66,16 @@ def test_two_temperature_sweep_end_to_end(tmp_path):
     assert f"{100 * result['baseline']['success_rate']['softmax']:.1f}%" in report
     assert "Carlini" in report and "success_vs_temperature.png" in report
     assert "## Carlini & Wagner" in report and "| CW-L2 (L2) | average |" in report and "C&W: rho = -0.05" in report
+    # the verdict per T: in sweep.json (with its checks), in report.md, and in the success figure
+    described = _png_text(sweep / "success_vs_temperature.png")["Description"]
+    assert "## Is the robustness real?" in report
+    for t in ("2", "20"):
+        v = result["by_temperature"][t]["verdict"]
+        assert v["verdict"] in ("masked", "no sign of masking", "mixed") and v["checks"]
+        assert any(c["name"] == "transfer beats white-box" for c in v["checks"])  # replayed from the baseline
+        assert f"| T={t} | " in report and f"**{v['verdict']}**" in report
+        assert f"T={t}: {v['verdict']}" in described
+    assert result["baseline"]["verdict"]["verdict"] in report
     # running the same sweep again reuses every finished run
     before = {p: p.stat().st_mtime for p in sweep.rglob("summary.json")}
     again = cli(*args)

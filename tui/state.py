@@ -33,6 +33,7 @@ from engine.runs.events import (
     SoftLabels,
     Stopped,
     TemperatureChanged,
+    VerdictMade,
 )
 
 METHOD_NAMES = {"jsma": "JSMA", "cw_l2": "CW-L2", "cw_l0": "CW-L0", "cw_linf": "CW-Linf"}
@@ -112,6 +113,7 @@ class DashboardState:
     attacks: dict[str, AttackCounter] = field(default_factory=dict)
     attack_results: dict[str, AttackFinished] = field(default_factory=dict)
     cw_results: dict[str, CWFinished] = field(default_factory=dict)  # "<model>-cw_l2" ...
+    verdicts: dict[str, VerdictMade] = field(default_factory=dict)  # model -> is its robustness real?
     summary: RunSummary | None = None
     log: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
     log_total: int = 0  # lines ever noted: a viewer writes the ones past its own count
@@ -244,6 +246,10 @@ class DashboardState:
             dist = "" if r.mean_l2 is None else f", mean L2 {r.mean_l2:.2f}, L0 {r.mean_l0:.0f} px"
             self._note(e, f"{METHOD_NAMES.get(d.method, d.method)} {d.model} ({case} case): "
                        f"{r.succeeded}/{r.inputs} = {100 * r.success_rate:.1f}%{dist}")
+
+    def _on_verdict(self, d: VerdictMade, e: Event) -> None:
+        self.verdicts[d.model] = d
+        self._note(e, f"verdict {d.model}: {d.text}")
 
     def _on_summary(self, d: RunSummary, e: Event) -> None:
         self.summary = d

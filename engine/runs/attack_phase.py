@@ -26,6 +26,7 @@ from engine.numerics import exact_float32
 from engine.runs.cw_phase import cw_attack
 from engine.runs.events import AttackFinished, AttackProgress, AttackStarted, Example
 from engine.runs.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
+from engine.runs.verdict_phase import run_verdict_phase
 from engine.training import predict_logits
 
 
@@ -60,12 +61,15 @@ def run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None
                      outputs: list[str] | None = None, samples: int | None = None,
                      methods: list[str] | None = None) -> None:
     """Attack each requested (model, output, method); TF32 is off throughout (input gradients are float32 facts)."""
+    default = models is None and outputs is None and samples is None and methods is None
     with exact_float32():
-        _run_attack_phase(exp, summary, models, outputs, samples, methods)
+        chosen, models_run = _run_attack_phase(exp, summary, models, outputs, samples, methods)
+    if default:  # the preset's own attacks: then its masking checks and a verdict per model
+        run_verdict_phase(exp, summary, chosen, models_run)
 
 
-def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None,
-                      outputs: list[str] | None, samples: int | None, methods: list[str] | None) -> None:
+def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None, outputs: list[str] | None,
+                      samples: int | None, methods: list[str] | None) -> tuple[torch.Tensor, list[str]]:
     acfg = exp.preset.attack
     models = list(models or acfg.models)
     outputs = list(outputs or acfg.outputs)
@@ -135,6 +139,7 @@ def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | Non
             if method != "jsma":
                 cw_attack(exp, summary, model, method, chosen, digest,
                           attack_batch_size(acfg.batch_size, exp.device, len(chosen) * 9))
+    return chosen, models
 
 
 def _examples(x, result, labels, targets, k: int = 3) -> list[Example]:

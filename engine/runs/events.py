@@ -41,6 +41,7 @@ class EventType(str, Enum):
     ATTACK_PROGRESS = "attack_progress"
     ATTACK_FINISHED = "attack_finished"
     CW_FINISHED = "cw_finished"  # a Carlini & Wagner attack's results
+    VERDICT = "verdict"  # is the robustness real? the checks and the verdict for one model
     SUMMARY = "summary"
     STOPPED = "stopped"
     FINISHED = "finished"
@@ -286,6 +287,25 @@ class CWFinished(Payload):
 
 
 @dataclass(frozen=True)
+class CheckRow:
+    name: str
+    fired: bool
+    value: float | None
+    threshold: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class VerdictMade(Payload):
+    TYPE: ClassVar[EventType] = EventType.VERDICT
+    model: str
+    verdict: str  # masked | no sign of masking | mixed | not measured
+    text: str
+    checks: list[CheckRow]
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class AttackRow:
     """One (model, output) line of the summary's attack table."""
 
@@ -322,6 +342,7 @@ class RunSummary(Payload):
     attacks: dict[str, AttackRow] = field(default_factory=dict)
     gradient_amplitude: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
+    verdict: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> VerdictMade's fields
 
 
 @dataclass(frozen=True)
@@ -360,7 +381,8 @@ END_STATES: dict[EventType, str] = {EventType.FINISHED: "finished", EventType.FA
 PAYLOADS: dict[EventType, type[Payload]] = {
     cls.TYPE: cls for cls in (RunStarted, RunResumed, Probes, PhaseStarted, PhaseFinished, Batch, Epoch, Checkpoint,
                               SoftLabels, TemperatureChanged, Notice, Paused, Resumed, AttackStarted, AttackProgress,
-                              AttackFinished, CWFinished, RunSummary, Stopped, Finished, Failed, SweepProgress)
+                              AttackFinished, CWFinished, VerdictMade, RunSummary, Stopped, Finished, Failed,
+                              SweepProgress)
 }
 
 

@@ -15,7 +15,9 @@ OUTPUT_STYLE = {"softmax": ("JSMA-F: softmax at T=1 (the paper)", "tab:blue"),
                 "softmax_T": ("softmax(z/T) (Carlini & Wagner)", "tab:green"),
                 "cw_l2": ("CW-L2 on the logits", "tab:red"),
                 "cw_l0": ("CW-L0 on the logits", "tab:purple"),
-                "cw_linf": ("CW-Linf on the logits", "tab:brown")}
+                "cw_linf": ("CW-Linf on the logits", "tab:brown"),
+                "transfer": ("transfer from the baseline (best of CW-L2 kappa, JSMA-F)", "tab:olive"),
+                "simba": ("SimBA, gradient-free, on the log-scores", "tab:cyan")}
 
 
 def _plt():
@@ -27,13 +29,15 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def _save(fig, path: Path, description: str = "") -> None:
     import io
 
     from engine.runs.rundir import atomic_write_bytes
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    # what the figure says in words, in the PNG's own text chunk (readable without looking at it)
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Description": description} if description
+                else None)
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -57,15 +61,22 @@ def success_vs_temperature(result: dict[str, Any], path: Path) -> None:
     if key:
         ref = SUCCESS_VS_T[key]
         ax.plot(list(ref), list(ref.values()), "kx", markersize=7, label=f"paper ({key.upper()}, JSMA-F)")
+    verdicts = {f"{t:g}": (result["by_temperature"][f"{t:g}"].get("verdict") or {}).get("verdict") for t in temps}
+    for t in temps:  # each T's verdict, printed above its point: M = masked gradients, ok = no sign of masking
+        v = verdicts[f"{t:g}"]
+        if v:
+            ax.annotate({"masked": "M", "no sign of masking": "ok"}.get(v, "?"), (t, 101), ha="center", fontsize=7,
+                        color={"masked": "tab:red", "no sign of masking": "tab:green"}.get(v, "gray"))
     ax.set_xscale("log")
-    ax.set_xlabel("distillation temperature T (log scale)")
+    ax.set_xlabel("distillation temperature T (log scale); above each T its verdict: M = masked gradients")
     ax.set_ylabel("attack success rate (%)")
-    ax.set_ylim(-3, 103)
+    ax.set_ylim(-3, 106)
     quick = " (quick profile)" if result["quick"] else ""
     ax.set_title(f"attack success vs temperature — {result['dataset']}{quick}")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    words = "; ".join(f"T={t}: {v}" for t, v in verdicts.items() if v)
+    _save(fig, path, f"success vs temperature; verdicts: {words}" if words else "success vs temperature")
     plt.close(fig)
 
 

@@ -11,6 +11,7 @@ from engine.presets import preset_from_toml
 from engine.runs.rundir import RunDir, atomic_write_bytes, read_json
 from engine.sweeps.cw_report import run_section, sweep_section
 from engine.sweeps.sweep import SWEEP_FILE
+from engine.sweeps.verdict_report import transfer_lines, verdict_section
 
 OUTPUTS = ("softmax", "logits", "softmax_T")
 
@@ -94,11 +95,14 @@ def sweep_report(sweep_dir: Path) -> str:
         lines.append(f"| {t:g} | {'–' if p is None else f'{p}%'} | {_pct(e['success_rate'].get('softmax'))} | "
                      f"{_pct(e['success_rate'].get('logits'))} | {_pct(e['success_rate'].get('softmax_T'))} | "
                      f"{_pct(e['accuracy'])} |")
-    lines += ["", "## Is the robustness real? (Carlini & Wagner)", "",
+    lines += ["", "## Masking at a glance (Carlini & Wagner)", "",
               f"On the distilled model (T={top}): JSMA-F (softmax at T=1) {_pct(s['success_rate'].get('softmax'))}, "
               f"JSMA-Z (logits) {_pct(s['success_rate'].get('logits'))}, softmax(z/T) "
               f"{_pct(s['success_rate'].get('softmax_T'))}. "
               + _ended_sentence(s) + _cw_sentence(s), "", f"C&W reported: {CW}.", ""]
+    lines += verdict_section([("no distillation", b.get("verdict"))]
+                             + [(f"T={t:g}", r["by_temperature"][f"{t:g}"].get("verdict")) for t in temps])
+    lines += transfer_lines(s)
     lines += sweep_section(r)
     lines += ["## Figures", "", "![success vs temperature](success_vs_temperature.png)", "",
               "![accuracy vs temperature](accuracy_vs_temperature.png)", "",
@@ -173,6 +177,9 @@ def run_report(run_dir: Path) -> str:
         lines += ["", f"The student's soft labels were made at T={summary['soft_label_temperature']:g}, the T it "
                   "trained at."]
     lines += run_section(run_dir, summary["dataset"])
+    verdicts = summary.get("verdict", {})
+    if verdicts:
+        lines += [""] + verdict_section(list(verdicts.items())) + transfer_lines(verdicts.get("student", {}))
     lines += ["", f"Distillation evidence: student mean |logit| {summary['mean_abs_logit'].get('student', 0):.1f} vs "
               f"baseline {summary['mean_abs_logit'].get('baseline', 0):.1f}; "
               f"{_pct(summary.get('saturated_share'))} of held-out inputs have a T=1 softmax of exactly 1.0.", ""]

@@ -147,12 +147,26 @@ def _run_quietly(session) -> int:
     return 0 if session.state == "finished" else 1
 
 
-def _model_entry(run_dir: Path, model: str) -> dict[str, Any]:
+def _model_entry(run_dir: Path, model: str, baseline_dir: Path | None = None) -> dict[str, Any]:
     try:
-        return _read_model_entry(run_dir, model)
+        entry = _read_model_entry(run_dir, model)
     except (KeyError, TypeError, AttributeError) as exc:
         raise RunDirError(f"the results of {run_dir} have the wrong shape ({type(exc).__name__}: {str(exc)[:80]}); "
                           f"delete {run_dir} and run the same sweep command again to redo that run") from None
+    from engine.sweeps.verdicts import run_verdicts
+
+    verdict = run_verdicts(run_dir, baseline_dir).get(model)
+    if verdict is not None:
+        entry["verdict"] = verdict
+        ev = verdict["evidence"]
+        if ev.get("transfer"):  # the best transfer attack and the gradient-free one, beside the others
+            entry["success_rate"]["transfer"] = max(ev["transfer"].values())
+            entry["transfer"] = ev["transfer"]
+        if ev.get("blackbox"):
+            entry["success_rate"]["simba"] = ev["blackbox"]["SimBA"]
+        if ev.get("jsma_budget"):
+            entry["jsma_budget"] = ev["jsma_budget"]
+    return entry
 
 
 def _read_model_entry(run_dir: Path, model: str) -> dict[str, Any]:
@@ -167,8 +181,8 @@ def _read_model_entry(run_dir: Path, model: str) -> dict[str, Any]:
         "seconds": summary["seconds"],
     }
     for path in sorted((run_dir / "attacks").glob(f"{model}-*.json")):
-        if path.name.endswith("-gradients.json"):
-            continue
+        if path.name.endswith(("-gradients.json", "-budget.json", "-simba.json")):
+            continue  # evidence files of the verdict, not attack records
         rec = read_json(path, f"delete it and run `defdistill-engine attack {run_dir}` to redo it")
         if rec.get("method", "jsma") != "jsma":  # a Carlini & Wagner attack: its cases and distances
             method, cases = rec["method"], rec["cases"]
@@ -225,6 +239,9 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any]:
                 if vals:
                     out["cw_distance"][method][k], spread["cw_distance"][method][k] = _mean_std(vals)
     out["spread"] = spread
+    verdicts = [e["verdict"]["verdict"] for e in entries if e.get("verdict")]
+    if verdicts:  # the seeds' verdicts side by side; the entry's own is the first seed's, with its evidence
+        out["verdicts_by_seed"] = verdicts
     out["per_seed"] = entries
     out["run_dir"] = [e["run_dir"] for e in entries]
     return out
@@ -254,7 +271,8 @@ def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] 
         for seed in seeds:
             name = run_name(t, seed)
             if name not in failed and (sweep_dir / name / "summary.json").exists():
-                found.append({"seed": seed, "temperature": t, **_model_entry(sweep_dir / name, model)})
+                found.append({"seed": seed, "temperature": t,
+                              **_model_entry(sweep_dir / name, model, sweep_dir / run_name(None, seed))})
         return found
 
     base = entries(None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -72,7 +73,8 @@ class ResultsScreen(Screen[None]):
                 cells.append("–" if first is None else f"{100 * first.success_rate:.1f}% "
                              f"({first.succeeded}/{first.inputs})")
             table.add_row(m, *cells, f"{100 * acc[m]:.1f}%" if m in acc else "–")
-        self.query_one("#results-table", Static).update(table)
+        verdicts = self._verdicts()
+        self.query_one("#results-table", Static).update(Group(table, verdicts) if verdicts else table)
         key = self.keys[self.index]
         if key in res:
             self.query_one("#results-matrix", Static).update(self._matrix(key, res[key]))
@@ -97,6 +99,23 @@ class ResultsScreen(Screen[None]):
         ended = ", ".join(f"{k} {v}" for k, v in r.ended.items() if v)
         m.caption = f"ended: {ended}; rule when no pair qualifies: {r.no_pair_rule}"
         return m
+
+    def _verdicts(self) -> Table | None:
+        """Is the robustness real? Each model's verdict and the checks that fired, with their numbers."""
+        if not self.state.verdicts:
+            return None
+        t = Table(title="is the robustness real? (masking checks, measured)", title_justify="left", box=None,
+                  padding=(0, 1), show_header=False)
+        t.add_column("model", style="bold", no_wrap=True)
+        t.add_column("verdict")
+        for model, v in self.state.verdicts.items():
+            style = {"masked": "bold red", "no sign of masking": "bold green"}.get(v.verdict, "yellow")
+            lines = [Text(v.verdict.upper(), style=style)]
+            for c in v.checks:
+                lines.append(Text(f"{'✗ fired' if c.fired else '✓ ok   '}  {c.name}: {c.evidence}",
+                                  style="red" if c.fired else "dim"))
+            t.add_row(model, Group(*lines))
+        return t
 
     @staticmethod
     def _cw_cases(key: str, r: CWFinished) -> Table:
