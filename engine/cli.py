@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="write report.md for a finished run or sweep directory")
     rep.add_argument("path")
 
+    tb = sub.add_parser("export-tensorboard", help="write a run's (or a sweep's runs') curves as TensorBoard events")
+    tb.add_argument("path", help="a run or sweep directory")
+    tb.add_argument("--logdir", help="where the event files go (default PATH/tensorboard), one folder per run")
+
     ver = sub.add_parser("verdict", help="is the robustness real? the masking checks and a verdict per model")
     ver.add_argument("path", help="a finished run or sweep directory")
 
@@ -83,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     att.add_argument("--output", action="append", choices=["softmax", "logits", "softmax_T"],
                      help="JSMA's attacked output (repeatable)")
     att.add_argument("--method", action="append", choices=["jsma", "cw_l2", "cw_l0", "cw_linf"],
-                     help="which attacks (repeatable; default the preset's attack.methods)")
+                     help="which attacks (repeatable; default the preset's attack.methods, none with --checks alone)")
+    att.add_argument("--checks", action="store_true",
+                     help="measure the preset's masking checks and a verdict per model (attack.checks)")
     att.add_argument("--samples", type=int)
     att.add_argument("--data-root")
     att.add_argument("--quiet", action="store_true")
@@ -199,6 +205,13 @@ def _sweep_step(session, quiet: bool) -> int:
     return 0 if session.state == "finished" else 1
 
 
+def _methods(args: argparse.Namespace) -> list[str] | None:
+    """--method as given; --checks alone attacks nothing new (it measures the checks only)."""
+    if args.method is None and args.checks and not args.output:
+        return []
+    return args.method
+
+
 def _headline(summary: dict | None) -> dict:
     if not summary:
         return {}
@@ -250,6 +263,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(write_report(args.path))
         return 0
+    if args.command == "export-tensorboard":
+        from engine.sweeps.tensorboard_export import export
+
+        logdir, counts = export(args.path, args.logdir)
+        print(json.dumps({"logdir": str(logdir), "runs": counts, "view": f"tensorboard --logdir {logdir}"}, indent=2))
+        return 0
     if args.command == "verdict":
         from engine.sweeps.verdicts import verdict_table
 
@@ -260,12 +279,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         if engine_alive(args.run_dir):  # the live engine owns the directory: it queues the attack itself
             send(args.run_dir, "attack", models=args.model, outputs=args.output, samples=args.samples,
-                 methods=args.method)
+                 methods=_methods(args), checks=args.checks)
             print(f"queued on the engine running {args.run_dir}; watch it with `defdistill-tui --attach "
                   f"{args.run_dir}`")
             return 0
         session = ThreadSession.for_attack(args.run_dir, models=args.model, outputs=args.output,
-                                           samples=args.samples, methods=args.method, data_root=args.data_root)
+                                           samples=args.samples, methods=_methods(args), checks=args.checks,
+                                           data_root=args.data_root)
         return _follow(session, args.quiet)
     raise AssertionError(args.command)
 

@@ -59,12 +59,12 @@ def inputs_digest(indices: torch.Tensor) -> str:
 
 def run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None = None,
                      outputs: list[str] | None = None, samples: int | None = None,
-                     methods: list[str] | None = None) -> None:
-    """Attack each requested (model, output, method); TF32 is off throughout (input gradients are float32 facts)."""
-    default = models is None and outputs is None and samples is None and methods is None
+                     methods: list[str] | None = None, checks: bool = False) -> None:
+    """Attack each requested (model, output, method) (None: the preset's; [] methods: none), then with
+    `checks` the preset's masking checks and a verdict per model. TF32 is off throughout."""
     with exact_float32():
         chosen, models_run = _run_attack_phase(exp, summary, models, outputs, samples, methods)
-    if default:  # the preset's own attacks: then its masking checks and a verdict per model
+    if checks:
         run_verdict_phase(exp, summary, chosen, models_run)
 
 
@@ -73,7 +73,7 @@ def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | Non
     acfg = exp.preset.attack
     models = list(models or acfg.models)
     outputs = list(outputs or acfg.outputs)
-    methods = list(methods or acfg.methods)
+    methods = list(acfg.methods if methods is None else methods)
     missing = [m for m in models if m not in exp.models]
     if missing:
         raise AttackConfigError(f"cannot attack {', '.join(missing)}: the run did not train it; attack one of "

@@ -101,9 +101,10 @@ class ProcessSession(ReplaySession):
         return t
 
     def attack(self, models: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-               samples: int | None = None, methods: Sequence[str] | None = None) -> None:
+               samples: int | None = None, methods: Sequence[str] | None = None, checks: bool = False) -> None:
         if engine_alive(self.run_dir):
-            send(self.run_dir, "attack", models=models, outputs=outputs, samples=samples, methods=methods)
+            send(self.run_dir, "attack", models=models, outputs=outputs, samples=samples, methods=methods,
+                 checks=checks)
             return
         if self.state != "finished":
             raise ChannelError(f"the run has no engine and has not finished; `defdistill-engine resume "
@@ -116,6 +117,8 @@ class ProcessSession(ReplaySession):
             args += ["--output", o]
         for m in methods or ():
             args += ["--method", m]
+        if checks:
+            args.append("--checks")
         if samples:
             args += ["--samples", str(samples)]
         self.process = spawn_detached(engine_command(*args), Path(tempfile.mkstemp(prefix="defdistill-attack-")[1]))

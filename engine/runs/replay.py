@@ -70,7 +70,7 @@ class ReplaySession(EventFanout, Session):
         return temperature
 
     def attack(self, models: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-               samples: int | None = None, methods: Sequence[str] | None = None) -> None:
+               samples: int | None = None, methods: Sequence[str] | None = None, checks: bool = False) -> None:
         self._refuse(f"attack here; run `defdistill-engine attack {self.run_dir}`")
 
     def stop(self) -> None:

@@ -91,9 +91,10 @@ class Session(ABC):
 
     @abstractmethod
     def attack(self, models: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-               samples: int | None = None, methods: Sequence[str] | None = None) -> None:
+               samples: int | None = None, methods: Sequence[str] | None = None, checks: bool = False) -> None:
         """Queue attacks (JSMA on `outputs`, and the C&W `methods`); they run after training (or at once
-        on a trained run). None means the preset's choice."""
+        on a trained run). None means the preset's choice; `checks` measures the preset's masking checks
+        and a verdict per model afterwards (the preset's own attack run always does)."""
 
     @abstractmethod
     def stop(self) -> None:
@@ -226,7 +227,8 @@ class ThreadSession(EventFanout, Session):
     @classmethod
     def for_attack(cls, run_dir: str | Path, *, models: Sequence[str] | None = None,
                    outputs: Sequence[str] | None = None, samples: int | None = None,
-                   methods: Sequence[str] | None = None, data_root: str | None = None) -> ThreadSession:
+                   methods: Sequence[str] | None = None, checks: bool = False,
+                   data_root: str | None = None) -> ThreadSession:
         """A session that only attacks the trained models of a finished run."""
         rundir = RunDir.open(run_dir)
         lock = RunLock.acquire(rundir.path)
@@ -245,7 +247,7 @@ class ThreadSession(EventFanout, Session):
             lock.release()
             raise
         session._attack_only = True
-        session.attack(models, outputs, samples, methods)
+        session.attack(models, outputs, samples, methods, checks)
         return session
 
     # -- events ---------------------------------------------------------------------------
@@ -271,10 +273,10 @@ class ThreadSession(EventFanout, Session):
         return self.control.set_temperature(temperature)
 
     def attack(self, models: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-               samples: int | None = None, methods: Sequence[str] | None = None) -> None:
+               samples: int | None = None, methods: Sequence[str] | None = None, checks: bool = False) -> None:
         with self._lock:
             self._attack_requests.append({"models": models, "outputs": outputs, "samples": samples,
-                                          "methods": methods})
+                                          "methods": methods, "checks": checks})
             idle = self._state == "finished" and not self._thread.is_alive()
             if idle:
                 try:
@@ -352,7 +354,8 @@ class ThreadSession(EventFanout, Session):
             summary = exp.training_summary()
         if self.preset.attack.enabled and not self._attack_only:
             with self._lock:
-                self._attack_requests.insert(0, {"models": None, "outputs": None, "samples": None, "methods": None})
+                self._attack_requests.insert(0, {"models": None, "outputs": None, "samples": None, "methods": None,
+                                                 "checks": True})
         self._attack_queue(summary)
 
     def _attack_queue(self, summary: dict[str, Any]) -> None:
