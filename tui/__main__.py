@@ -25,6 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="runs", help="where --attach looks for runs (default: runs)")
     p.add_argument("--in-process", action="store_true",
                    help="run the engine inside the dashboard's process (it then ends with the dashboard)")
+    p.add_argument("--serve", action="store_true",
+                   help="the dashboard in a browser (textual-serve): prints a URL with a random token")
+    p.add_argument("--host", default="127.0.0.1", help="with --serve: the address to bind (default 127.0.0.1 only)")
+    p.add_argument("--port", type=int, default=8000, help="with --serve: the port (default 8000)")
+    p.add_argument("--public-url", help="with --serve: the address the browser uses, e.g. http://localhost:9000 "
+                   "behind `ssh -L 9000:127.0.0.1:8000 HOST`")
     return p
 
 
@@ -80,9 +86,28 @@ def build_session(args: argparse.Namespace):
                                  download=args.download)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """Serve the run in a browser; the engine is a process of its own, so it outlives the server."""
+    from pathlib import Path
+
+    from tui.serve import serve
+
+    if args.in_process:
+        raise UserError("--serve runs each browser tab's dashboard as a process of its own; drop --in-process")
+    if args.open_dir:
+        raise UserError("--serve with --open is not offered; serve the run with --attach RUN_DIR")
+    session = build_session(args)
+    target = Path(args.attach) if args.attach else Path(session.run_dir)
+    session.close()
+    serve(target, host=args.host, port=args.port, public_url=args.public_url)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.serve:
+            return _serve(args)
         session = build_session(args)
     except UserError as exc:
         print(f"defdistill-tui: error: {exc}", file=sys.stderr)

@@ -315,6 +315,25 @@ class DefdistillApp(App[None]):
             self.notify(f"cannot save a screenshot in {folder}: {exc.strerror}", severity="error")
             return
         self.notify(f"screenshot: {path}")
+        if self.is_web:  # in a browser tab: the file comes down to the browser too
+            self.deliver_text(path, open_method="download", mime_type="image/svg+xml")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="downloads")
+    def action_download_results(self) -> None:
+        """report.md and the PNG figures of this run (or of the sweep on screen), as browser downloads."""
+        from engine.sweeps.run_figures import result_files
+
+        try:
+            files = result_files(Path(self.session.run_dir), self.sweep_dir)
+        except UserError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="warning", timeout=8)
+            return
+        for f in files:
+            if f.suffix == ".md":
+                self.call_from_thread(self.deliver_text, f, open_method="download", mime_type="text/markdown")
+            else:
+                self.call_from_thread(self.deliver_binary, f, open_method="download", mime_type="image/png")
+        self.call_from_thread(self.notify, "downloads: " + ", ".join(f.name for f in files))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen([b for b in self.BINDINGS if isinstance(b, Binding)]))

@@ -31,5 +31,5 @@ class MainScreen(Screen[None]):
         self.query_one("#loss").border_title = "loss / accuracy"
         self.query_one("#confidence").border_title = "softmax confidence"
         self.query_one("#system").border_title = "GPU"
-        self.query_one("#attacks").border_title = "JSMA attacks"
+        self.query_one("#attacks").border_title = "attacks"
         self.query_one("#events").border_title = "events"

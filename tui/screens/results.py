@@ -20,7 +20,13 @@ OUTPUTS = ("softmax", "logits", "softmax_T")
 
 class ResultsScreen(Screen[None]):
     BINDINGS = [Binding("escape,r", "app.pop_screen", "back"),
-                Binding("right,l", "cycle(1)", "next result"), Binding("left,h", "cycle(-1)", "previous result")]
+                Binding("right,l", "cycle(1)", "next result"), Binding("left,h", "cycle(-1)", "previous result"),
+                Binding("D", "app.download_results", "download", key_display="D",
+                        tooltip="report.md and the PNG figures, as browser downloads")]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # downloads reach a browser only: in a terminal the files are already in the run directory
+        return self.app.is_web if action == "app.download_results" else True
 
     def __init__(self, state: DashboardState) -> None:
         super().__init__()

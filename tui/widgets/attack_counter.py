@@ -14,7 +14,7 @@ WIDTH = 12
 class AttackCounterPanel(Static):
     def update_from(self, state: DashboardState) -> None:
         if not state.attacks:
-            self.update(Text("no attacks yet: press j to launch a JSMA sweep", style="dim"))
+            self.update(Text("no attacks yet: press j to launch attacks (JSMA, C&W)", style="dim"))
             return
         table = Table(box=None, padding=(0, 1), show_edge=False, expand=True)
         for col, just in (("model-output", "left"), ("succeeded", "right"), ("rate", "right"),
