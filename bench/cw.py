@@ -10,7 +10,7 @@ by more than 1e-4.
 Settings compared (each row says which knobs are equal and which rule differs):
   l2-fixed-c   1 binary step, c = 10, 1,000 iterations, lr 0.01      ours | torchattacks | ART
   l2-search    5 binary steps from c = 0.01, 1,000 iterations each   ours | ART
-  l0           lr 0.01, 100 iterations per constant, c from 0.01    ours | ART
+  l0           lr 0.01, 200 iterations per constant, c from 0.01    ours | ART
 
     pip install -e '.[peers]'
     python bench/cw.py [--inputs 20] [--l0-inputs 5] [--device cpu]
@@ -36,7 +36,7 @@ RESULTS = ROOT / "bench" / "results"
 SETTINGS = {
     "l2-fixed-c": {"binary_search_steps": 1, "initial_const": 10.0, "max_iterations": 1000, "learning_rate": 0.01},
     "l2-search": {"binary_search_steps": 5, "initial_const": 1e-2, "max_iterations": 1000, "learning_rate": 0.01},
-    "l0": {"max_iterations": 100, "initial_const": 1e-2, "learning_rate": 0.01},
+    "l0": {"max_iterations": 200, "initial_const": 1e-2, "learning_rate": 0.01},
 }
 RULES = {
     ("l2-fixed-c", "torchattacks"): "early stop is batch-wide (the first stalled check returns the whole batch); "

@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="write report.md for a finished run or sweep directory")
     rep.add_argument("path")
+    rep.add_argument("--compare", metavar="SWEEP_DIR", help="another sweep (e.g. the quick profile) for the fidelity "
+                     "section; kept as compare-sweep.json beside sweep.json")
 
     tb = sub.add_parser("export-tensorboard", help="write a run's (or a sweep's runs') curves as TensorBoard events")
     tb.add_argument("path", help="a run or sweep directory")
@@ -261,7 +263,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "report":
         from engine.sweeps.report import write_report
 
-        print(write_report(args.path))
+        print(write_report(args.path, args.compare))
         return 0
     if args.command == "export-tensorboard":
         from engine.sweeps.tensorboard_export import export

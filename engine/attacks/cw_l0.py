@@ -69,7 +69,7 @@ def cw_l0(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, cfg: CWL0Con
     found = torch.zeros(len(x), dtype=torch.bool)
     iters = torch.zeros(len(x), dtype=torch.long)
     const = torch.full((len(x),), float("nan"), dtype=torch.float64)
-    with attack_mode(model):
+    with attack_mode(model) as model:
         for start in range(0, len(x), cfg.batch_size):
             sl = slice(start, min(start + cfg.batch_size, len(x)))
             adv, ok, it, c = _attack_batch(model, x[sl].to(device), targets[sl].to(device), cfg, on_finished,

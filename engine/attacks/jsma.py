@@ -9,6 +9,7 @@ leave the batch, so the cost follows the attacks still running.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,8 +77,8 @@ def jsma(output: AttackedOutput, x: torch.Tensor, targets: torch.Tensor, cfg: JS
     """Attack each x[i] towards targets[i]. `on_finished(success, ended)` is called with the
     attacks that ended in each iteration (for live counters); `pause_point` between iterations.
     The model is left as it was found: training mode and each parameter's requires_grad."""
-    with attack_mode(output.model):
-        return _jsma(output, x, targets, cfg, on_finished, pause_point)
+    with attack_mode(output.model) as net:
+        return _jsma(dataclasses.replace(output, model=net), x, targets, cfg, on_finished, pause_point)
 
 
 def _jsma(output: AttackedOutput, x: torch.Tensor, targets: torch.Tensor, cfg: JSMAConfig,

@@ -54,7 +54,7 @@ def simba(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, cfg: SimBACo
     success = torch.zeros(len(x), dtype=torch.bool)
     queries = torch.zeros(len(x), dtype=torch.long)
     gen = torch.Generator().manual_seed(cfg.seed)
-    with attack_mode(model):
+    with attack_mode(model) as model:
         for start in range(0, len(x), cfg.batch_size):
             sl = slice(start, min(start + cfg.batch_size, len(x)))
             adv, ok, q = _batch(model, x[sl].to(device), targets[sl].to(device), cfg, gen, on_finished, pause_point)

@@ -8,8 +8,10 @@ from typing import Any
 from engine.errors import RunDirError
 from engine.paper import CW, GRADIENT_REDUCTION, HEADLINE, SUCCESS_VS_T, paper_key
 from engine.presets import preset_from_toml
-from engine.runs.rundir import RunDir, atomic_write_bytes, read_json
+from engine.runs.rundir import RunDir, atomic_write_bytes, atomic_write_json, read_json
 from engine.sweeps.cw_report import run_section, sweep_section
+from engine.sweeps.fidelity import figure as fidelity_figure
+from engine.sweeps.fidelity import section as fidelity_section
 from engine.sweeps.sweep import SWEEP_FILE
 from engine.sweeps.verdict_report import transfer_lines, verdict_section
 
@@ -40,16 +42,18 @@ def _setup(preset: dict[str, Any], meta: dict[str, Any], data_note: str, seconds
         f"- attacks run: {', '.join(att.get('methods', ['jsma']))}"
         + (f"; C&W cases {', '.join(att.get('cw_cases', []))}" if len(att.get("methods", [])) > 1 else ""),
         f"- seed {preset['seed']}, device {meta.get('device', '?')}, torch {meta.get('torch', '?')}, "
-        f"time taken {seconds / 60:.1f} min",
+        f"defdistill commit {str(meta.get('git_commit') or '?')[:10]}, time taken {seconds / 60:.1f} min",
     ]
     return lines
 
 
 def sweep_report(sweep_dir: Path) -> str:
     r = _required(sweep_dir / SWEEP_FILE, "run the same `defdistill-engine sweep` again to rebuild it")
-    base_run = r["baseline"]["run_dir"]
-    base_dir = sweep_dir / (base_run if isinstance(base_run, str) else base_run[0])
-    preset, meta = _preset_and_meta(base_dir)
+    if "setup" in r:  # the baseline's resolved preset and meta.json, kept in sweep.json
+        preset, meta = r["setup"]["preset"], r["setup"]["meta"]
+    else:
+        base_run = r["baseline"]["run_dir"]
+        preset, meta = preset_and_meta(sweep_dir / (base_run if isinstance(base_run, str) else base_run[0]))
     key = paper_key(r["dataset"])
     head = HEADLINE.get(key or "", {})
     temps = r["temperatures"]
@@ -100,6 +104,11 @@ def sweep_report(sweep_dir: Path) -> str:
               f"JSMA-Z (logits) {_pct(s['success_rate'].get('logits'))}, softmax(z/T) "
               f"{_pct(s['success_rate'].get('softmax_T'))}. "
               + _ended_sentence(s) + _cw_sentence(s), "", f"C&W reported: {CW}.", ""]
+    compare = read_json(sweep_dir / COMPARE_FILE, "delete it, or pass `report --compare` again")
+    fidelity = fidelity_section(r, compare)
+    if fidelity:
+        fidelity_figure(r, sweep_dir / "fidelity.png", compare)
+    lines += fidelity
     lines += verdict_section([("no distillation", b.get("verdict"))]
                              + [(f"T={t:g}", r["by_temperature"][f"{t:g}"].get("verdict")) for t in temps])
     lines += transfer_lines(s)
@@ -154,7 +163,7 @@ def _ended_sentence(entry: dict[str, Any]) -> str:
 
 def run_report(run_dir: Path) -> str:
     summary = RunDir(run_dir).read_summary()
-    preset, meta = _preset_and_meta(run_dir)
+    preset, meta = preset_and_meta(run_dir)
     key = paper_key(summary["dataset"])
     head = HEADLINE.get(key or "", {})
     lines = [f"# defdistill report: {summary['dataset']} run at T={summary['temperature']:g}", ""]
@@ -193,7 +202,7 @@ def _required(path: Path, fix: str) -> Any:
     return data
 
 
-def _preset_and_meta(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def preset_and_meta(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     preset = preset_from_toml(RunDir(run_dir).read_preset_toml(), str(run_dir / "preset.toml"))
     meta = read_json(run_dir / "meta.json", "it only labels the report: delete it to go on without it") or {}
     if not isinstance(meta, dict):
@@ -202,8 +211,16 @@ def _preset_and_meta(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return preset.model_dump(mode="json"), meta
 
 
-def write_report(path: Path) -> Path:
+COMPARE_FILE = "compare-sweep.json"  # another sweep's sweep.json (e.g. the quick profile), for the fidelity section
+
+
+def write_report(path: Path, compare: Path | None = None) -> Path:
     path = Path(path)
+    if compare is not None:
+        other = read_json(Path(compare) / SWEEP_FILE, "give a finished sweep directory to --compare")
+        if other is None:
+            raise RunDirError(f"{compare} holds no sweep.json; give a finished sweep directory to --compare")
+        atomic_write_json(path / COMPARE_FILE, other)
     try:
         if (path / SWEEP_FILE).exists():
             text = sweep_report(path)

@@ -279,6 +279,9 @@ def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] 
     if not base:
         raise RunDirError(f"no baseline run of {sweep_dir} finished ({'; '.join(failed.values()) or 'none ran'})")
     base_summary = RunDir(sweep_dir / base[0]["run_dir"]).read_summary()
+    from engine.sweeps.report import preset_and_meta
+
+    preset, meta = preset_and_meta(sweep_dir / base[0]["run_dir"])  # so report.md needs sweep.json alone
     per_t = {f"{t:g}": e for t in plan["temperatures"] if (e := entries(t))}
     by_t = {k: _aggregate(e) for k, e in per_t.items()}
     baseline = _aggregate(base)
@@ -288,6 +291,6 @@ def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] 
         "preset": plan["preset"], "quick": plan["quick"], "overrides": plan["overrides"], "seeds": plan.get("seeds"),
         "dataset": base_summary["dataset"], "data_note": base_summary["data_note"],
         "temperatures": [t for t in plan["temperatures"] if f"{t:g}" in by_t], "baseline": baseline,
-        "by_temperature": by_t, "failed": failed,
+        "by_temperature": by_t, "failed": failed, "setup": {"preset": preset, "meta": meta},
         "seconds": sum(e["seconds"] for e in base) + sum(x["seconds"] for e in per_t.values() for x in e),
     }
