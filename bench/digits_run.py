@@ -40,13 +40,20 @@ def main() -> None:
             row = {"case": label, "wall_seconds": wall, "accuracy": s["accuracy"],
                    "logit_ratio": s["mean_abs_logit"]["student"] / s["mean_abs_logit"]["baseline"],
                    "saturated_share": s["saturated_share"],
-                   "attacks": {k: v["success_rate"] for k, v in s.get("attacks", {}).items()}}
+                   "attacks": {k: v["success_rate"] for k, v in s.get("attacks", {}).items()},
+                   "verdict": {m: {"verdict": v["verdict"], "fired": [c["name"] for c in v["checks"] if c["fired"]],
+                                   "transfer": v["evidence"].get("transfer", {})}
+                               for m, v in s.get("verdict", {}).items()}}
             rows.append(row)
             print(f"{label:<20} {wall:7.1f} s  acc b/t/s {s['accuracy']['baseline']:.3f}/"
                   f"{s['accuracy']['teacher']:.3f}/{s['accuracy']['student']:.3f}  logit ratio {row['logit_ratio']:.1f}"
                   f"  saturated {s['saturated_share']:.2f}", flush=True)
             for k, v in row["attacks"].items():
-                print(f"{'':<20} JSMA {k:<20} {100 * v:5.1f}%")
+                print(f"{'':<20} {k:<24} {100 * v:5.1f}%")
+            for m, v in row["verdict"].items():
+                print(f"{'':<20} verdict {m}: {v['verdict']} ({', '.join(v['fired']) or 'no check fired'})")
+                for k, rate in v["transfer"].items():
+                    print(f"{'':<24} transfer {k}: {100 * rate:.0f}%")
     out = ROOT / "bench" / "results" / f"digits-run-{args.device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")

@@ -27,6 +27,12 @@ def test_default_digits_run_shows_distillation_and_masked_gradients(tmp_path):
     cw = json.loads((tmp_path / "run" / "attacks" / "student-cw_l2.json").read_text())
     assert cw["cases"]["average"]["inputs"] == 30 and 0 < cw["cases"]["average"]["mean_l2"] < 5
     assert cw["reduced"] and cw["settings"]["max_iterations"] == 500
+    # is the robustness real? the student's is masked gradients, with the checks that fired and their numbers
+    verdict = s["verdict"]
+    assert verdict["baseline"]["verdict"] == "no sign of masking", verdict["baseline"]["text"]
+    assert verdict["student"]["verdict"] == "masked", verdict["student"]["text"]
+    fired = {c["name"] for c in verdict["student"]["checks"] if c["fired"]}
+    assert {"vanishing gradients", "transfer beats white-box", "gradient-free beats white-box"} <= fired
     assert attacks["student-softmax_T"] >= 0.70, attacks
     ended = json.loads((tmp_path / "run" / "attacks" / "student-softmax.json").read_text())["ended"]
     # it fails because the saturated softmax leaves no qualifying pair, not by running out of budget
