@@ -13,6 +13,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -96,12 +97,20 @@ def test_the_served_dashboard_in_headless_chromium(served, tmp_path):
             page.keyboard.press("p")
             wait_until(lambda: any(e.type == EventType.PAUSED for e in iter_events(run_dir / "events.jsonl")), 60,
                        "the PAUSED event a key press in the browser caused")
-            with page.expect_download(timeout=60_000) as download:  # in a browser the screenshot also downloads
-                page.keyboard.press("s")  # the dashboard saves an SVG of what it draws into the run directory
-            assert download.value.suggested_filename.endswith(".svg")
-            svg = next(run_dir.glob("screenshot-*.svg")).read_text()
-            for panel in ("loss", "confidence", "events", "paused"):
-                assert panel in svg.lower(), panel
+            shots: list[str] = []
+
+            def screenshot_shows_the_pause() -> bool:
+                # the engine wrote PAUSED; the dashboard draws it on its next read of the log, so shoot until it does
+                with page.expect_download(timeout=60_000) as download:  # in a browser the screenshot also downloads
+                    page.keyboard.press("s")  # the dashboard saves an SVG of what it draws into the run directory
+                assert download.value.suggested_filename.endswith(".svg")
+                shots.append(Path(download.value.path()).read_text().lower())
+                return "paused" in shots[-1]
+
+            wait_until(screenshot_shows_the_pause, 60, "a downloaded screenshot showing the paused state")
+            for panel in ("loss", "confidence", "events"):
+                assert panel in shots[-1], panel
+            assert any(run_dir.glob("screenshot-*.svg"))  # the run directory keeps a copy
             shot = tmp_path / "browser.png"
             page.screenshot(path=str(shot))
             assert shot.stat().st_size > 20_000  # a drawn dashboard, not an empty page

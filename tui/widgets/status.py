@@ -1,4 +1,4 @@
-"""Header line: preset, dataset, phase, epoch, ETA, temperature, state, run directory."""
+"""Header line: state, preset, dataset, the engine's device, phase, epoch, ETA, temperature, run directory."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ class StatusBar(Static):
         t.append(f" ● {state.status} ", STATE_STYLE.get(state.status, ""))
         t.append(f" {state.preset or '…'}", "bold")
         t.append(f" ({state.dataset})  ", "dim")
+        if state.device:  # what the engine got ("auto" says which in the event log too)
+            t.append(f"{state.device.split(' (')[0]}  ", "cyan")
         t.append(f"phase {state.phase}  ")
         if state.phase in ("baseline", "teacher", "student"):
             t.append(f"epoch {min(state.epoch + 1, state.epochs)}/{state.epochs}  ")
