@@ -46,3 +46,26 @@ def test_no_claim_about_saturation_where_the_numbers_do_not_support_it():
     text = "\n".join(section(r))
     assert "saturation alone does not explain the curve here" in text
     assert "success falls where" not in text
+
+
+def test_a_sweep_whose_runs_came_from_different_code_says_so(tmp_path):
+    """A resumed sweep can mix commits and torch versions; the report's setup names them all."""
+    import json
+
+    from engine.sweeps.report import _setup
+    from engine.sweeps.sweep import _provenance
+
+    runs = []
+    for name, commit, torch in [("baseline", "aaaaaaaaaaaa1", "2.14.1"), ("T-100", "bbbbbbbbbbbb2", "2.14.1")]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "meta.json").write_text(json.dumps({"git_commit": commit, "torch": torch}))
+        runs.append(tmp_path / name)
+    prov = _provenance(runs)
+    assert prov == {"commits": ["aaaaaaaaaa", "bbbbbbbbbb"], "torch": ["2.14.1"]}
+    preset = {"name": "p", "seed": 0, "network": {"arch": "mnist", "dropout": 0.5},
+              "training": {k: 1 for k in ("optimizer", "lr", "momentum", "batch_size", "epochs", "lr_decay",
+                                          "momentum_decay", "decay_every", "loss_scale", "grad_clip")},
+              "attack": {"theta": 1.0, "upsilon": 0.145, "samples": 1, "no_pair": "stop"}}
+    lines = _setup(preset, {"git_commit": "aaaaaaaaaaaa1"}, "d", 60.0, False, prov)
+    assert lines[-1] == "- the runs were made with defdistill commits aaaaaaaaaa, bbbbbbbbbb"
+    assert not any("made with" in x for x in _setup(preset, {}, "d", 60.0, False, {"commits": ["a"], "torch": ["t"]}))

@@ -26,7 +26,8 @@ def _paper(v: float | int | None, prefix: str = "") -> str:
     return "–" if v is None else f"{prefix}{v}%"
 
 
-def _setup(preset: dict[str, Any], meta: dict[str, Any], data_note: str, seconds: float, quick: bool) -> list[str]:
+def _setup(preset: dict[str, Any], meta: dict[str, Any], data_note: str, seconds: float, quick: bool,
+           provenance: dict[str, list[str]] | None = None) -> list[str]:
     tr, att = preset["training"], preset["attack"]
     lines = [
         "## Setup",
@@ -44,6 +45,10 @@ def _setup(preset: dict[str, Any], meta: dict[str, Any], data_note: str, seconds
         f"- seed {preset['seed']}, device {meta.get('device', '?')}, torch {meta.get('torch', '?')}, "
         f"defdistill commit {str(meta.get('git_commit') or '?')[:10]}, time taken {seconds / 60:.1f} min",
     ]
+    mixed = {k: v for k, v in (provenance or {}).items() if len(v) > 1}
+    if mixed:  # a resumed sweep whose runs were made by different code: say which
+        lines.append("- the runs were made with " + "; ".join(
+            f"{'defdistill commits' if k == 'commits' else 'torch'} {', '.join(v)}" for k, v in mixed.items()))
     return lines
 
 
@@ -60,7 +65,7 @@ def sweep_report(sweep_dir: Path) -> str:
     top = f"{max(temps):g}"
     b, s = r["baseline"], r["by_temperature"][top]
     lines = [f"# defdistill report: {r['dataset']} temperature sweep", ""]
-    lines += _setup(preset, meta, r["data_note"], r["seconds"], r["quick"])
+    lines += _setup(preset, meta, r["data_note"], r["seconds"], r["quick"], r.get("setup", {}).get("provenance"))
     lines += ["", "## Paper vs measured", ""]
     if key is None:
         lines += [f"The paper has no {r['dataset']} results; our numbers stand alone.", ""]

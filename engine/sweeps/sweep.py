@@ -261,6 +261,17 @@ def _paired(base: list[dict[str, Any]], students: list[dict[str, Any]]) -> dict[
     return {"shared_inputs": shared, "inputs": total, "share": shared / total if total else None}
 
 
+def _provenance(runs: list[Path]) -> dict[str, list[str]]:
+    """The commits and torch versions the sweep's runs were made with (a resumed sweep may mix them)."""
+    found: dict[str, set[str]] = {"commits": set(), "torch": set()}
+    for run in runs:
+        meta = read_json(run / "meta.json", "it only labels the report: delete it to go on without it")
+        if isinstance(meta, dict):
+            found["commits"].add(str(meta.get("git_commit") or "?")[:10])
+            found["torch"].add(str(meta.get("torch") or "?"))
+    return {k: sorted(v) for k, v in found.items()}
+
+
 def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] | None = None) -> dict[str, Any]:
     failed = failed or {}
     seeds = plan.get("seeds") or [None]
@@ -283,6 +294,7 @@ def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] 
 
     preset, meta = preset_and_meta(sweep_dir / base[0]["run_dir"])  # so report.md needs sweep.json alone
     per_t = {f"{t:g}": e for t in plan["temperatures"] if (e := entries(t))}
+    runs = [sweep_dir / e["run_dir"] for e in base] + [sweep_dir / x["run_dir"] for e in per_t.values() for x in e]
     by_t = {k: _aggregate(e) for k, e in per_t.items()}
     baseline = _aggregate(base)
     for k, group in per_t.items():
@@ -291,6 +303,7 @@ def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] 
         "preset": plan["preset"], "quick": plan["quick"], "overrides": plan["overrides"], "seeds": plan.get("seeds"),
         "dataset": base_summary["dataset"], "data_note": base_summary["data_note"],
         "temperatures": [t for t in plan["temperatures"] if f"{t:g}" in by_t], "baseline": baseline,
-        "by_temperature": by_t, "failed": failed, "setup": {"preset": preset, "meta": meta},
+        "by_temperature": by_t, "failed": failed,
+        "setup": {"preset": preset, "meta": meta, "provenance": _provenance(runs)},
         "seconds": sum(e["seconds"] for e in base) + sum(x["seconds"] for e in per_t.values() for x in e),
     }
