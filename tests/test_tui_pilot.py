@@ -149,7 +149,9 @@ def test_w_runs_a_temperature_sweep_and_shows_its_progress(tmp_path):
     async def run():
         app = _app(tmp_path, "training.epochs=2")
         app.sweep_temperatures = [2.0, 20.0]
-        app.sweep_overrides = ["training.epochs=2", "attack.samples=2", "attack.outputs=['softmax', 'softmax_T']"]
+        # JSMA only: C&W and the masking checks in a sweep are tests/test_sweep.py's; here the progress on screen
+        app.sweep_overrides = ["training.epochs=2", "attack.samples=2", "attack.outputs=['softmax', 'softmax_T']",
+                               "attack.methods=['jsma']", "attack.checks=[]"]
         seen = []
         async with app.run_test(size=(120, 40)) as pilot:
             await press_into_modal(pilot, "w", ConfirmModal, "y")

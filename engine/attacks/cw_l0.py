@@ -31,9 +31,9 @@ import torch
 from torch import nn
 
 from engine.attacks.adam import RowAdam
-from engine.attacks.cw_result import CHANGED, CWResult, OnFinished, finish
-from engine.attacks.margin import margin, require_logits
-from engine.attacks.model_state import attack_mode
+from engine.attacks.cw_batches import fresh_outcomes, run_in_batches
+from engine.attacks.cw_result import CHANGED, CWResult, OnFinished
+from engine.attacks.margin import margin
 from engine.attacks.tanh_space import from_tanh_space, to_tanh_space
 
 SOLVED = 1e-4  # the margin below which a solve has its solution
@@ -63,29 +63,15 @@ def freeze_count(scores: torch.Tensor, changed: torch.Tensor) -> torch.Tensor:
 
 def cw_l0(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, cfg: CWL0Config, *,
           on_finished: OnFinished | None = None, pause_point: Callable[[], None] | None = None) -> CWResult:
-    device = next(model.parameters()).device
-    require_logits(model, x.to(device), "cw_l0")
-    out_adv = x.detach().clone()
-    found = torch.zeros(len(x), dtype=torch.bool)
-    iters = torch.zeros(len(x), dtype=torch.long)
-    const = torch.full((len(x),), float("nan"), dtype=torch.float64)
-    with attack_mode(model) as model:
-        for start in range(0, len(x), cfg.batch_size):
-            sl = slice(start, min(start + cfg.batch_size, len(x)))
-            adv, ok, it, c = _attack_batch(model, x[sl].to(device), targets[sl].to(device), cfg, on_finished,
-                                           pause_point)
-            out_adv[sl], found[sl], iters[sl], const[sl] = adv.cpu(), ok.cpu(), it.cpu(), c.cpu()
-        return finish(x, out_adv, found, lambda xb: model(xb.to(device)).cpu(), targets, iters, const)
+    return run_in_batches(model, x, targets, cfg.batch_size, "cw_l0",
+                          lambda m, xb, tb, done, pause: _attack_batch(m, xb, tb, cfg, done, pause),
+                          on_finished, pause_point)
 
 
 def _attack_batch(model, x, targets, cfg: CWL0Config, on_finished, pause_point):
     n, dt, dev = len(x), x.dtype, x.device
     pixels = x[0, 0].numel()
-    o_adv = x.clone()  # the last solution (the answer when a solve fails)
-    o_found = torch.zeros(n, dtype=torch.bool, device=dev)
-    o_const = torch.full((n,), float("nan"), dtype=torch.float64, device=dev)
-    o_iters = torch.zeros(n, dtype=torch.long, device=dev)
-    rows = torch.arange(n, device=dev)
+    o_adv, o_found, o_const, o_iters, rows = fresh_outcomes(x)  # o_adv: the last solution (answer if a solve fails)
     orig, tgt = x, targets
     base = from_tanh_space(to_tanh_space(x))
     allowed = torch.ones(n, pixels, dtype=torch.bool, device=dev)  # per pixel, all channels together

@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from engine.attacks.adam import RowAdam
-from engine.attacks.cw_result import CWResult, OnFinished, finish
-from engine.attacks.margin import margin, reaches_target, require_logits
-from engine.attacks.model_state import attack_mode
+from engine.attacks.cw_batches import run_in_batches
+from engine.attacks.cw_result import CWResult, OnFinished
+from engine.attacks.margin import margin, reaches_target
 from engine.attacks.tanh_space import from_tanh_space, to_tanh_space
 
 NO_BOUND = 1e10  # the reference's "no upper bound yet" (checked as < 1e9)
@@ -48,19 +48,9 @@ class CWL2Config:
 def cw_l2(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, cfg: CWL2Config, *,
           on_finished: OnFinished | None = None, pause_point: Callable[[], None] | None = None) -> CWResult:
     """Attack each x[i] (values in [0, 1]) towards targets[i]; `model` returns logits."""
-    device = next(model.parameters()).device
-    require_logits(model, x.to(device), "cw_l2")
-    out_adv = x.detach().clone()
-    found = torch.zeros(len(x), dtype=torch.bool)
-    iters = torch.zeros(len(x), dtype=torch.long)
-    const = torch.full((len(x),), float("nan"), dtype=torch.float64)
-    with attack_mode(model) as model:
-        for start in range(0, len(x), cfg.batch_size):
-            sl = slice(start, min(start + cfg.batch_size, len(x)))
-            adv, ok, it, c = _attack_batch(model, x[sl].to(device), targets[sl].to(device), cfg, on_finished,
-                                           pause_point)
-            out_adv[sl], found[sl], iters[sl], const[sl] = adv.cpu(), ok.cpu(), it.cpu(), c.cpu()
-        return finish(x, out_adv, found, lambda xb: model(xb.to(device)).cpu(), targets, iters, const)
+    return run_in_batches(model, x, targets, cfg.batch_size, "cw_l2",
+                          lambda m, xb, tb, done, pause: _attack_batch(m, xb, tb, cfg, done, pause),
+                          on_finished, pause_point)
 
 
 def _attack_batch(model, x, targets, cfg: CWL2Config, on_finished, pause_point):

@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from engine.attacks.adam import RowAdam
-from engine.attacks.cw_result import CWResult, OnFinished, finish
-from engine.attacks.margin import margin, require_logits
-from engine.attacks.model_state import attack_mode
+from engine.attacks.cw_batches import fresh_outcomes, run_in_batches
+from engine.attacks.cw_result import CWResult, OnFinished
+from engine.attacks.margin import margin
 from engine.attacks.tanh_space import from_tanh_space, to_tanh_space
 
 SMALLEST_TAU = 1.0 / 256
@@ -45,28 +45,14 @@ class CWLinfConfig:
 
 def cw_linf(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, cfg: CWLinfConfig, *,
             on_finished: OnFinished | None = None, pause_point: Callable[[], None] | None = None) -> CWResult:
-    device = next(model.parameters()).device
-    require_logits(model, x.to(device), "cw_linf")
-    out_adv = x.detach().clone()
-    found = torch.zeros(len(x), dtype=torch.bool)
-    iters = torch.zeros(len(x), dtype=torch.long)
-    const = torch.full((len(x),), float("nan"), dtype=torch.float64)
-    with attack_mode(model) as model:
-        for start in range(0, len(x), cfg.batch_size):
-            sl = slice(start, min(start + cfg.batch_size, len(x)))
-            adv, ok, it, c = _attack_batch(model, x[sl].to(device), targets[sl].to(device), cfg, on_finished,
-                                           pause_point)
-            out_adv[sl], found[sl], iters[sl], const[sl] = adv.cpu(), ok.cpu(), it.cpu(), c.cpu()
-        return finish(x, out_adv, found, lambda xb: model(xb.to(device)).cpu(), targets, iters, const)
+    return run_in_batches(model, x, targets, cfg.batch_size, "cw_linf",
+                          lambda m, xb, tb, done, pause: _attack_batch(m, xb, tb, cfg, done, pause),
+                          on_finished, pause_point)
 
 
 def _attack_batch(model, x, targets, cfg: CWLinfConfig, on_finished, pause_point):
     n, dt, dev = len(x), x.dtype, x.device
-    o_adv = x.clone()
-    o_found = torch.zeros(n, dtype=torch.bool, device=dev)
-    o_const = torch.full((n,), float("nan"), dtype=torch.float64, device=dev)
-    o_iters = torch.zeros(n, dtype=torch.long, device=dev)
-    rows = torch.arange(n, device=dev)
+    o_adv, o_found, o_const, o_iters, rows = fresh_outcomes(x)
     orig, tgt = x, targets
     base = from_tanh_space(to_tanh_space(x))
     start = to_tanh_space(x)
