@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.collapse import FIX, CollapseWatch, chance_level
 from engine.presets import TrainingConfig
 from engine.temperature import loss_at_temperature
 from engine.training_step import TrainStep
@@ -143,7 +144,8 @@ class LossReport:
 def train_phase(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainingConfig,
                 x: torch.Tensor, targets: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
                 device: torch.device, temperature: float, hooks: PhaseHooks, *, seed: int,
-                phase_index: int, start_epoch: int = 0, start_batch: int = 0) -> dict[str, Any]:
+                phase_index: int, start_epoch: int = 0, start_batch: int = 0,
+                phase_name: str = "model") -> dict[str, Any]:
     """Train from (start_epoch, start_batch) to cfg.epochs; return the last epoch's metrics.
 
     `targets` are int64 hard labels or float soft labels. A checkpoint is written after every
@@ -161,6 +163,7 @@ def train_phase(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: Trainin
     report = LossReport(device, cfg.report_seconds, hooks.emit_batch)
     model.train()
     metrics: dict[str, Any] = {}
+    watch = CollapseWatch(phase_name, chance_level(y_val))
     for epoch in range(start_epoch, cfg.epochs):
         lr = apply_schedule(optimizer, cfg, epoch)
         order = epoch_order(seed, phase_index, epoch, n).to(x.device)
@@ -189,6 +192,8 @@ def train_phase(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: Trainin
                    "val_loss": val_loss, "val_accuracy": val_acc, "lr": lr, "temperature": temperature,
                    "seconds": time.perf_counter() - t0, "compiled_step": step.compiled}
         hooks.emit_epoch(metrics)
+        if (line := watch.observe(epoch, val_acc)) is not None:
+            hooks.note(f"{line}; {FIX}")
         hooks.save_checkpoint(epoch + 1, 0, temperature, epoch + 1 == cfg.epochs)
     model.eval()
     return metrics

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from engine.checkpoints import pack_state, unpack_state
+from engine.collapse import chance_level, refuse_at_chance
 from engine.data import DatasetSplit
 from engine.distillation import mean_abs_logit, saturated_share, soft_labels
 from engine.errors import CheckpointError
@@ -119,6 +120,7 @@ class Experiment:
             if complete:
                 model.eval()
                 self.models[phase] = model
+                self._refuse_at_chance(phase, model)  # a resumed run stops where the first one did
                 return
         self.phase = phase
         self.emit(PhaseStarted(phase=phase, temperature=temperature, epochs=cfg.epochs, start_epoch=start_epoch,
@@ -147,10 +149,16 @@ class Experiment:
         metrics = train_phase(model, optimizer, cfg, self.data.x_train, targets, self.data.x_test,
                               self.data.y_test, self.device, temperature, hooks, seed=self.preset.seed,
                               phase_index=PHASE_ORDER.index(phase), start_epoch=start_epoch,
-                              start_batch=start_batch)
+                              start_batch=start_batch, phase_name=phase)
         self.models[phase] = model
         self.emit(PhaseFinished(phase=phase, seconds=time.perf_counter() - t0, val_accuracy=metrics.get("val_accuracy"),
                                 temperature=metrics.get("temperature", temperature)))
+        self._refuse_at_chance(phase, model)
+
+    def _refuse_at_chance(self, phase: str, model: TableICNN) -> None:
+        """A model at chance is neither distilled from nor attacked (its 0% JSMA-F would read as robustness)."""
+        accuracy = evaluate(model, self.data.x_test, self.data.y_test, self.device, 1.0)[1]
+        refuse_at_chance(phase, accuracy, chance_level(self.data.y_test))
 
     def _soft_labels(self) -> tuple[torch.Tensor, float]:
         saved = self.rundir.load_tensors("soft_labels")
