@@ -33,7 +33,7 @@ def test_the_section_names_the_points_outside_and_what_was_measured():
     text = "\n".join(section(full, quick))
     assert "1 of 3 points lie outside the band: T = 5 (+35.0 points)" in text
     assert "| 5 | 25.0% | 60.0% | ✗ | 30% |" in text
-    assert "Spearman's rho = -1.00: success falls where the softmax saturates" in text
+    assert "Spearman's rho = -1.00: success falls where the softmax saturates." in text
     assert "80.0% with the quick profile (5 epochs), 60.0% with this sweep's training (-20.0 points): longer " \
            "training moves this point toward the paper's." in text
 

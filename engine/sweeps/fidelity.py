@@ -116,9 +116,8 @@ def _findings(pts: list[dict[str, Any]], outside: list[dict[str, Any]], other: d
         n = sum(p["saturated"] is not None for p in pts)
         lines.append(f"Over the {n} temperatures JSMA-F success and the share of saturated deployed softmax "
                      f"outputs have Spearman's rho = {rho:.2f}: "
-                     + ("success falls where the softmax saturates, so a point off the paper's curve is a student "
-                        "whose softmax saturates on another share of inputs than the paper's did."
-                        if rho <= -0.5 else "saturation alone does not explain the curve here."))
+                     + ("success falls where the softmax saturates." if rho <= -0.5
+                        else "saturation alone does not explain the curve here."))
     for p in outside:
         o = other.get(p["T"])
         if o is None:

@@ -52,6 +52,13 @@ def _setup(preset: dict[str, Any], meta: dict[str, Any], data_note: str, seconds
     return lines
 
 
+def _seeded(label: str, entry: dict[str, Any], seeds: list[int] | None) -> str:
+    """A verdict row's label: with seeds its numbers are the first seed's, and every seed's verdict is named."""
+    if not seeds or len(seeds) < 2:
+        return label
+    return f"{label} (seed {seeds[0]}; by seed: {', '.join(entry.get('verdicts_by_seed', []))})"
+
+
 def sweep_report(sweep_dir: Path) -> str:
     r = _required(sweep_dir / SWEEP_FILE, "run the same `defdistill-engine sweep` again to rebuild it")
     if "setup" in r:  # the baseline's resolved preset and meta.json, kept in sweep.json
@@ -114,8 +121,9 @@ def sweep_report(sweep_dir: Path) -> str:
     if fidelity:
         fidelity_figure(r, sweep_dir / "fidelity.png", compare)
     lines += fidelity
-    lines += verdict_section([("no distillation", b.get("verdict"))]
-                             + [(f"T={t:g}", r["by_temperature"][f"{t:g}"].get("verdict")) for t in temps])
+    lines += verdict_section([(_seeded("no distillation", b, r.get("seeds")), b.get("verdict"))]
+                             + [(_seeded(f"T={t:g}", r["by_temperature"][f"{t:g}"], r.get("seeds")),
+                                 r["by_temperature"][f"{t:g}"].get("verdict")) for t in temps])
     lines += transfer_lines(s)
     lines += sweep_section(r)
     lines += ["## Figures", "", "![success vs temperature](success_vs_temperature.png)", "",
