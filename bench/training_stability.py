@@ -38,7 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     runs = {}
     for item in args.runs:
-        label, _, path = item.partition("=")
+        label, _, path = item.rpartition("=")  # labels may hold "=" (T=100), paths here do not
         runs[label] = curves(Path(path))
     import matplotlib
 
