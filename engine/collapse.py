@@ -6,7 +6,8 @@ large clipped step and its held-out accuracy fell from ~95% to 11.3%, the most f
 
 `chance_level` is the held-out accuracy of always answering the most frequent class; a model
 within `MARGIN` of it is at chance. `CollapseWatch` says once per phase when an epoch falls to
-chance after the phase had learned (the event log shows it as it happens)."""
+chance after the phase had learned (the event log shows it as it happens), and a phase that ends
+so is refused. A model that never learned is not refused (a short test run; the report warns)."""
 
 from __future__ import annotations
 
@@ -52,9 +53,15 @@ class CollapseWatch:
                 f"{100 * self.chance:.1f}%) after {100 * self.best:.1f}% at epoch {self.best_epoch + 1}")
 
 
-def refuse_at_chance(phase: str, accuracy: float, chance: float) -> None:
-    """Stop before a model at chance is distilled from or attacked."""
-    if at_chance(accuracy, chance):
+def collapse_logged(notices: list[str], phase: str) -> bool:
+    """Whether an earlier session of this run logged the phase's collapse (a resumed run stops where it did)."""
+    return any(text.startswith(f"{phase} collapsed at epoch ") for text in notices)
+
+
+def refuse_collapsed(phase: str, collapsed: bool, accuracy: float, chance: float) -> None:
+    """Stop before a model that learned and then fell to chance is distilled from or attacked. A
+    model that never learned (too few epochs) is not refused: the report says its accuracy."""
+    if collapsed and at_chance(accuracy, chance):
         use = "its soft labels would teach nothing" if phase == "teacher" else "its attack numbers would mean nothing"
-        raise ModelAtChance(f"the {phase} ended at chance: held-out accuracy {100 * accuracy:.1f}% (answering the "
+        raise ModelAtChance(f"the {phase} collapsed to chance: held-out accuracy {100 * accuracy:.1f}% (answering the "
                             f"most frequent class scores {100 * chance:.1f}%), so {use} and the run stops here; {FIX}")

@@ -194,6 +194,7 @@ def train_phase(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: Trainin
         hooks.emit_epoch(metrics)
         if (line := watch.observe(epoch, val_acc)) is not None:
             hooks.note(f"{line}; {FIX}")
+        metrics["collapsed"] = watch.said
         hooks.save_checkpoint(epoch + 1, 0, temperature, epoch + 1 == cfg.epochs)
     model.eval()
     return metrics

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from engine.checkpoints import pack_state, unpack_state
-from engine.collapse import chance_level, refuse_at_chance
+from engine.collapse import chance_level, collapse_logged, refuse_collapsed
 from engine.data import DatasetSplit
 from engine.distillation import mean_abs_logit, saturated_share, soft_labels
 from engine.errors import CheckpointError
@@ -25,6 +25,7 @@ from engine.runs.events import (
     Checkpoint,
     Epoch,
     Event,
+    EventType,
     Notice,
     Paused,
     Payload,
@@ -35,7 +36,7 @@ from engine.runs.events import (
     SoftLabels,
     TemperatureChanged,
 )
-from engine.runs.rundir import RunDir
+from engine.runs.rundir import RunDir, iter_events
 from engine.training import PhaseHooks, evaluate, make_optimizer, predict_logits, train_phase
 
 PHASE_ORDER = ("baseline", "teacher", "student")
@@ -120,7 +121,7 @@ class Experiment:
             if complete:
                 model.eval()
                 self.models[phase] = model
-                self._refuse_at_chance(phase, model)  # a resumed run stops where the first one did
+                self._refuse_collapsed(phase, model, False)  # a resumed run stops where the first one did
                 return
         self.phase = phase
         self.emit(PhaseStarted(phase=phase, temperature=temperature, epochs=cfg.epochs, start_epoch=start_epoch,
@@ -153,12 +154,16 @@ class Experiment:
         self.models[phase] = model
         self.emit(PhaseFinished(phase=phase, seconds=time.perf_counter() - t0, val_accuracy=metrics.get("val_accuracy"),
                                 temperature=metrics.get("temperature", temperature)))
-        self._refuse_at_chance(phase, model)
+        self._refuse_collapsed(phase, model, bool(metrics.get("collapsed")))
 
-    def _refuse_at_chance(self, phase: str, model: TableICNN) -> None:
-        """A model at chance is neither distilled from nor attacked (its 0% JSMA-F would read as robustness)."""
-        accuracy = evaluate(model, self.data.x_test, self.data.y_test, self.device, 1.0)[1]
-        refuse_at_chance(phase, accuracy, chance_level(self.data.y_test))
+    def _refuse_collapsed(self, phase: str, model: TableICNN, collapsed: bool) -> None:
+        """A model that collapsed to chance is neither distilled from nor attacked (its 0% JSMA-F would
+        read as robustness); a collapse an earlier session logged counts too."""
+        notices = [e.data.text for e in iter_events(self.rundir.events_path) if e.type == EventType.NOTICE]
+        collapsed = collapsed or collapse_logged(notices, phase)
+        if collapsed:
+            accuracy = evaluate(model, self.data.x_test, self.data.y_test, self.device, 1.0)[1]
+            refuse_collapsed(phase, collapsed, accuracy, chance_level(self.data.y_test))
 
     def _soft_labels(self) -> tuple[torch.Tensor, float]:
         saved = self.rundir.load_tensors("soft_labels")
