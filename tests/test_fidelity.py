@@ -36,6 +36,11 @@ def test_the_section_names_the_points_outside_and_what_was_measured():
     assert "Spearman's rho = -1.00: success falls where the softmax saturates." in text
     assert "80.0% with the quick profile (5 epochs), 60.0% with this sweep's training (-20.0 points): longer " \
            "training moves this point toward the paper's." in text
+    # a point that longer training pushes from above the paper's to below it is said to cross it
+    full = _sweep({1: 0.90, 2: 0.60, 100: 0.0}, {1: 0.0, 2: 0.3, 100: 1.0})
+    quick = _sweep({1: 0.92, 2: 0.95, 100: 0.02}, {1: 0.0, 2: 0.1, 100: 0.9}, quick=True)
+    assert "(-35.0 points): the training length moves this point across the paper's (+12.3 -> -22.7 points)." \
+        in "\n".join(section(full, quick))
 
 
 def test_no_claim_about_saturation_where_the_numbers_do_not_support_it():

@@ -122,11 +122,16 @@ def _findings(pts: list[dict[str, Any]], outside: list[dict[str, Any]], other: d
         o = other.get(p["T"])
         if o is None:
             continue
-        delta = p["ours"] - o["ours"]
+        delta, before = p["ours"] - o["ours"], o["ours"] - p["paper"]
+        if before * p["gap"] < 0:
+            verdict = (f"the training length moves this point across the paper's ({before:+.1f} -> "
+                       f"{p['gap']:+.1f} points).")
+        elif abs(p["gap"]) < abs(before):
+            verdict = "longer training moves this point toward the paper's."
+        else:
+            verdict = "longer training does not close the gap."
         lines.append(f"Training length at T = {p['T']:g}: {o['ours']:.1f}% with the {other_label}, {p['ours']:.1f}% "
-                     f"with this sweep's training ({delta:+.1f} points)"
-                     + (": longer training moves this point toward the paper's." if abs(p["gap"]) < abs(
-                         o["ours"] - p["paper"]) else ": longer training does not close the gap."))
+                     f"with this sweep's training ({delta:+.1f} points): {verdict}")
     return lines + [""] if lines else []
 
 
