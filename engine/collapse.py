@@ -1,7 +1,7 @@
 """Is a model no better than chance? A network at chance fools every attack statistic: JSMA-F
 then "fails" on it (0% success, the paper's headline number) because the network answers one
 class for everything, not because it resists. The literal Table II setting (constant lr 0.1,
-momentum 0.9) did this to an MNIST teacher at T = 100 at epoch 48 of 50: its units died after one
+momentum 0.9) did this to an MNIST teacher at T = 100 at epoch 49 of 50: its units died after one
 large clipped step and its held-out accuracy fell from ~95% to 11.3%, the most frequent class.
 
 `chance_level` is the held-out accuracy of always answering the most frequent class; a model

@@ -13,7 +13,7 @@ from engine.runs.rundir import iter_events
 
 
 def test_the_watch_says_once_when_a_phase_that_had_learned_falls_to_chance():
-    # the held-out accuracies of the T = 100 teacher that collapsed at epoch 48 of 50 (literal Table II lr)
+    # the held-out accuracies of the T = 100 teacher that collapsed at epoch 49 of 50 (literal Table II lr)
     labels = torch.tensor([1] * 1135 + [c for c in (0, 2, 3, 4, 5, 6, 7, 8, 9) for _ in range(985)])
     chance = chance_level(labels)  # the most frequent class, "1", is 11.35% of the held-out set
     assert abs(chance - 0.1135) < 1e-9
