@@ -32,6 +32,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.fixture
 def served(tmp_path):
     """A served digits run: (process, base URL, token, run directory); the run is stopped after."""
@@ -48,6 +53,8 @@ def served(tmp_path):
             url = m.groups()
             break
     assert url, "the server never printed its URL"
+    # the URL is printed before textual-serve has bound its port: requests wait for it to listen
+    wait_until(lambda: _listening(port), 60, "the server listening on its port")
     yield proc, url[0], url[1], run_dir
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(30)
