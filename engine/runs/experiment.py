@@ -121,7 +121,7 @@ class Experiment:
             if complete:
                 model.eval()
                 self.models[phase] = model
-                self._refuse_collapsed(phase, model, False)  # a resumed run stops where the first one did
+                self._refuse_collapsed(phase, model, False, resumed=True)  # stops where the first session did
                 return
         self.phase = phase
         self.emit(PhaseStarted(phase=phase, temperature=temperature, epochs=cfg.epochs, start_epoch=start_epoch,
@@ -154,13 +154,15 @@ class Experiment:
         self.models[phase] = model
         self.emit(PhaseFinished(phase=phase, seconds=time.perf_counter() - t0, val_accuracy=metrics.get("val_accuracy"),
                                 temperature=metrics.get("temperature", temperature)))
-        self._refuse_collapsed(phase, model, bool(metrics.get("collapsed")))
+        self._refuse_collapsed(phase, model, bool(metrics.get("collapsed")), resumed=saved is not None)
 
-    def _refuse_collapsed(self, phase: str, model: TableICNN, collapsed: bool) -> None:
+    def _refuse_collapsed(self, phase: str, model: TableICNN, collapsed: bool, resumed: bool) -> None:
         """A model that collapsed to chance is neither distilled from nor attacked (its 0% JSMA-F would
-        read as robustness); a collapse an earlier session logged counts too."""
-        notices = [e.data.text for e in iter_events(self.rundir.events_path) if e.type == EventType.NOTICE]
-        collapsed = collapsed or collapse_logged(notices, phase)
+        read as robustness). A resumed phase's watch saw only its own epochs, so a collapse an earlier
+        session logged counts too; only then is the event log read."""
+        if not collapsed and resumed:
+            notices = [e.data.text for e in iter_events(self.rundir.events_path) if e.type == EventType.NOTICE]
+            collapsed = collapse_logged(notices, phase)
         if collapsed:
             accuracy = evaluate(model, self.data.x_test, self.data.y_test, self.device, 1.0)[1]
             refuse_collapsed(phase, collapsed, accuracy, chance_level(self.data.y_test))
