@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -18,84 +19,193 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message[:300]}; see `{self.prog} --help`\n")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="defdistill-engine",
-                                description="Defensive distillation experiments, headless.")
-    sub = p.add_subparsers(dest="command", required=True)
+def version_line(prog: str) -> str:
+    """`--version`: this package, and the torch a result would be measured with (read from the installed
+    package's metadata: asking the version never waits for torch to import)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    run = sub.add_parser("run", help="train baseline, teacher and student, then attack (per the preset)")
-    run.add_argument("preset", nargs="?", default="digits", help="preset name (see `presets`) or .toml path")
-    run.add_argument("--run-dir", help="where results go (default runs/<preset>-<UTC time>)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a preset field, e.g. --set distillation.temperature=20 (repeatable)")
-    run.add_argument("--data-root", help="folder holding the datasets (overrides data.root)")
-    run.add_argument("--download", action="store_true", help="allow torchvision to download the dataset")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    import engine
+
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "not installed"
+    return (f"{prog} {engine.__version__} (torch {torch_version}, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.machine()})")
+
+
+def linux_only(prog: str) -> None:
+    """One line and exit 2 on another system: run locks (fcntl.flock), the command channel's caller check
+    (SO_PEERCRED) and the engine's liveness (/proc) are Linux's."""
+    if not sys.platform.startswith("linux"):
+        print(f"{prog}: error: Linux only (it relies on fcntl locks, SO_PEERCRED and /proc), and this is "
+              f"{sys.platform}; run it on a Linux machine, or in WSL2 on Windows", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+def add_completion(parser: argparse.ArgumentParser) -> None:
+    """`--print-completion bash|zsh|tcsh` (shtab): a static script, preset names included."""
+    import shtab
+
+    shtab.add_argument_to(parser, ["--print-completion"], preamble=completion_preamble(),
+                          help=f"print a shell completion script and exit, e.g. `{parser.prog} --print-completion "
+                          f"bash > ~/.local/share/bash-completion/completions/{parser.prog}`")
+
+
+# Preset arguments complete to the shipped preset names (and .toml files); run directories to folders.
+PRESET_COMPLETION = {"bash": "_defdistill_presets", "zsh": "_files -g '*.toml'", "tcsh": "f"}
+RUN_DIR_COMPLETION = {"bash": "_shtab_compgen_dirs", "zsh": "_files -/", "tcsh": "d"}
+
+
+def completion_preamble() -> dict[str, str]:
+    from engine.presets import available_presets
+
+    names = " ".join(available_presets())
+    return {"bash": f"""
+_defdistill_presets() {{
+  compgen -W "{names}" -- "$1"
+  compgen -f -X '!*.toml' -- "$1"
+}}
+"""}
+
+
+def preset_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("preset", nargs="?", default="digits",
+                   help="preset name (see `defdistill-engine presets`) or a .toml path (default: digits)"
+                   ).complete = PRESET_COMPLETION
+
+
+def run_dir_argument(p: argparse.ArgumentParser, name: str, help: str) -> None:
+    p.add_argument(name, help=help).complete = RUN_DIR_COMPLETION
+
+
+def _overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a preset field, e.g. --set distillation.temperature=20 (repeatable; values are "
+                        "TOML: --set \"attack.outputs=['softmax']\")")
+
+
+def _data_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", metavar="DIR", help="folder holding the datasets (overrides the preset's data.root)"
+                   ).complete = RUN_DIR_COMPLETION
+
+
+def _quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars or notices: one line per finished phase on stderr, for logs and scripts")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="defdistill-engine", description="Defensive distillation experiments, headless "
+                      "(Linux only). Each command's --help says more.")
+    p.add_argument("--version", action="version", version=version_line("defdistill-engine"),
+                   help="print the version (with torch's and Python's) and exit")
+    add_completion(p)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train baseline, teacher and student, then attack (per the preset)",
+                         description="Train baseline, teacher and student, then attack them, as the preset says.")
+    preset_argument(run)
+    run.add_argument("--run-dir", metavar="DIR", help="where results go (default runs/<preset>-<UTC time>)"
+                     ).complete = RUN_DIR_COMPLETION
+    _overrides(run)
+    _data_root(run)
+    run.add_argument("--download", action="store_true",
+                     help="allow torchvision to download the dataset (never done otherwise)")
+    _quiet(run)
 
     res = sub.add_parser("resume", help="continue an interrupted or stopped run from its last checkpoint")
-    res.add_argument("run_dir")
-    res.add_argument("--data-root")
-    res.add_argument("--quiet", action="store_true")
+    run_dir_argument(res, "run_dir", "the run directory to continue")
+    _data_root(res)
+    _quiet(res)
 
     sub.add_parser("presets", help="list presets with one-line descriptions")
 
     chk = sub.add_parser("check", help="validate a preset with its overrides and print it resolved; runs nothing")
-    chk.add_argument("preset", nargs="?", default="digits")
-    chk.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    preset_argument(chk)
+    _overrides(chk)
 
     sw = sub.add_parser("sweep", help="one baseline, then a distilled student per temperature, each attacked")
-    sw.add_argument("preset", nargs="?", default="digits")
-    sw.add_argument("--temperatures", help="comma-separated (default: the paper's 1,2,5,10,20,30,40,50,100)")
+    preset_argument(sw)
+    sw.add_argument("--temperatures", metavar="T,T,...",
+                    help="comma-separated (default: the paper's 1,2,5,10,20,30,40,50,100)")
     sw.add_argument("--quick", action="store_true", help="5 epochs (lr halved every 2) and 20 attack inputs: "
                     "a laptop profile, labelled as such in the report")
-    sw.add_argument("--sweep-dir", help="default runs/sweep-<preset>-<UTC time>; give an existing one to resume")
-    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    sw.add_argument("--data-root")
-    sw.add_argument("--quiet", action="store_true")
-    sw.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2: mean and spread in the table and figures")
+    sw.add_argument("--sweep-dir", metavar="DIR",
+                    help="default runs/sweep-<preset>-<UTC time>; give an existing one to resume it"
+                    ).complete = RUN_DIR_COMPLETION
+    _overrides(sw)
+    _data_root(sw)
+    _quiet(sw)
+    sw.add_argument("--seeds", metavar="S,S,...",
+                    help="comma-separated seeds, e.g. 0,1,2: mean and spread in the table and figures")
     sw.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                    help="run each temperature x seed as a Ray task: no ADDRESS starts a local Ray, "
-                         "`auto` joins the running cluster (needs the ray extra)")
-    sw.add_argument("--ray-cpus", type=int, help="CPUs of a local Ray instance (default: all)")
+                    help="run each temperature x seed as a Ray task (needs the ray extra): alone or `local` starts "
+                         "a local Ray, `auto` joins the running cluster, HOST:PORT or ray://HOST:PORT names one; "
+                         "anything else after --ray is read as the preset, not as an address")
+    sw.add_argument("--ray-cpus", type=int, metavar="N", help="CPUs of a local Ray instance (default: all)")
     sw.add_argument("--parallel", type=int, default=1, metavar="N",
                     help="run N runs at once on this machine, each an engine process of its own (small CNNs leave "
                          "a GPU mostly idle: several share it)")
     sw.add_argument("--runs-per-gpu", type=int, default=1, metavar="N",
                     help="with --ray: N runs share each GPU (each asks Ray for 1/N GPU)")
     sw.add_argument("--after", metavar="RUN_DIR", help="start once the engine of RUN_DIR has ended (the dashboard's "
-                    "`w`: two trainings at once would halve each other's speed)")
+                    "`w`: two trainings at once would halve each other's speed)").complete = RUN_DIR_COMPLETION
 
     ps = sub.add_parser("ps", help="list runs with their state, preset, phase and progress")
-    ps.add_argument("runs_dir", nargs="?", default="runs")
+    ps.add_argument("runs_dir", nargs="?", default="runs", help="folder searched for run directories (default: runs)"
+                    ).complete = RUN_DIR_COMPLETION
+    ps.add_argument("--json", action="store_true",
+                    help="one JSON object per run (a list): path, state, preset, phase, progress, updated (Unix "
+                         "time or null), updated_utc")
 
     stop = sub.add_parser("stop", help="stop a running engine cleanly (checkpoint, resumable)")
-    stop.add_argument("run_dir")
+    run_dir_argument(stop, "run_dir", "the run directory whose engine stops")
 
     rep = sub.add_parser("report", help="write report.md for a finished run or sweep directory")
-    rep.add_argument("path")
+    run_dir_argument(rep, "path", "a finished run or sweep directory")
     rep.add_argument("--compare", metavar="SWEEP_DIR", help="another sweep (e.g. the quick profile) for the fidelity "
-                     "section; kept as compare-sweep.json beside sweep.json")
+                     "section; kept as compare-sweep.json beside sweep.json").complete = RUN_DIR_COMPLETION
 
     tb = sub.add_parser("export-tensorboard", help="write a run's (or a sweep's runs') curves as TensorBoard events")
-    tb.add_argument("path", help="a run or sweep directory")
-    tb.add_argument("--logdir", help="where the event files go (default PATH/tensorboard), one folder per run")
+    run_dir_argument(tb, "path", "a run or sweep directory")
+    tb.add_argument("--logdir", metavar="DIR", help="where the event files go (default PATH/tensorboard), one folder "
+                    "per run").complete = RUN_DIR_COMPLETION
 
     ver = sub.add_parser("verdict", help="is the robustness real? the masking checks and a verdict per model")
-    ver.add_argument("path", help="a finished run or sweep directory")
+    run_dir_argument(ver, "path", "a finished run or sweep directory")
 
     att = sub.add_parser("attack", help="attack the models of a finished run (JSMA and/or C&W)")
-    att.add_argument("run_dir")
-    att.add_argument("--model", action="append", choices=["baseline", "teacher", "student"])
+    run_dir_argument(att, "run_dir", "a finished run directory, or a live one (the attack is queued on its engine)")
+    att.add_argument("--model", action="append", choices=["baseline", "teacher", "student"],
+                     help="the model attacked (repeatable; default the preset's attack.models)")
     att.add_argument("--output", action="append", choices=["softmax", "logits", "softmax_T"],
-                     help="JSMA's attacked output (repeatable)")
+                     help="JSMA's attacked output (repeatable; default the preset's attack.outputs)")
     att.add_argument("--method", action="append", choices=["jsma", "cw_l2", "cw_l0", "cw_linf"],
                      help="which attacks (repeatable; default the preset's attack.methods, none with --checks alone)")
     att.add_argument("--checks", action="store_true",
                      help="measure the preset's masking checks and a verdict per model (attack.checks)")
-    att.add_argument("--samples", type=int)
-    att.add_argument("--data-root")
-    att.add_argument("--quiet", action="store_true")
+    att.add_argument("--samples", type=int, metavar="N", help="held-out inputs attacked (default attack.samples)")
+    _data_root(att)
+    _quiet(att)
     return p
+
+
+def _is_ray_address(token: str) -> bool:
+    """What `--ray` takes: local, auto, HOST:PORT or ray://HOST:PORT (Ray needs a port to join a cluster)."""
+    return token in ("local", "auto") or ":" in token
+
+
+def split_ray_address(argv: list[str]) -> list[str]:
+    """`sweep --ray mnist` means a local Ray and the preset mnist: --ray keeps only a token that is an
+    address (argparse alone would take any next word as the optional value and lose the preset)."""
+    out = list(argv)
+    for i, token in enumerate(out[:-1]):
+        nxt = out[i + 1]
+        if token == "--ray" and not nxt.startswith("-") and not _is_ray_address(nxt):
+            out.insert(i + 1, "local")
+            break
+    return out
 
 
 def _run_to_end(session, quiet: bool) -> None:
@@ -222,7 +332,8 @@ def _headline(summary: dict | None) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    linux_only("defdistill-engine")
+    args = _parser().parse_args(split_ray_address(list(sys.argv[1:] if argv is None else argv)))
     try:
         return _dispatch(args)
     except UserError as exc:
@@ -232,8 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from engine.presets import available_presets, load_preset
-    from engine.runs.session import ThreadSession
 
+    if args.command in ("run", "resume", "attack"):  # torch is imported by the commands that use it only
+        from engine.runs.session import ThreadSession
     if args.command == "presets":
         for name in available_presets():
             print(f"{name:<16} {load_preset(name).description}")
@@ -249,9 +361,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "resume":
         return _follow(ThreadSession.resume_from(args.run_dir, data_root=args.data_root), args.quiet)
     if args.command == "ps":
-        from engine.runs.listing import format_runs, list_runs
+        from engine.runs.listing import format_runs, list_runs, runs_as_json
 
-        print(format_runs(list_runs(args.runs_dir)))
+        runs = list_runs(args.runs_dir)
+        print(json.dumps(runs_as_json(runs), indent=2) if args.json else format_runs(runs))
         return 0
     if args.command == "stop":
         from engine.runs.listing import stop_run

@@ -47,18 +47,50 @@ def _stratified_split(y: np.ndarray, n_test: int, seed: int) -> tuple[np.ndarray
 
 def load_digits_28() -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's bundled 8x8 digits, drawn like MNIST: 20x20 glyph centred in 28x28."""
+    x, y, _train, _test = _digits_arrays()
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def _draw_digits() -> dict[str, np.ndarray]:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
     x = F.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False)
     x = F.pad(x, (4, 4, 4, 4)).clamp_(0.0, 1.0)
-    return x, torch.tensor(bunch.target, dtype=torch.int64)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    train_idx, test_idx = _stratified_split(y, n_test=360, seed=SPLIT_SEED)
+    return {"x": x.numpy(), "y": y, "train": train_idx, "test": test_idx}
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The drawn digits and their fixed split, cached per scikit-learn version: importing scikit-learn
+    takes about 2 s, longer than the rest of an engine's start-up. A cache that cannot be read is drawn
+    again; it is written to a temporary name and renamed."""
+    from importlib.metadata import version
+
+    path = _cache_dir() / f"digits28-v1-sklearn-{version('scikit-learn')}-torch-{torch.__version__}.npz"
+    try:
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in ("x", "y", "train", "test")}
+        if arrays["x"].shape == (1797, 1, 28, 28) and arrays["x"].dtype == np.float32:
+            return arrays["x"], arrays["y"], arrays["train"], arrays["test"]
+    except (OSError, ValueError, KeyError, EOFError):
+        pass  # absent or damaged: drawn again below
+    arrays = _draw_digits()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: the digits are drawn again at the next start, nothing else changes
+    return arrays["x"], arrays["y"], arrays["train"], arrays["test"]
 
 
 def _digits() -> DatasetSplit:
-    x, y = load_digits_28()
-    train_idx, test_idx = _stratified_split(y.numpy(), n_test=360, seed=SPLIT_SEED)
+    x, y, train_idx, test_idx = (torch.from_numpy(a) for a in _digits_arrays())
     return DatasetSplit("digits", x[train_idx], y[train_idx], x[test_idx], y[test_idx],
                         "scikit-learn digits (1,797 images, 8x8 resized to 20x20 in a 28x28 frame), "
                         "fixed stratified split 1,437 train / 360 held-out")

@@ -67,7 +67,9 @@ def apply_policy(tf32_training: bool, deterministic: bool) -> dict[str, Any]:
     if deterministic:
         # cuBLAS needs a fixed workspace to be deterministic; it reads this when CUDA starts
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic, warn_only=False)
+    if torch.are_deterministic_algorithms_enabled() != deterministic or deterministic:
+        # only when it changes something: the call imports torch._inductor (2.4 s on a 2-core CPU) at every start
+        torch.use_deterministic_algorithms(deterministic, warn_only=False)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = False  # autotuning picks kernels by timing: results could move run to run
     return policy_record(tf32_training, deterministic)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import tomllib
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import PresetError, quoted
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+# The shipped presets are package data (engine/preset_files is the repository's presets/ folder, a link that
+# a built wheel resolves into real files): found the same way from a checkout and from an installed wheel.
+PRESET_FILES = "preset_files"
 DEFAULT_PRESET = "digits"
 
 Dataset = Literal["digits", "mnist", "mnist-t10k", "fashion-mnist", "cifar10"]
@@ -192,11 +196,14 @@ class Preset(_Strict):
         return tomli_w.dumps(self.model_dump(mode="json"))
 
 
-def available_presets() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(PRESETS_DIR.glob("*.toml"))}
+def available_presets() -> dict[str, Traversable]:
+    """The presets shipped with the package, by name."""
+    folder = resources.files("engine").joinpath(PRESET_FILES)
+    found = [p for p in folder.iterdir() if p.name.endswith(".toml")] if folder.is_dir() else []
+    return {p.name.removesuffix(".toml"): p for p in sorted(found, key=lambda p: p.name)}
 
 
-def _resolve_path(name_or_path: str) -> Path:
+def _resolve_path(name_or_path: str) -> Path | Traversable:
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
@@ -266,7 +273,8 @@ def _describe(err: ValidationError, source: str) -> str:
     key = quoted(".".join(str(p) for p in first["loc"]) or "(top level)")[1:-1]
     kind = first["type"]
     if kind == "extra_forbidden":
-        return f"{source}: unknown key {quoted(key)}; remove it or check its spelling against presets/digits.toml"
+        return (f"{source}: unknown key {quoted(key)}; remove it or check its spelling against "
+                "`defdistill-engine check digits`")
     msg = first["msg"][:160]
     if kind == "literal_error":
         msg = msg.replace("Input should be", "must be one of:")
@@ -288,7 +296,7 @@ def load_preset(name_or_path: str = DEFAULT_PRESET, overrides: list[str] | tuple
         raise PresetError(f"cannot read preset {path} ({exc.strerror or exc}); check the path and its permissions") \
             from None
     tree = _parse_toml(text, f"preset {path}", "fix the syntax at that line")
-    tree.setdefault("name", path.stem)
+    tree.setdefault("name", path.name.removesuffix(".toml"))
     for text in overrides:
         keys, value = parse_override(text)
         _apply_override(tree, keys, value)

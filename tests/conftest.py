@@ -1,8 +1,16 @@
-"""Shared fixtures: a small trained digits run reused by several tests, and CLI helpers."""
+"""Shared fixtures and helpers. What costs CPU is made once per session and read by every test that
+only reads it: a small trained digits run (`trained_run`), a small sweep (`small_sweep`), and the
+acceptance run of the default preset, which trains in the background from the start of the session
+(`acceptance_run`). A test that needs training of its own trains the least that still shows its
+behaviour (`SMALL`)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -14,13 +22,24 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-# Small but real (~20 s on 2 cores): 8 epochs on 800 digits images; T = 20 so the student
-# converges in that time (baseline ~0.96, student ~0.8 held-out accuracy).
+# Small but real (~40 s on this repository's 2-core CPU): 8 epochs on 800 digits images; T = 20 so the
+# student converges in that time (baseline ~0.98, student ~0.8 held-out accuracy). The shared trained run.
 QUICK = [
     "training.epochs=8", "data.train_limit=800", "data.test_limit=200", "training.optimizer='adam'",
     "training.lr=0.002", "training.lr_decay=1.0", "distillation.temperature=20", "attack.enabled=false",
     "device='cpu'",  # pinned: tests compare with CPU tensors they build (tests/test_gpu.py covers CUDA)
 ]
+# For runs whose behaviour does not depend on what the networks learn (pausing, stopping, locks, resume,
+# steering): QUICK on 256 images, two batches an epoch, each batch reported (tests count batch events).
+SMALL = [*(s for s in QUICK if not s.startswith(("data.train_limit", "data.test_limit"))),
+         "data.train_limit=256", "data.test_limit=64", "training.batch_size=128", "training.report_seconds=0"]
+# A SMALL run that a test stops before it ends: it is still training whenever the test looks.
+LONG = [*SMALL, "training.epochs=100"]
+
+
+def with_sets(*overrides: str) -> list[str]:
+    """`--set` arguments for the command line."""
+    return [a for o in overrides for a in ("--set", o)]
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 120.0, what: str = "condition") -> None:
@@ -57,7 +76,35 @@ async def press_into_modal(pilot, key: str, modal: type, *typed: str, focus: str
         await pilot.press(*typed)
 
 
-def cli(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """`defdistill-engine ARGS` run in this process (no new interpreter importing torch), with its exit
+    code, stdout and stderr. A test that needs the engine in a process of its own (signals, kills, Ray)
+    uses `cli_process`. Signal handlers are restored after: a sweep ignores SIGHUP for its whole
+    duration, and processes this one starts later must not inherit that."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)}
+    from engine.cli import main
+
+    threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    cwd = os.getcwd()
+    try:
+        os.chdir(ROOT)  # as the subprocess ran: relative defaults (runs/) resolve where they did
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's usage errors, --version, --help
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    finally:
+        os.chdir(cwd)
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        if threads is not None:  # a preset's `threads` is process-wide: the next test gets the machine's
+            sys.modules["torch"].set_num_threads(threads)
+    return subprocess.CompletedProcess(["defdistill-engine", *args], code, out.getvalue(), err.getvalue())
+
+
+def cli_process(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`defdistill-engine ARGS` as a process of its own."""
     return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
 
@@ -83,6 +130,91 @@ def trained_run(tmp_path_factory):
     assert session.wait(600)
     assert session.state == "finished", session.error
     return session
+
+
+# The small sweep shared by the sweep tests: two temperatures and two seeds (spread over seeds), every attack
+# and check at the least that still makes each number (C&W and the checks included), one thread per run so
+# that a Ray worker (one thread) repeats it exactly.
+SWEEP_PRESET = ["digits", "--quiet", *with_sets(
+    "training.epochs=3", "data.train_limit=300", "data.test_limit=100", "training.optimizer='adam'",
+    "training.lr=0.003", "training.lr_decay=1.0", "threads=1", "device='cpu'", "attack.samples=2",
+    "attack.outputs=['softmax', 'logits', 'softmax_T']", "attack.methods=['jsma', 'cw_l2']",
+    "attack.cw_l2.max_iterations=100", "attack.cw_l2.binary_search_steps=3", "attack.cw_l2.learning_rate=0.05",
+    "attack.cw_l2.initial_const=0.1", "attack.checks=['transfer', 'blackbox', 'budget']", "attack.check_samples=2",
+    "attack.simba_queries=200", "attack.transfer_kappas=[0.0, 20.0]")]
+SWEEP_ARGS = [*SWEEP_PRESET, "--temperatures", "2,20", "--seeds", "0,1"]
+
+
+@pytest.fixture(scope="session")
+def small_sweep(tmp_path_factory) -> Path:
+    """A finished sweep directory (baseline and T = 2, 20, seeds 0 and 1). Tests copy it before they
+    write into it."""
+    sweep = tmp_path_factory.mktemp("sweeps") / "small"
+    proc = cli("sweep", *SWEEP_ARGS, "--sweep-dir", str(sweep))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return sweep
+
+
+def sweep_numbers(result: dict, temperature: str) -> dict:
+    """The numbers of a sweep.json that a deterministic CPU run must repeat (not timings, not placement):
+    the baseline's and one temperature's, with their spread over seeds and every seed's success rates."""
+    def entry(e: dict) -> dict:
+        return {**{k: e[k] for k in ("accuracy", "mean_abs_logit", "success_rate", "mean_features_changed", "spread")
+                   if k in e}, "per_seed": [s["success_rate"] for s in e.get("per_seed", [])]}
+    return {"baseline": entry(result["baseline"]), temperature: entry(result["by_temperature"][temperature])}
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    """A copy of a run or sweep directory without the lock file of the engine that wrote it."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("engine.lock", "engine.sock", "engine.pid"))
+    return dst
+
+
+class AcceptanceRun:
+    """The embedded default preset exactly as a user runs it (`defdistill-engine run digits`), started
+    in the background at the beginning of the session at a lower priority, so the rest of the suite runs
+    beside its several minutes of training and attacks; the acceptance test, collected last, waits for it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.run_dir = folder / "run"
+        self.log = folder / "engine.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "engine.cli", "run", "digits", "--run-dir", str(self.run_dir), "--quiet"],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(5))
+
+    def wait(self, timeout: float = 1800) -> subprocess.CompletedProcess:
+        code = self.proc.wait(timeout)
+        return subprocess.CompletedProcess(self.proc.args, code, "", self.log.read_text(errors="replace"))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+ACCEPTANCE_TEST = "test_default_digits_run_shows_distillation_and_masked_gradients"
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    # The acceptance run's test last: it waits for a run that started with the session.
+    items.sort(key=lambda item: item.name == ACCEPTANCE_TEST)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _acceptance_run_started(request, tmp_path_factory):
+    """Starts the acceptance run with the session when its test was collected."""
+    wanted = any(item.name == ACCEPTANCE_TEST for item in request.session.items)
+    run = AcceptanceRun(tmp_path_factory.mktemp("acceptance")) if wanted else None
+    yield run
+    if run is not None:
+        run.close()
+
+
+@pytest.fixture(scope="session")
+def acceptance_run(_acceptance_run_started) -> AcceptanceRun:
+    assert _acceptance_run_started is not None
+    return _acceptance_run_started
 
 
 @pytest.fixture(scope="session")

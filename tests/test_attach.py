@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from conftest import QUICK, ROOT, cli, pilot_wait_until, wait_until
+from conftest import LONG, ROOT, SMALL, cli, copy_run, pilot_wait_until, wait_until
 from engine.runs.channel import ChannelError, CommandServer, engine_alive, send, socket_path
 from engine.runs.events import EventType
 from engine.runs.listing import list_runs, run_state
@@ -20,8 +20,6 @@ from engine.runs.process_session import ProcessSession
 from engine.runs.rundir import iter_events
 from scripted import NO_GPU
 from tui.app import DefdistillApp
-
-SLOW_QUICK = [s for s in QUICK if not s.startswith("training.epochs")] + ["training.epochs=40"]
 
 
 def _epochs(run_dir) -> list:
@@ -35,7 +33,7 @@ def _wait(cond, seconds=120.0):
 def test_sighup_to_the_dashboard_leaves_the_run_going_and_attach_rebuilds_it(tmp_path):
     run_dir = tmp_path / "run"
     args = [sys.executable, "-m", "tui", "digits", "--run-dir", str(run_dir)]
-    for s in SLOW_QUICK:
+    for s in LONG:
         args += ["--set", s]
     pid, fd = pty.fork()
     if pid == 0:  # the dashboard, in a terminal of its own
@@ -66,7 +64,7 @@ def test_sighup_to_the_dashboard_leaves_the_run_going_and_attach_rebuilds_it(tmp
                     mine = [e for e in epochs if e.data.phase == phase]
                     assert xs == [e.data.epoch + 1 for e in mine]
                     assert ys == [e.data.train_loss for e in mine]
-                assert app.state.status in ("running", "paused") and app.state.epochs == 40
+                assert app.state.status in ("running", "paused") and app.state.epochs == 100
                 await pilot.press("p")  # the attached dashboard steers the engine
                 await pilot_wait_until(pilot, lambda: session.state == "paused", what="the engine paused")
                 await pilot.press("p")
@@ -145,7 +143,7 @@ def test_channel_refuses_other_users():
 
 def test_sigkill_of_the_engine_is_interrupted_then_resume_finishes(tmp_path):
     run_dir = tmp_path / "run"
-    session = ProcessSession.launch("digits", QUICK, run_dir)
+    session = ProcessSession.launch("digits", SMALL, run_dir)
     try:
         _wait(lambda: len(_epochs(run_dir)) >= 2)
         n = sum(1 for e in iter_events(run_dir / "events.jsonl") if e.type == EventType.BATCH)
@@ -161,14 +159,16 @@ def test_sigkill_of_the_engine_is_interrupted_then_resume_finishes(tmp_path):
         res = cli("resume", str(run_dir), "--quiet")
         assert res.returncode == 0, res.stderr
         assert run_state(run_dir).state == "finished"
-        assert json.loads((run_dir / "summary.json").read_text())["accuracy"]["baseline"] > 0.8
+        # a whole run's results: every phase trained, the baseline well above chance (10%)
+        accuracy = json.loads((run_dir / "summary.json").read_text())["accuracy"]
+        assert set(accuracy) == {"baseline", "teacher", "student"} and accuracy["baseline"] > 0.5, accuracy
     finally:
         session.close()
 
 
 def test_stop_command_stops_a_running_engine(tmp_path):
     run_dir = tmp_path / "run"
-    session = ProcessSession.launch("digits", SLOW_QUICK, run_dir)
+    session = ProcessSession.launch("digits", LONG, run_dir)
     try:
         _wait(lambda: len(_epochs(run_dir)) >= 1)
         proc = cli("stop", str(run_dir))
@@ -182,11 +182,8 @@ def test_stop_command_stops_a_running_engine(tmp_path):
 
 
 def test_attach_to_a_finished_run_shows_the_engines_attack_numbers(trained_run, tmp_path):
-    import shutil
-
-    run_dir = tmp_path / "attacked"
-    shutil.copytree(trained_run.run_dir, run_dir)
-    proc = cli("attack", str(run_dir), "--samples", "2", "--quiet")
+    run_dir = copy_run(trained_run.run_dir, tmp_path / "attacked")
+    proc = cli("attack", str(run_dir), "--samples", "2", "--method", "jsma", "--quiet")
     assert proc.returncode == 0, proc.stderr
 
     async def attach():

@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from conftest import QUICK, cli
+from conftest import SMALL, cli
 from engine.collapse import CollapseWatch, chance_level
 from engine.runs.events import EventType
 from engine.runs.rundir import iter_events
@@ -57,7 +57,7 @@ def test_a_run_that_never_learned_is_not_refused(tmp_path):
     """Too few epochs leave a model near chance without a collapse: the run finishes, its accuracy is on record."""
     run = tmp_path / "run"
     args = ["run", "digits", "--run-dir", str(run), "--quiet"]
-    for s in QUICK:
+    for s in SMALL:
         if not s.startswith(("training.optimizer", "training.lr=", "training.epochs")):
             args += ["--set", s]
     args += ["--set", "training.optimizer='sgd'", "--set", "training.lr=30.0", "--set", "training.epochs=1"]

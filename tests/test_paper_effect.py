@@ -1,6 +1,7 @@
 """The acceptance run: the embedded default preset, exactly as a user runs it, shows the paper's
 effect (JSMA-F fails on the distilled student) and its masking (softmax(z/T) and Carlini & Wagner's
-L2 attack on the logits do not fail)."""
+L2 attack on the logits do not fail). The run starts with the session (conftest's AcceptanceRun) and
+this test, collected last, reads it."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import json
 
 import pytest
 
-from conftest import cli
-
 
 @pytest.mark.slow
-def test_default_digits_run_shows_distillation_and_masked_gradients(tmp_path):
-    proc = cli("run", "digits", "--run-dir", str(tmp_path / "run"), "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+def test_default_digits_run_shows_distillation_and_masked_gradients(acceptance_run):
+    proc = acceptance_run.wait()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = acceptance_run.run_dir
+    s = json.loads((run / "summary.json").read_text())
     assert min(s["accuracy"].values()) >= 0.95, s["accuracy"]
     assert s["mean_abs_logit"]["student"] / s["mean_abs_logit"]["baseline"] >= 10
     assert s["saturated_share"] > 0.9
@@ -24,7 +24,7 @@ def test_default_digits_run_shows_distillation_and_masked_gradients(tmp_path):
     assert attacks["student-softmax"] <= 0.02, attacks
     # C&W's margin is a difference of logits: distillation scales it up instead of flattening it
     assert attacks["baseline-cw_l2"] == 1.0 and attacks["student-cw_l2"] == 1.0, attacks
-    cw = json.loads((tmp_path / "run" / "attacks" / "student-cw_l2.json").read_text())
+    cw = json.loads((run / "attacks" / "student-cw_l2.json").read_text())
     assert cw["cases"]["average"]["inputs"] == 30 and 0 < cw["cases"]["average"]["mean_l2"] < 5
     assert cw["reduced"] and cw["settings"]["max_iterations"] == 500
     # is the robustness real? the student's is masked gradients, with the checks that fired and their numbers
@@ -34,7 +34,7 @@ def test_default_digits_run_shows_distillation_and_masked_gradients(tmp_path):
     fired = {c["name"] for c in verdict["student"]["checks"] if c["fired"]}
     assert {"vanishing gradients", "transfer beats white-box", "gradient-free beats white-box"} <= fired
     assert attacks["student-softmax_T"] >= 0.70, attacks
-    ended = json.loads((tmp_path / "run" / "attacks" / "student-softmax.json").read_text())["ended"]
+    ended = json.loads((run / "attacks" / "student-softmax.json").read_text())["ended"]
     # it fails because the saturated softmax leaves no qualifying pair, not by running out of budget
     assert ended["no_pair"] >= 0.9 * sum(ended.values())
     assert s["gradient_amplitude"]["student"]["zero_share"] > s["gradient_amplitude"]["baseline"]["zero_share"]

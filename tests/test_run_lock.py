@@ -5,11 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import QUICK, ROOT, assert_one_line_error, cli, wait_until
+from conftest import LONG, ROOT, SMALL, assert_one_line_error, cli, wait_until
 from engine.runs.events import EventType
 from engine.runs.rundir import iter_events
-
-LONG = [s for s in QUICK if not s.startswith("training.epochs")] + ["training.epochs=40"]
 
 
 def _batches(run_dir) -> int:
@@ -25,7 +23,7 @@ def test_a_second_engine_on_a_live_run_is_refused_and_the_first_keeps_training(t
     try:
         wait_until(lambda: _batches(run_dir) >= 3, what="the first engine's first batches")
         for second in (cli("resume", str(run_dir)),
-                       cli("run", "digits", "--run-dir", str(run_dir), *sum((["--set", s] for s in QUICK), []))):
+                       cli("run", "digits", "--run-dir", str(run_dir), *sum((["--set", s] for s in SMALL), []))):
             assert_one_line_error(second, "in use by another engine", f"pid {first.pid}", "defdistill-engine stop")
         refused_at = _batches(run_dir)
         wait_until(lambda: _batches(run_dir) > refused_at + 5, what="the first engine training on")

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import QUICK, ROOT, cli, wait_until
+from conftest import LONG, ROOT, cli, wait_until
 from engine.runs.events import EventType
 from engine.runs.rundir import iter_events
 
 pytest.importorskip("textual_serve")
-LONG = [s for s in QUICK if not s.startswith("training.epochs")] + ["training.epochs=60"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

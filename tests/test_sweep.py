@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import struct
 
-from conftest import QUICK, cli, pilot_wait_until
+import pytest
+
+from conftest import SWEEP_ARGS, cli, copy_run, pilot_wait_until
 
 
 def _png_size(path) -> tuple[int, int]:
@@ -27,34 +29,34 @@ def _png_text(path) -> dict[str, str]:
     return out
 
 
-def test_two_temperature_sweep_end_to_end(tmp_path):
-    sweep = tmp_path / "sweep"
-    args = ["sweep", "digits", "--temperatures", "2,20", "--sweep-dir", str(sweep), "--quiet"]
-    for s in QUICK:
-        if not s.startswith(("attack.enabled", "distillation.temperature")):
-            args += ["--set", s]
-    args += ["--set", "attack.samples=3", "--set", "training.epochs=4", "--set", "attack.cw_l2.max_iterations=200"]
-    proc = cli(*args)
-    assert proc.returncode == 0, proc.stderr
+def test_two_temperature_sweep_end_to_end(small_sweep, tmp_path):
+    sweep = copy_run(small_sweep, tmp_path / "sweep")
     result = json.loads((sweep / "sweep.json").read_text())
-    assert result["temperatures"] == [2.0, 20.0]
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["T-2", "T-20", "baseline"]
-    # sweep.json holds each run directory's own numbers
+    assert result["temperatures"] == [2.0, 20.0] and result["seeds"] == [0, 1]
+    runs = ["T-2-s0", "T-2-s1", "T-20-s0", "T-20-s1", "baseline-s0", "baseline-s1"]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == runs
+    # sweep.json holds each run directory's own numbers, seed by seed, and their mean
     for t in ("2", "20"):
-        run = sweep / f"T-{t}"
-        summary = json.loads((run / "summary.json").read_text())
-        assert summary["temperature"] == float(t)
         entry = result["by_temperature"][t]
-        assert entry["accuracy"] == summary["accuracy"]["student"]
-        for out in ("softmax", "logits", "softmax_T"):
-            rec = json.loads((run / "attacks" / f"student-{out}.json").read_text())
-            assert entry["success_rate"][out] == rec["success_rate"] and rec["n_attacks"] == 27
-        cw = json.loads((run / "attacks" / "student-cw_l2.json").read_text())
-        assert entry["success_rate"]["cw_l2"] == cw["cases"]["average"]["success_rate"]
-        assert entry["cw_distance"]["cw_l2"]["l2"] == cw["cases"]["average"]["mean_l2"]
-    base = json.loads((sweep / "baseline" / "summary.json").read_text())
-    assert result["baseline"]["accuracy"] == base["accuracy"]["baseline"]
-    assert set(base["accuracy"]) == {"baseline"}  # the baseline is trained once, not per temperature
+        assert [e["seed"] for e in entry["per_seed"]] == [0, 1]
+        for seeded in entry["per_seed"]:
+            run = sweep / f"T-{t}-s{seeded['seed']}"
+            summary = json.loads((run / "summary.json").read_text())
+            assert summary["temperature"] == float(t)
+            assert seeded["accuracy"] == summary["accuracy"]["student"]
+            for out in ("softmax", "logits", "softmax_T"):
+                rec = json.loads((run / "attacks" / f"student-{out}.json").read_text())
+                assert seeded["success_rate"][out] == rec["success_rate"] and rec["n_attacks"] == 18
+            cw = json.loads((run / "attacks" / "student-cw_l2.json").read_text())
+            assert seeded["success_rate"]["cw_l2"] == cw["cases"]["average"]["success_rate"]
+            assert seeded["cw_distance"]["cw_l2"]["l2"] == cw["cases"]["average"]["mean_l2"]
+        accs = [e["accuracy"] for e in entry["per_seed"]]
+        assert entry["accuracy"] == pytest.approx(sum(accs) / 2) and entry["spread"]["accuracy"] == pytest.approx(
+            abs(accs[0] - accs[1]) / 2)
+    for seed in (0, 1):
+        base = json.loads((sweep / f"baseline-s{seed}" / "summary.json").read_text())
+        assert result["baseline"]["per_seed"][seed]["accuracy"] == base["accuracy"]["baseline"]
+        assert set(base["accuracy"]) == {"baseline"}  # the baseline is trained once per seed, not per temperature
     for name in ("success_vs_temperature", "accuracy_vs_temperature", "gradient_amplitude", "adversarial_examples",
                  "cw_distance_vs_temperature"):
         w, h = _png_size(sweep / f"{name}.png")
@@ -78,7 +80,7 @@ def test_two_temperature_sweep_end_to_end(tmp_path):
     assert result["baseline"]["verdict"]["verdict"] in report
     # running the same sweep again reuses every finished run
     before = {p: p.stat().st_mtime for p in sweep.rglob("summary.json")}
-    again = cli(*args)
+    again = cli("sweep", *SWEEP_ARGS, "--sweep-dir", str(sweep))
     assert again.returncode == 0, again.stderr
     assert {p: p.stat().st_mtime for p in sweep.rglob("summary.json")} == before
 
@@ -103,18 +105,14 @@ def test_report_of_a_single_run(trained_run, tmp_path):
     assert f"{100 * acc['student']:.1f}%" in text and "Setup" in text
 
 
-def test_dashboard_attached_to_a_sweep_shows_its_progress(tmp_path):
+def test_dashboard_attached_to_a_sweep_shows_its_progress(small_sweep, tmp_path):
     import asyncio
 
     from scripted import NO_GPU
     from tui.__main__ import _parser, build_session
     from tui.app import DefdistillApp
 
-    sweep = tmp_path / "sweep"
-    args = ["sweep", "digits", "--temperatures", "5", "--sweep-dir", str(sweep), "--quiet",
-            "--set", "training.epochs=1", "--set", "data.train_limit=200", "--set", "data.test_limit=60",
-            "--set", "attack.samples=1", "--set", "attack.outputs=['softmax']"]
-    assert cli(*args).returncode == 0
+    sweep = copy_run(small_sweep, tmp_path / "sweep")
     session = build_session(_parser().parse_args(["--attach", str(sweep)]))
     assert session.run_dir.parent == sweep
 

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-from conftest import QUICK, ROOT, wait_until
+from conftest import ROOT, SMALL, wait_until
 from engine.runs.channel import engine_pid
 from engine.runs.events import EventType
 from engine.runs.rundir import iter_events
@@ -25,7 +25,7 @@ def test_sighup_to_a_dashboard_running_a_sweep_leaves_the_sweep_going_and_attach
     run_dir = tmp_path / "run"
     sweep_dir = tmp_path / "run-sweep"
     args = [sys.executable, "-m", "tui", "digits", "--run-dir", str(run_dir)]
-    for s in [*QUICK, "training.epochs=1"]:
+    for s in [*SMALL, "training.epochs=1"]:
         args += ["--set", s]
     screen = bytearray()
     pid, fd = pty.fork()

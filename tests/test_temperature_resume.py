@@ -11,17 +11,17 @@ import sys
 
 import pytest
 
-from conftest import QUICK, ROOT, cli, wait_until
+from conftest import ROOT, SMALL, cli, wait_until
 from engine.runs.channel import send
 from engine.runs.events import Batch, RunSummary, SoftLabels, TemperatureChanged
 from engine.runs.rundir import iter_events
 
-LONG = [s for s in QUICK if not s.startswith("training.epochs")] + ["training.epochs=12"]
+TWELVE = [*SMALL, "training.epochs=12"]
 
 
 def _start(run_dir) -> subprocess.Popen:
     args = [sys.executable, "-m", "engine.cli", "run", "digits", "--run-dir", str(run_dir), "--quiet"]
-    for s in LONG:
+    for s in TWELVE:
         args += ["--set", s]
     return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

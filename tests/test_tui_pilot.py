@@ -7,7 +7,7 @@ import html
 import json
 import re
 
-from conftest import QUICK, assert_one_line_error, cli, pilot_wait_until, press_into_modal
+from conftest import SMALL, assert_one_line_error, cli, pilot_wait_until, press_into_modal
 from engine.presets import load_preset
 from engine.runs.events import EventType
 from engine.runs.rundir import iter_events
@@ -21,7 +21,7 @@ from tui.screens.temperature import TemperatureModal
 
 
 def _app(tmp_path, *extra: str) -> DefdistillApp:
-    session = ThreadSession.create(load_preset("digits", [*QUICK, *extra]), tmp_path / "run")
+    session = ThreadSession.create(load_preset("digits", [*SMALL, *extra]), tmp_path / "run")
     return DefdistillApp(session, telemetry=lambda: NO_GPU)
 
 
@@ -117,7 +117,8 @@ def test_q_asks_then_leaves_a_resumable_run(tmp_path):
     assert not (run_dir / "summary.json").exists()
     proc = cli("resume", str(run_dir), "--quiet")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads((run_dir / "summary.json").read_text())["accuracy"]["student"] > 0.5
+    accuracy = json.loads((run_dir / "summary.json").read_text())["accuracy"]
+    assert set(accuracy) == {"baseline", "teacher", "student"} and accuracy["baseline"] > 0.5, accuracy
 
 
 def test_s_saves_a_screenshot_into_the_run_directory(tmp_path):

@@ -6,23 +6,39 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.cli import OneLineParser
+from engine.cli import (
+    RUN_DIR_COMPLETION,
+    OneLineParser,
+    add_completion,
+    linux_only,
+    preset_argument,
+    version_line,
+)
 from engine.errors import EXIT_USER_ERROR, UserError
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="defdistill-tui", description="Watch and steer a defensive distillation run.")
-    p.add_argument("preset", nargs="?", default="digits", help="preset name or .toml path (default: digits)")
-    p.add_argument("--run-dir", help="where results go (default runs/<preset>-<UTC time>)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--data-root")
-    p.add_argument("--download", action="store_true")
+    p = OneLineParser(prog="defdistill-tui", description="Watch and steer a defensive distillation run (Linux only).")
+    p.add_argument("--version", action="version", version=version_line("defdistill-tui"),
+                   help="print the version (with torch's and Python's) and exit")
+    add_completion(p)
+    preset_argument(p)
+    p.add_argument("--run-dir", metavar="DIR", help="where results go (default runs/<preset>-<UTC time>)"
+                   ).complete = RUN_DIR_COMPLETION
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a preset field, e.g. --set distillation.temperature=20 (repeatable)")
+    p.add_argument("--data-root", metavar="DIR", help="folder holding the datasets (overrides the preset's data.root)"
+                   ).complete = RUN_DIR_COMPLETION
+    p.add_argument("--download", action="store_true",
+                   help="allow torchvision to download the dataset (never done otherwise)")
     p.add_argument("--open", dest="open_dir", metavar="RUN_DIR",
-                   help="watch an existing run directory read-only (follows it while it is written)")
+                   help="watch an existing run directory read-only (follows it while it is written)"
+                   ).complete = RUN_DIR_COMPLETION
     p.add_argument("--attach", nargs="?", const="", metavar="RUN_DIR",
                    help="attach to a run (running: live and steerable; finished: its results); "
-                        "without RUN_DIR, pick one from the runs under --runs")
-    p.add_argument("--runs", default="runs", help="where --attach looks for runs (default: runs)")
+                        "without RUN_DIR, pick one from the runs under --runs").complete = RUN_DIR_COMPLETION
+    p.add_argument("--runs", default="runs", metavar="DIR", help="where --attach looks for runs (default: runs)"
+                   ).complete = RUN_DIR_COMPLETION
     p.add_argument("--in-process", action="store_true",
                    help="run the engine inside the dashboard's process (it then ends with the dashboard)")
     p.add_argument("--serve", action="store_true",
@@ -104,6 +120,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    linux_only("defdistill-tui")
     args = _parser().parse_args(argv)
     try:
         if args.serve:

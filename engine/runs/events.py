@@ -24,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 SCHEMA_VERSION = 2
 
 
-class EventType(str, Enum):
+class EventType(str, Enum):  # noqa: UP042 (str() and f-strings of a member keep their form)
     RUN_STARTED = "run_started"
     RUN_RESUMED = "run_resumed"
     PROBES = "probes"  # the held-out inputs the dashboard's confidence panel shows

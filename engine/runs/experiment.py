@@ -44,6 +44,28 @@ N_PROBES = 8
 Emit = Callable[[Payload], Event]
 
 
+def fit_checkpoint(rundir: RunDir, phase: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
+                   model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> tuple[bool, int, int, float]:
+    """A phase's checkpoint loaded into its network (and optimizer): (complete, epoch, batch, temperature).
+    One that does not fit is a CheckpointError naming the file and the fix."""
+    try:
+        unpack_state(tensors, meta, model, optimizer)
+        return (bool(meta.get("complete")), int(meta["epoch"]), int(meta["batch"]), float(meta["temperature"]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # load_state_dict: RuntimeError
+        raise CheckpointError(f"checkpoint {rundir.checkpoint_path(phase)} does not fit this run "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:80]}); delete it to redo "
+                              f"the {phase} phase from scratch") from None
+
+
+def check_checkpoints(rundir: RunDir, preset: Preset) -> None:
+    """Every phase checkpoint of a run read and fitted into a fresh network before an engine starts on it:
+    a damaged one is one error, and nothing of the run is written (no event, no state change)."""
+    for phase in preset.distillation.phases:
+        saved = rundir.load_tensors(phase)
+        if saved is not None:
+            fit_checkpoint(rundir, phase, *saved, build_network(preset.network.arch, preset.network.dropout), None)
+
+
 class Experiment:
     def __init__(self, preset: Preset, data: DatasetSplit, rundir: RunDir, device: torch.device,
                  emit: Emit, control: Control) -> None:
@@ -103,16 +125,9 @@ class Experiment:
         saved = self.rundir.load_tensors(phase)
         if saved is not None:
             tensors, meta = saved
-            try:
-                unpack_state(tensors, meta, model, optimizer)
-                restore_rng_state(tensors, self.device)  # dropout after a resume replays the uninterrupted run's
-                complete = bool(meta.get("complete"))
-                start_epoch, start_batch = int(meta["epoch"]), int(meta["batch"])
-                saved_t = float(meta["temperature"])
-            except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # load_state_dict: RuntimeError
-                raise CheckpointError(f"checkpoint {self.rundir.checkpoint_path(phase)} does not fit this run "
-                                      f"({type(exc).__name__}: {str(exc).splitlines()[0][:80]}); delete it to redo "
-                                      f"the {phase} phase from scratch") from None
+            complete, start_epoch, start_batch, saved_t = fit_checkpoint(self.rundir, phase, tensors, meta, model,
+                                                                         optimizer)
+            restore_rng_state(tensors, self.device)  # dropout after a resume replays the uninterrupted run's
             if phase != "baseline":
                 # The checkpoint is the one record of the T this phase trained at when it was saved: a
                 # change logged after it (a kill before the next checkpoint) never reached the weights,

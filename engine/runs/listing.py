@@ -82,6 +82,17 @@ def list_runs(runs_dir: str | Path = "runs") -> list[RunInfo]:
     return out
 
 
+def runs_as_json(runs: list[RunInfo]) -> list[dict[str, str | float | None]]:
+    """`ps --json`: one object per run, oldest update first (the table's order). `updated` is Unix time
+    (null when the run has no events yet), `updated_utc` the same instant in ISO 8601."""
+    out = []
+    for r in sorted(runs, key=lambda r: r.updated):
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.updated)) if r.updated else None
+        out.append({"path": str(r.path), "state": r.state, "preset": r.preset, "phase": r.phase,
+                    "progress": r.progress, "updated": r.updated or None, "updated_utc": when})
+    return out
+
+
 def format_runs(runs: list[RunInfo]) -> str:
     if not runs:
         return "no runs found"

@@ -20,6 +20,7 @@ from engine.runs.events import (
     Batch,
     Epoch,
     Event,
+    Notice,
     PhaseFinished,
     PhaseStarted,
     TemperatureChanged,
@@ -32,7 +33,7 @@ class HeadlessProgress:
     def __init__(self) -> None:
         self.console = Console(stderr=True)
         self.progress = Progress(
-            TextColumn("[bold]{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[bold]{task.description:<26}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
             console=self.console, transient=False,
         )
@@ -66,13 +67,21 @@ class HeadlessProgress:
                 self.progress.update(tid, completed=d.epoch + 1,
                                      info=f"loss {d.train_loss:.4f} acc {d.val_accuracy:.3f}")
         elif isinstance(d, AttackStarted):
-            self._task(d.key, f"jsma {d.key}", d.n_attacks)
+            self._task(d.key, attack_label(d), d.n_attacks)
         elif isinstance(d, AttackProgress):
             tid = self._tasks.get(d.key)
             if tid is not None:
                 self.progress.update(tid, completed=d.attempted, info=f"{d.succeeded}/{d.attempted} succeeded")
         elif isinstance(d, TemperatureChanged):
             self.console.print(f"temperature {d.old:g} -> {d.temperature:g} ({d.applies})")
+        elif isinstance(d, Notice):  # the device chosen, a collapse, a compile fallback: said where it happens
+            self.console.print(f"note: {d.text}", markup=False, highlight=False)
+
+
+def attack_label(d: AttackStarted) -> str:
+    """The bar's label names the attack, the model and what it is given: "jsma student softmax_T",
+    "cw_l2 baseline logits", "simba student softmax"."""
+    return f"{d.method} {d.model} {d.output}"
 
 
 def quiet_printer(e: Event) -> None:

@@ -15,15 +15,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 import engine
 from engine.errors import CheckpointError, RunDirError
 from engine.runs.events import SCHEMA_VERSION, BadEvent, Event, ReadReport, RunSummary, parse_lines, payload_from
+
+if TYPE_CHECKING:  # torch is imported where tensors are read or written: listing runs never waits for it
+    import torch
 
 PRESET_FILE = "preset.toml"
 EVENTS_FILE = "events.jsonl"
@@ -31,6 +30,17 @@ SUMMARY_FILE = "summary.json"
 META_FILE = "meta.json"
 CHECKPOINTS = "checkpoints"
 ATTACKS = "attacks"
+# What each entry of a run directory must be when it exists, and how to mend it when it is not: a folder
+# where a file belongs (or the reverse) is refused before any work starts, never found by a failed write.
+_RESTORE = "restore the file from a copy, or start a new run"
+LAYOUT: dict[str, tuple[str, str]] = {
+    PRESET_FILE: ("file", _RESTORE),
+    EVENTS_FILE: ("file", _RESTORE),
+    META_FILE: ("file", _RESTORE),
+    SUMMARY_FILE: ("file", "move it aside and `defdistill-engine resume RUN` writes it again"),
+    CHECKPOINTS: ("folder", "move it aside; `defdistill-engine resume RUN` then trains the phases again"),
+    ATTACKS: ("folder", "move it aside; `defdistill-engine attack RUN` then attacks the models again"),
+}
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -78,6 +88,9 @@ class RunDir:
         if (rd.path / EVENTS_FILE).exists():
             raise RunDirError(f"run directory {rd.path} already holds a run; resume it with "
                               f"`defdistill-engine resume {rd.path}` or choose another --run-dir")
+        rd.check_layout()
+        import torch
+
         try:
             rd.path.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(rd.path / PRESET_FILE, preset_toml.encode())
@@ -94,10 +107,27 @@ class RunDir:
     @classmethod
     def open(cls, path: Path | str) -> RunDir:
         rd = cls(path)
-        if not (rd.path / PRESET_FILE).is_file():
+        if not (rd.path / PRESET_FILE).exists():
             raise RunDirError(f"{rd.path} is not a run directory (no {PRESET_FILE}); give the folder "
                               "that `defdistill-engine run` created")
+        rd.check_layout()
         return rd
+
+    def check_layout(self) -> None:
+        """Each entry that exists has the kind the engine reads and writes (checkpoints/ a folder of
+        .safetensors files, events.jsonl a file, ...); the first that does not is one RunDirError."""
+        entries = [(self.path / name, kind, fix) for name, (kind, fix) in LAYOUT.items()]
+        if (self.path / CHECKPOINTS).is_dir():
+            entries += [(p, "file", "move it aside; `defdistill-engine resume RUN` then trains that phase again")
+                        for p in sorted((self.path / CHECKPOINTS).glob("*.safetensors"))]
+        for p, kind, fix in entries:
+            if not (p.exists() or p.is_symlink()):
+                continue
+            if p.is_dir() if kind == "folder" else p.is_file():
+                continue
+            actual = "a folder" if p.is_dir() else "a broken link" if not p.exists() else "not a regular file" \
+                if kind == "file" else "a file"
+            raise RunDirError(f"{p} is {actual} where the run keeps a {kind}; {fix.replace('RUN', str(self.path))}")
 
     # -- events ---------------------------------------------------------------------------
     @property
@@ -122,6 +152,8 @@ class RunDir:
         return self.path / CHECKPOINTS / f"{name}.safetensors"
 
     def save_tensors(self, name: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+        from safetensors.torch import save_file
+
         path = self.checkpoint_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -141,9 +173,10 @@ class RunDir:
         path = self.checkpoint_path(name)
         if not path.exists():
             return None
-        try:
-            from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
+        from safetensors.torch import load_file
 
+        try:
             with safe_open(str(path), framework="pt") as f:
                 meta = json.loads((f.metadata() or {}).get("meta", "{}"))
             return load_file(str(path)), meta
@@ -175,6 +208,8 @@ class RunDir:
         except UnicodeDecodeError:
             raise RunDirError(f"{path} is damaged (not UTF-8 text); restore it from a copy or start a new run") \
                 from None
+        except IsADirectoryError:
+            raise RunDirError(f"{path} is a folder where the run keeps a file; {_RESTORE}") from None
         except OSError as exc:
             raise RunDirError(f"cannot read {path} ({exc.strerror or exc}); restore it or start a new run") from None
 
@@ -186,6 +221,8 @@ def read_json(path: Path, fix: str) -> Any:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        raise RunDirError(f"{path} is a folder where the run keeps a file; {fix}") from None
     except OSError as exc:
         raise RunDirError(f"cannot read {path} ({exc.strerror or exc}); check its permissions") from None
     try:
@@ -205,6 +242,8 @@ def iter_events(path: Path, report: ReadReport | None = None) -> Iterator[Event]
             data = f.read()
     except FileNotFoundError:
         return
+    except IsADirectoryError:
+        raise RunDirError(f"{path} is a folder where the run keeps a file; {_RESTORE}") from None
     except OSError as exc:
         raise RunDirError(f"cannot read {path} ({exc.strerror or exc}); check its permissions") from None
     complete = data[: data.rfind(b"\n") + 1]

@@ -218,6 +218,9 @@ class ThreadSession(EventFanout, Session):
                 raise UserError(f"run {rundir.path} already finished; start a new one with `defdistill-engine run`")
             for ckpt in sorted((rundir.path / "checkpoints").glob("*.safetensors")):
                 rundir.load_tensors(ckpt.stem)  # a corrupt checkpoint is reported now, before any work
+            from engine.runs.experiment import check_checkpoints
+
+            check_checkpoints(rundir, preset)
             data = load_dataset(preset.data, data_root)
             return cls(preset, rundir, data, resumed=True, lock=lock)
         except BaseException:
@@ -242,6 +245,9 @@ class ThreadSession(EventFanout, Session):
                     raise UserError(f"{rundir.checkpoint_path(phase)} is missing, so the {phase} cannot be attacked; "
                                     f"restore it, or delete summary.json and `defdistill-engine resume {rundir.path}` "
                                     "to train it again")
+            from engine.runs.experiment import check_checkpoints
+
+            check_checkpoints(rundir, preset)  # damaged: said now, before an event marks the run as failed
             session = cls(preset, rundir, load_dataset(preset.data, data_root), resumed=True, lock=lock)
         except BaseException:
             lock.release()
