@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
 import sys
+import threading
+import time
 
 from conftest import LONG, ROOT, SMALL, assert_one_line_error, cli, wait_until
+from engine.errors import RunDirError
 from engine.runs.events import EventType
+from engine.runs.lock import RunLock
 from engine.runs.rundir import iter_events
 
 
@@ -46,3 +52,33 @@ def test_a_second_engine_on_a_live_run_is_refused_and_the_first_keeps_training(t
     finally:
         resumed.kill()
         resumed.wait()
+
+
+def _hold(folder, holder_pid: int) -> int:
+    """Take the run lock the way an engine does, with `holder_pid` written as its holder."""
+    fd = os.open(folder / "engine.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(fd, f"pid {holder_pid} since 00:00:00: cli.py run digits\n".encode())
+    return fd
+
+
+def test_a_lock_still_held_by_a_dead_engine_is_waited_for_and_a_live_one_refuses(tmp_path):
+    """A killed engine's main thread is a zombie before its last thread has closed the lock: resume waits
+    for the kernel to drop it. A lock whose holder lives is refused at once."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # reaped: its pid names no process now
+    fd = _hold(tmp_path, dead.pid)
+    threading.Timer(0.5, os.close, args=(fd,)).start()
+    t0 = time.monotonic()
+    with RunLock.acquire(tmp_path) as lock:
+        assert lock.held and time.monotonic() - t0 >= 0.4
+    fd = _hold(tmp_path, os.getpid())
+    try:
+        t0 = time.monotonic()
+        try:
+            RunLock.acquire(tmp_path)
+            raise AssertionError("a lock held by a live engine was taken")
+        except RunDirError as exc:
+            assert f"pid {os.getpid()}" in str(exc) and time.monotonic() - t0 < 0.5
+    finally:
+        os.close(fd)

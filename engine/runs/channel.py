@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
+from engine.runs.lock import process_alive
 
 SOCKET_NAME = "control.sock"
 PID_FILE = "engine.pid"
@@ -161,14 +162,4 @@ def engine_pid(run_dir: Path) -> int | None:
 
 def engine_alive(run_dir: Path) -> bool:
     pid = engine_pid(run_dir)
-    if pid is None or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:  # a zombie (killed, not yet reaped by its parent) is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+    return pid is not None and pid > 0 and process_alive(pid)

@@ -35,9 +35,7 @@ class RunLock:
             flag = "--run-dir" if what == "run" else "--sweep-dir"
             raise RunDirError(f"cannot write {what} directory {folder} ({exc.strerror or exc}); "
                               f"pass {flag} with a writable folder") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not _lock_or_wait_for_the_dead(fd):
             holder = _holder(fd)
             os.close(fd)
             hint = (f"watch it with `defdistill-tui --attach {folder}` or stop it with "
@@ -81,6 +79,42 @@ class RunLock:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+
+def _lock_or_wait_for_the_dead(fd: int, grace: float = 10.0) -> bool:
+    """Take the lock; when a holder that has died still has it, wait for the kernel to drop it. A killed
+    engine's main thread is a zombie before its last thread has exited and closed its files, so a
+    `resume` right after a crash would otherwise be refused by an engine that no longer runs."""
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            pid = _holder_pid(fd)
+            if pid is None or process_alive(pid) or time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+def _holder_pid(fd: int) -> int | None:
+    text = _holder(fd)
+    try:
+        return int(text.split()[1]) if text.startswith("pid ") else None
+    except (IndexError, ValueError):
+        return None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process, or no /proc: assume it lives
 
 
 def _holder(fd: int) -> str:
