@@ -215,7 +215,7 @@ def main() -> None:
         record_nvml(args.record_nvml)
         return
     device = torch.device(args.device)
-    n, epochs, counts = (1024, 2, [90]) if args.small else (60_000, 3, [900, 9000])
+    n, epochs, counts = (256, 2, [18]) if args.small else (60_000, 3, [900, 9000])
     protocol = args.protocol or ("tiny" if args.small else "full")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

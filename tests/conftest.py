@@ -19,6 +19,12 @@ from pathlib import Path
 
 import pytest
 
+# The suite runs more torch threads than the machine has cores (two xdist workers, the engines they start,
+# the acceptance run). OpenMP's default spin-waiting then burns the cores other processes need: measured
+# 2x slower under one competing engine. Idle threads sleep instead (set before any test imports torch;
+# the processes tests start inherit it).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
@@ -118,18 +124,62 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
         assert n in lines[0], (n, lines[0])
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory):
-    """One finished quick digits run (baseline, teacher and student at T=20), no attacks yet."""
-    from engine.presets import load_preset
-    from engine.runs.session import ThreadSession
+def shared_root(tmp_path_factory) -> Path:
+    """The folder every pytest-xdist worker of this session sees (the session's own without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
-    preset = load_preset("digits", QUICK)
-    session = ThreadSession.create(preset, tmp_path_factory.mktemp("runs") / "trained")
-    session.start()
-    assert session.wait(600)
-    assert session.state == "finished", session.error
-    return session
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """`build(folder)` run once per test session, whichever worker asks first: the others wait on a file
+    lock and read what it made (pytest-xdist's recipe for session-scoped data)."""
+    from filelock import FileLock
+
+    root = shared_root(tmp_path_factory)
+    target, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            build(target)
+            done.touch()
+    return target
+
+
+class TrainedRun:
+    """A finished run directory and what the tests read of it: its data, its device, and the event stream
+    the live session saw (kept beside the run, so a worker that did not train it reads the same)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        from engine.data import load_dataset
+        from engine.presets import preset_from_toml
+        from engine.runs.rundir import RunDir
+
+        self.run_dir = run_dir
+        self.rundir = RunDir.open(run_dir)
+        self.preset = preset_from_toml(self.rundir.read_preset_toml())
+        self.data = load_dataset(self.preset.data)
+        self.device = sys.modules["torch"].device("cpu")
+
+    def history(self) -> list:
+        from engine.runs.rundir import iter_events
+
+        return list(iter_events(self.run_dir.parent / "session-history.jsonl"))
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> TrainedRun:
+    """One finished quick digits run (baseline, teacher and student at T=20), no attacks yet."""
+    def train(folder: Path) -> None:
+        from engine.presets import load_preset
+        from engine.runs.session import ThreadSession
+
+        session = ThreadSession.create(load_preset("digits", QUICK), folder / "trained")
+        session.start()
+        assert session.wait(600)
+        assert session.state == "finished", session.error
+        (folder / "session-history.jsonl").write_text("".join(e.to_json() + "\n" for e in session.history()))
+
+    return TrainedRun(built_once(tmp_path_factory, "trained", train) / "trained")
 
 
 # The small sweep shared by the sweep tests: two temperatures and two seeds (spread over seeds), every attack
@@ -150,10 +200,11 @@ SWEEP_ARGS = [*SWEEP_PRESET, "--temperatures", "2,5", "--seeds", "0,1"]
 def small_sweep(tmp_path_factory) -> Path:
     """A finished sweep directory (baseline and T = 2, 5, seeds 0 and 1). Tests copy it before they
     write into it."""
-    sweep = tmp_path_factory.mktemp("sweeps") / "small"
-    proc = cli("sweep", *SWEEP_ARGS, "--sweep-dir", str(sweep))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return sweep
+    def sweep(folder: Path) -> None:
+        proc = cli("sweep", *SWEEP_ARGS, "--sweep-dir", str(folder))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+
+    return built_once(tmp_path_factory, "small-sweep", sweep)
 
 
 JSMA_ONLY = with_sets("attack.methods=['jsma']", "attack.checks=[]")  # appended: the last --set wins
@@ -188,26 +239,27 @@ def copy_run(src: Path, dst: Path) -> Path:
 
 
 class AcceptanceRun:
-    """The embedded default preset exactly as a user runs it (`defdistill-engine run digits`), started
-    in the background at the beginning of the session at a lower priority, so the rest of the suite runs
-    beside its several minutes of training and attacks; the acceptance test, collected last, waits for it."""
+    """The embedded default preset exactly as a user runs it (`defdistill-engine run digits`), started in
+    the background at the beginning of the session at a lower priority, so the rest of the suite runs beside
+    its minutes of training and attacks; the acceptance test, collected last, waits for it. One per session
+    whatever the number of xdist workers: the exit code lands in a file any of them can read."""
 
     def __init__(self, folder: Path) -> None:
-        self.run_dir = folder / "run"
-        self.log = folder / "engine.log"
+        self.run_dir, self.log, self.rc = folder / "run", folder / "engine.log", folder / "exit-code"
+
+    def start(self) -> subprocess.Popen:
+        self.run_dir.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "engine.cli", "run", "digits", "--run-dir", str(self.run_dir), "--quiet"],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(5))
+            return subprocess.Popen(
+                ["sh", "-c", '"$@"; echo $? > "$RC"', "sh", sys.executable, "-m", "engine.cli", "run", "digits",
+                 "--run-dir", str(self.run_dir), "--quiet"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "RC": str(self.rc)}, preexec_fn=lambda: os.nice(5), start_new_session=True)
 
     def wait(self, timeout: float = 1800) -> subprocess.CompletedProcess:
-        code = self.proc.wait(timeout)
-        return subprocess.CompletedProcess(self.proc.args, code, "", self.log.read_text(errors="replace"))
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        wait_until(self.rc.exists, timeout, "the acceptance run's end")
+        code = int(self.rc.read_text().strip() or "1")
+        log = self.log.read_text(errors="replace")
+        return subprocess.CompletedProcess("defdistill-engine run digits", code, "", log)
 
 
 ACCEPTANCE_TEST = "test_default_digits_run_shows_distillation_and_masked_gradients"
@@ -220,17 +272,25 @@ def pytest_collection_modifyitems(session, config, items) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _acceptance_run_started(request, tmp_path_factory):
-    """Starts the acceptance run with the session when its test was collected."""
-    wanted = any(item.name == ACCEPTANCE_TEST for item in request.session.items)
-    run = AcceptanceRun(tmp_path_factory.mktemp("acceptance")) if wanted else None
+    """Starts the acceptance run with the session when its test was collected (the first worker to get
+    here starts it; the run is stopped if the session ends first)."""
+    from filelock import FileLock
+
+    run = AcceptanceRun(shared_root(tmp_path_factory) / "acceptance")
+    proc = None
+    if any(item.name == ACCEPTANCE_TEST for item in request.session.items):
+        with FileLock(str(shared_root(tmp_path_factory) / "acceptance.lock")):
+            if not run.run_dir.parent.exists():
+                proc = run.start()
     yield run
-    if run is not None:
-        run.close()
+    if proc is not None and proc.poll() is None:
+        if request.session.shouldfail or request.session.shouldstop:  # -x and the like: nobody will read it
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()  # otherwise its test may be another worker's: this one leaves only once the run has ended
 
 
 @pytest.fixture(scope="session")
 def acceptance_run(_acceptance_run_started) -> AcceptanceRun:
-    assert _acceptance_run_started is not None
     return _acceptance_run_started
 
 

@@ -22,5 +22,5 @@ def test_gpu_bench_runs_on_the_cpu_and_writes_its_table(tmp_path):
     variants = {(r["arch"], r["variant"]) for r in result["training"]}
     assert variants == {(a, v) for a in ("mnist", "cifar10") for v in ("plain", "resident+throttled")}
     assert all(r["images_per_second"] > 0 for r in result["training"])
-    assert result["jsma"][0]["attacks"] == 90 and result["jsma"][0]["attacks_per_second"] > 0
+    assert result["jsma"][0]["attacks"] == 18 and result["jsma"][0]["attacks_per_second"] > 0
     assert result["versions"]["torch"] and "s/epoch" in proc.stdout

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -126,6 +127,14 @@ def test_headless_progress_prints_notices_and_names_each_attack(capsys):
         assert label in err, err
 
 
-def test_readme_documents_the_ps_json_shape():
+def test_the_readme_shows_the_shape_ps_json_prints(tmp_path, capsys):
+    """The README's example of `ps --json` has the keys the command prints, and its states are the ones
+    the listing knows."""
     readme = (ROOT / "README.md").read_text()
-    assert "ps --json" in readme and '"updated_utc"' in readme
+    example = json.loads(re.search(r"`ps --json` prints.*?```json\n(.*?)```", readme, re.S)[1])
+    write_run(tmp_path / "runs" / "a", "finished")
+    assert main(["ps", str(tmp_path / "runs"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert sorted(example[0]) == sorted(printed[0])
+    for state in ("running", "paused", "finished", "failed", "stopped", "interrupted", "starting", "unreadable"):
+        assert state in readme.split("`ps --json` prints", 1)[1][:1500], state

@@ -58,6 +58,7 @@ def test_cli_missing_cifar10_offline(tmp_path):
     assert_one_line_error(proc, "cifar-10-batches-py", "--download")
 
 
+@pytest.mark.slow
 def test_short_run_on_real_mnist_t10k(shared_data, tmp_path):
     """The real MNIST test images end to end: train all three phases briefly and attack."""
     import json

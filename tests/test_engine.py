@@ -65,8 +65,7 @@ def test_soft_labels_are_teacher_softmax_at_T(trained_run):
     net = build_network("mnist")
     unpack_state(teacher[0], teacher[1], net, None)
     net.eval()
-    again = soft_labels(net, trained_run.data.x_train, 20.0, trained_run.rundir_device
-                        if hasattr(trained_run, "rundir_device") else trained_run.device)
+    again = soft_labels(net, trained_run.data.x_train, 20.0, trained_run.device)
     assert float((again - labels).abs().max()) < 1e-5
 
 

@@ -8,6 +8,7 @@ import io
 import tempfile
 from pathlib import Path
 
+import pytest
 import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -42,6 +43,7 @@ generated = st.builds(lambda d: tomli_w.dumps(d).encode(),
 preset_files = st.one_of(mutated, generated, st.binary(max_size=200), st.just(b"a = " + b"[" * 5000))
 
 
+@pytest.mark.slow
 def test_presets_and_overrides_never_raise_a_traceback():
     seen = {"cases": 0, "accepted": 0, "refused": 0}
     folder = Path(tempfile.mkdtemp(prefix="defdistill-fuzz-"))

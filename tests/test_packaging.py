@@ -102,10 +102,14 @@ def test_the_installed_dashboard_draws_in_tmux_and_quits_on_its_keys(installed):
                "--set data.train_limit=256 --set data.test_limit=64 --set attack.enabled=false --set device='cpu'")
     assert tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", command).returncode == 0
     try:
-        panels = ("loss / accuracy", "softmax confidence", "JSMA attacks", "events", "pause", "quit")
-        wait_until(lambda: all(p in tmux("capture-pane", "-p", "-t", session).stdout for p in panels)
-                   and "epoch 2/" in tmux("capture-pane", "-p", "-t", session).stdout, 180,
-                   "the installed dashboard drawing its panels while the run trains")
+        panels = ("loss / accuracy", "softmax confidence", "attacks", "events", "pause", "quit")
+
+        def drawn_while_training() -> bool:
+            screen = tmux("capture-pane", "-p", "-t", session).stdout
+            epoch = re.search(r"epoch (\d+)/100", screen)  # the status line, redrawn about once a second
+            return all(p in screen for p in panels) and epoch is not None and int(epoch[1]) >= 2
+
+        wait_until(drawn_while_training, 180, "the installed dashboard drawing its panels while the run trains")
         tmux("send-keys", "-t", session, "q")
         wait_until(lambda: "stop and quit" in tmux("capture-pane", "-p", "-t", session).stdout, 30, "the quit question")
         tmux("send-keys", "-t", session, "y")

@@ -29,6 +29,7 @@ def _png_text(path) -> dict[str, str]:
     return out
 
 
+@pytest.mark.slow
 def test_two_temperature_sweep_end_to_end(small_sweep, tmp_path):
     sweep = copy_run(small_sweep, tmp_path / "sweep")
     result = json.loads((sweep / "sweep.json").read_text())
@@ -105,6 +106,7 @@ def test_report_of_a_single_run(trained_run, tmp_path):
     assert f"{100 * acc['student']:.1f}%" in text and "Setup" in text
 
 
+@pytest.mark.slow
 def test_dashboard_attached_to_a_sweep_shows_its_progress(small_sweep, tmp_path):
     import asyncio
 

@@ -10,6 +10,8 @@ import signal
 import sys
 import threading
 
+import pytest
+
 from conftest import ROOT, SMALL, wait_until
 from engine.runs.channel import engine_pid
 from engine.runs.events import EventType
@@ -21,6 +23,7 @@ def _events(folder) -> int:
     return sum(1 for p in folder.glob("*/events.jsonl") for _ in iter_events(p))
 
 
+@pytest.mark.slow
 def test_sighup_to_a_dashboard_running_a_sweep_leaves_the_sweep_going_and_attachable(tmp_path):
     run_dir = tmp_path / "run"
     sweep_dir = tmp_path / "run-sweep"

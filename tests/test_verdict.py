@@ -3,6 +3,7 @@ network unwrapped is not; the checks' thresholds on hand-made evidence; the verd
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -35,6 +36,7 @@ def _baseline(trained_run) -> nn.Module:
     return net.eval()
 
 
+@pytest.mark.slow
 def test_a_control_that_masks_gradients_by_construction_is_flagged_and_the_plain_network_is_not(trained_run):
     net = _baseline(trained_run)
     x, y = trained_run.data.x_test, trained_run.data.y_test
