@@ -98,7 +98,8 @@ def test_the_installed_dashboard_draws_in_tmux_and_quits_on_its_keys(installed):
     def tmux(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["tmux", "-L", socket, *args], capture_output=True, text=True, timeout=30)
 
-    command = (f"cd {cwd} && {bin_dir / 'defdistill-tui'} digits --run-dir {run_dir} --set training.epochs=100 "
+    # COLUMNS/LINES from the test runner's environment would pin the app to 80 columns, not tmux's 120
+    command = (f"cd {cwd} && env -u COLUMNS -u LINES {bin_dir / 'defdistill-tui'} digits --run-dir {run_dir} --set training.epochs=100 "
                "--set data.train_limit=256 --set data.test_limit=64 --set attack.enabled=false --set device='cpu'")
     assert tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", command).returncode == 0
     try:
@@ -109,7 +110,10 @@ def test_the_installed_dashboard_draws_in_tmux_and_quits_on_its_keys(installed):
             epoch = re.search(r"epoch (\d+)/100", screen)  # the status line, redrawn about once a second
             return all(p in screen for p in panels) and epoch is not None and int(epoch[1]) >= 2
 
-        wait_until(drawn_while_training, 180, "the installed dashboard drawing its panels while the run trains")
+        try:
+            wait_until(drawn_while_training, 180, "the installed dashboard drawing its panels while the run trains")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the screen:\n{tmux('capture-pane', '-p', '-t', session).stdout}") from None
         tmux("send-keys", "-t", session, "q")
         wait_until(lambda: "stop and quit" in tmux("capture-pane", "-p", "-t", session).stdout, 30, "the quit question")
         tmux("send-keys", "-t", session, "y")
