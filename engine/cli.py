@@ -174,6 +174,12 @@ def _parser() -> argparse.ArgumentParser:
 
     ver = sub.add_parser("verdict", help="is the robustness real? the masking checks and a verdict per model")
     run_dir_argument(ver, "path", "a finished run or sweep directory")
+    ver.add_argument("--json", action="store_true",
+                     help="print the verdicts as JSON: {path, verdicts: {model or T: {verdict, text, checks, "
+                          "evidence}}} (docs/verdict.md)")
+    ver.add_argument("--fail-on", action="append", choices=["masked", "inconclusive"], default=[],
+                     metavar="VERDICT", help="exit 1 when any model's verdict is this one (masked or inconclusive; "
+                                             "repeatable), for scripts and CI; default exit 0 whatever is found")
 
     att = sub.add_parser("attack", help="attack the models of a finished run (JSMA and/or C&W)")
     run_dir_argument(att, "run_dir", "a finished run directory, or a live one (the attack is queued on its engine)")
@@ -385,9 +391,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps({"logdir": str(logdir), "runs": counts, "view": f"tensorboard --logdir {logdir}"}, indent=2))
         return 0
     if args.command == "verdict":
-        from engine.sweeps.verdicts import verdict_table
+        from engine.sweeps.verdicts import format_verdicts, verdict_rows
 
-        print(verdict_table(args.path))
+        rows = verdict_rows(args.path)
+        if args.json:
+            print(json.dumps({"path": str(args.path), "verdicts": dict(rows)}, indent=2))
+        else:
+            print(format_verdicts(rows))
+        found = sorted({v["verdict"] for _label, v in rows} & set(args.fail_on))
+        if found:
+            print(f"defdistill-engine: verdict {', '.join(found)} found (--fail-on)", file=sys.stderr)
+            return 1
         return 0
     if args.command == "attack":
         from engine.runs.channel import engine_alive, send

@@ -62,17 +62,27 @@ def gradient_amplitude(model: nn.Module, x: torch.Tensor, temperature: float = 1
     """Mean |dF_j/dx_i| per input over all classes j and features i, F = softmax(z/T) (deployed: T = 1).
 
     The paper's "gradients reduced by 10^30": reported as an order-of-magnitude histogram;
-    exact zeros (float32 underflow of a saturated softmax) are counted in their own bin.
+    exact zeros (float32 underflow of a saturated softmax) are counted in their own bin. Also the
+    inputs whose logits differ between two identical calls (a randomized model: AutoAttack's flag).
+    The model is measured in eval mode and left in the mode it was found in.
     """
     device = device or next(model.parameters()).device
+    was_training = model.training
     model.eval()
-    x = x.to(device).detach().requires_grad_(True)
-    # float32, as deployed: a saturated softmax underflows to exact zeros, which is the point.
-    probs = torch.softmax(model(x).float() / temperature, dim=1)
-    amp = torch.zeros(len(x), dtype=torch.float64, device=device)
-    for j in range(probs.shape[1]):
-        (g,) = torch.autograd.grad(probs[:, j].sum(), x, retain_graph=j + 1 < probs.shape[1])
-        amp += g.double().abs().flatten(1).mean(1)
+    try:
+        x = x.to(device).detach().requires_grad_(True)
+        # float32, as deployed: a saturated softmax underflows to exact zeros, which is the point.
+        logits = model(x).float()
+        with torch.no_grad():
+            again = model(x.detach()).float()
+        differing = int((~(logits.detach() == again).all(1)).sum())
+        probs = torch.softmax(logits / temperature, dim=1)
+        amp = torch.zeros(len(x), dtype=torch.float64, device=device)
+        for j in range(probs.shape[1]):
+            (g,) = torch.autograd.grad(probs[:, j].sum(), x, retain_graph=j + 1 < probs.shape[1])
+            amp += g.double().abs().flatten(1).mean(1)
+    finally:
+        model.train(was_training)
     amp = (amp / probs.shape[1]).cpu()
     zeros = int((amp == 0).sum())
     logs = torch.log10(amp[amp > 0])
@@ -82,5 +92,6 @@ def gradient_amplitude(model: nn.Module, x: torch.Tensor, temperature: float = 1
         bins[key] = bins.get(key, 0) + 1
     ordered = dict(sorted(bins.items(), key=lambda kv: -math.inf if kv[0] == "0" else int(kv[0][2:])))
     return {"mean": float(amp.mean()), "median": float(amp.median()), "zero_share": zeros / len(amp),
+            "zero_inputs": zeros, "randomized_inputs": differing,
             "histogram_log10": ordered, "n_inputs": len(amp), "temperature": temperature,
             "values": amp.tolist()}

@@ -51,9 +51,27 @@ class TrainStep:
         self.note(f"compiled training step unavailable ({type(exc).__name__}: {first}); "
                   "training goes on with the plain step")
 
+    def adversarial(self, xb: torch.Tensor, tb: torch.Tensor) -> torch.Tensor:
+        """PGD in the L-inf ball of `adversarial_epsilon` around the batch (random start), on the loss at
+        the phase's temperature; the model's dropout is off while the attack runs."""
+        eps, steps = self.cfg.adversarial_epsilon, self.cfg.adversarial_steps
+        alpha = 2.5 * eps / steps
+        was = self.model.training
+        self.model.eval()
+        delta = (torch.rand_like(xb) * 2 - 1) * eps
+        for _ in range(steps):
+            delta.requires_grad_(True)
+            loss = loss_at_temperature(self.model((xb + delta).clamp(0, 1)), tb, self.temperature, "none")
+            (g,) = torch.autograd.grad(loss, delta)
+            delta = (delta.detach() + alpha * g.sign()).clamp(-eps, eps)
+        self.model.train(was)
+        return (xb + delta).clamp(0, 1).detach()
+
     def __call__(self, xb: torch.Tensor, tb: torch.Tensor, temperature: float) -> torch.Tensor:
         """One step; returns the unscaled loss as a 0-d tensor on the device (no host wait)."""
         self.temperature.fill_(temperature)
+        if self.cfg.adversarial_epsilon > 0:
+            xb = self.adversarial(xb, tb)
         self.optimizer.zero_grad(set_to_none=True)
         if self._compiled is not None:
             try:

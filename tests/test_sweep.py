@@ -74,8 +74,8 @@ def test_two_temperature_sweep_end_to_end(small_sweep, tmp_path):
     assert "## Is the robustness real?" in report
     for t in ("2", "5"):
         v = result["by_temperature"][t]["verdict"]
-        assert v["verdict"] in ("masked", "no sign of masking", "mixed") and v["checks"]
-        assert any(c["name"] == "transfer beats white-box" for c in v["checks"])  # replayed from the baseline
+        assert v["verdict"] in ("masked", "no sign of masking", "inconclusive") and v["checks"]
+        assert any("baseline" in c["name"] for c in v["checks"]), v["checks"]  # replayed from the baseline
         assert f"| T={t} (seed 0; by seed: " in report and f"**{v['verdict']}**" in report
         assert f"T={t}: {v['verdict']}" in described
     assert result["baseline"]["verdict"]["verdict"] in report

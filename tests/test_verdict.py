@@ -1,80 +1,225 @@
-"""Is the robustness real? A control that masks gradients by construction is flagged, the same
-network unwrapped is not; the checks' thresholds on hand-made evidence; the verdict command."""
+"""Is the robustness real? The checks on hand-made evidence (equal budgets, intervals, attack failure
+told apart from masking), the known-answer controls judged right, a researcher's own model given by
+import path and weights judged through a run, and the verdict command's JSON and exit codes."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+
 import pytest
 import torch
-from torch import nn
 
-from conftest import cli
+from conftest import QUICK, ROOT, built_once, cli, with_sets
 from engine.attacks.cw_l2 import CWL2Config
 from engine.attacks.simba import SimBAConfig
-from engine.checkpoints import unpack_state
-from engine.masking.checks import Evidence, judge
-from engine.masking.measure import MeasureConfig, measure_evidence
-from engine.networks import build_network
+from engine.masking.checks import LOGITS, SOFTMAX, Evidence, interval, judge, n_to_decide
+from engine.masking.controls import CONTROLS, confusion, judge_controls, judged_right, wrapped_weights
+from engine.masking.measure import MeasureConfig
 
 
-class Saturating(nn.Module):
-    """The same network with its logits x 1000: the argmax (and so every prediction) is unchanged,
-    but its float32 softmax at T = 1 is exactly 0 or 1, as a tiny softmax temperature would make it.
-    Robust-looking to JSMA-F by construction, and by construction not robust."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x) * 1000.0
+def _clean(n: int = 30, f_wins: float = 0.5) -> Evidence:
+    """A model with intact gradients: every attack pair agrees, CW-L2 finds the smallest examples."""
+    k = round(n * f_wins)
+    pairs = [(i < k, i < k) for i in range(n)]
+    return Evidence("m", whitebox_success=f_wins, zero_gradients=(0, n), randomized=(0, n),
+                    jsma_pairs={"JSMA on the logits": pairs},
+                    l2_pairs={"SimBA": [(3.0, 1.5)] * n, "CW-L2 kappa=40 from the baseline": [(None, 1.5)] * n},
+                    gradient_free=["SimBA"], cw_l2=[1.5] * n)
 
 
-def _baseline(trained_run) -> nn.Module:
-    tensors, meta = trained_run.rundir.load_tensors("baseline")
+def test_interval_is_clopper_pearson_and_the_n_that_decides():
+    low, high = interval(0, 30)
+    assert low == 0 and high == pytest.approx(1 - 0.025 ** (1 / 30), rel=1e-6)  # the exact bound at k = 0
+    assert n_to_decide(0.0, 0.20) == 17  # 0/17 is the first whose upper bound is under 20%
+    assert interval(30, 30)[0] == pytest.approx(0.025 ** (1 / 30), rel=1e-6)
+
+
+def test_no_sign_of_masking_when_every_check_is_clear_and_no_cliff_at_fifty_percent():
+    for wb in (0.02, 0.49, 0.51, 0.97):  # the white-box success alone never decides the verdict
+        v = judge(_clean(f_wins=wb))
+        assert v.verdict == "no sign of masking", v.text
+        assert "not a claim of robustness" in v.text.lower()
+        assert all(c.status == "clear" and c.n == 30 and c.high is not None for c in v.checks)
+
+
+def test_each_masking_sign_fires_and_names_its_gradient():
+    e = _clean()
+    e.zero_gradients = (25, 30)
+    v = judge(e)
+    assert v.verdict == "masked" and SOFTMAX in v.text and "vanishing gradients" in v.text, v.text
+    e = _clean()
+    e.l2_pairs["SimBA"] = [(2.0, None)] * 12 + [(3.0, 1.5)] * 18  # SimBA found 12 CW-L2 missed
+    v = judge(e)
+    assert v.verdict == "masked" and LOGITS in v.text and "SimBA" in v.text and "12/30" in v.text, v.text
+    e = _clean()
+    e.randomized = (30, 30)
+    assert "randomized" in judge(e).text and judge(e).verdict == "masked"
+    e = _clean()  # another output wins where JSMA-F loses, at the same Upsilon
+    e.jsma_pairs["JSMA on the logits"] = [(True, False)] * 20 + [(True, True)] * 10
+    assert judge(e).verdict == "masked"
+
+
+def test_a_transfer_example_with_a_larger_distortion_is_not_masking():
+    e = _clean()  # what the old rule got wrong: unbounded transfer examples beating a bounded attack
+    e.l2_pairs["CW-L2 kappa=40 from the baseline"] = [(6.0, 1.5)] * 30  # all hit, all 4x further than CW-L2's
+    assert judge(e).verdict == "no sign of masking"
+
+
+def test_an_unbounded_attack_that_fails_is_inconclusive_not_masked():
+    e = _clean()
+    e.cw_l2 = [1.5] * 15 + [None] * 15
+    e.cw_settings = {"binary_search_steps": 2, "max_iterations": 10}
+    v = judge(e)
+    assert v.verdict == "inconclusive" and "binary_search_steps" in v.text and "15/30" in v.text, v.text
+
+
+def test_too_few_inputs_is_inconclusive_with_the_n_that_would_do():
+    v = judge(_clean(n=6))
+    assert v.verdict == "inconclusive" and "n too small" in v.text and "17 would decide" in v.text, v.text
+
+
+def test_nothing_measured_is_never_masked():
+    v = judge(Evidence("m", whitebox_success=0.0))  # a run without JSMA-F or any check
+    assert v.verdict == "inconclusive" and "not measured" in v.text
+    only_gradients = Evidence("m", whitebox_success=0.0, zero_gradients=(0, 40))
+    assert judge(only_gradients).verdict == "inconclusive"
+
+
+def _distilled_and_adversarial(tmp_path_factory):
+    """A quick distilled pair at T = 100 and a small adversarially trained net, by the engine itself."""
+    def train(folder):
+        base = [*QUICK, "distillation.temperature=100"]
+        for name, extra in (("distilled", []), ("adversarial", ["distillation.phases=['baseline']",
+                                                                 "training.adversarial_epsilon=0.2",
+                                                                 "training.adversarial_steps=3",
+                                                                 "training.epochs=10"])):
+            proc = cli("run", "digits", "--quiet", "--run-dir", str(folder / name), *with_sets(*base, *extra))
+            assert proc.returncode == 0, proc.stderr
+
+    return built_once(tmp_path_factory, "controls", train)
+
+
+def _net(run_dir, phase="baseline"):
+    from engine.checkpoints import unpack_state
+    from engine.networks import build_network
+    from engine.runs.rundir import RunDir
+
+    tensors, meta = RunDir.open(run_dir).load_tensors(phase)
     net = build_network("mnist")
     unpack_state(tensors, meta, net, None)
     return net.eval()
 
 
 @pytest.mark.slow
-def test_a_control_that_masks_gradients_by_construction_is_flagged_and_the_plain_network_is_not(trained_run):
-    net = _baseline(trained_run)
-    x, y = trained_run.data.x_test, trained_run.data.y_test
+def test_known_answer_controls_are_all_judged_right(tmp_path_factory):
+    from engine.data import load_dataset
+    from engine.presets import load_preset
+
+    folder = _distilled_and_adversarial(tmp_path_factory)
+    models = {"baseline": _net(folder / "distilled"), "student": _net(folder / "distilled", "student"),
+              "adversarial": _net(folder / "adversarial")}
+    data = load_dataset(load_preset("digits", QUICK).data)
     with torch.no_grad():
-        ok = net(x).argmax(1) == y
-    x, y = x[ok][:12], y[ok][:12]
-    targets = (y + 1 + torch.arange(12) % 9) % 10
-    # small settings: the control's signs are large, they need no reference-strength attacks to show
-    cfg = MeasureConfig(cw=CWL2Config(learning_rate=0.05, binary_search_steps=4, max_iterations=200,
-                                      initial_const=0.1), simba=SimBAConfig(max_queries=1000), kappas=(0.0,))
-    plain = judge(measure_evidence(net, x, targets, name="plain", cfg=cfg))
-    masked = judge(measure_evidence(Saturating(net), x, targets, name="saturated", source=net, cfg=cfg))
-    assert plain.verdict == "no sign of masking", plain.text
-    assert masked.verdict == "masked", masked.text
-    fired = {c.name for c in masked.checks if c.fired}
-    # the tell-tale signs, each measured: zero gradients, and attacks that need no such gradient succeed
-    assert {"vanishing gradients", "another output restores the attack", "transfer beats white-box",
-            "gradient-free beats white-box"} <= fired, masked.checks
-    assert all(c.evidence for c in masked.checks)
+        ok = (models["baseline"](data.x_test).argmax(1) == data.y_test) & \
+             (models["student"](data.x_test).argmax(1) == data.y_test)
+    x, y = data.x_test[ok][:20], data.y_test[ok][:20]
+    targets = (y + 1 + torch.arange(len(y)) % 9) % 10
+    cfg = MeasureConfig(cw=CWL2Config(learning_rate=0.05, binary_search_steps=5, max_iterations=200,
+                                      initial_const=0.1), simba=SimBAConfig(max_queries=1500), kappas=(0.0, 40.0))
+    rows = judge_controls(models, x, targets, cfg, 100.0)
+    assert len(rows) == len(CONTROLS)
+    report = "\n".join(f"{c.name}: {v.verdict}: {v.text}" for c, v in rows)
+    assert all(judged_right(c, v.verdict) for c, v in rows), report
+    assert confusion([(c, v.verdict) for c, v in rows]) == {"masked": {"masked": 4},
+                                                            "not masked": {"no sign of masking": 3}}
+    for _c, v in rows:  # every verdict carries its evidence: each check with n and an interval
+        assert v.checks and all(k.n > 0 and k.low is not None and k.evidence for k in v.checks)
 
 
-def test_thresholds_on_hand_made_evidence():
-    robust = Evidence("m", "JSMA-F", 0.02, zero_gradient_share=0.0, other_outputs={"CW-L2 on the logits": 0.05},
-                      transfer={"CW-L2 kappa=40": 0.06}, blackbox={"SimBA": 0.05},
-                      jsma_budget={"0.025": 0.0, "0.145": 0.02, "1": 0.97})
-    v = judge(robust)  # everything fails alike and the unbounded attack succeeds: nothing points at masking
-    assert v.verdict == "no sign of masking", v.text
-    weak = Evidence("m", "JSMA-F", 0.9, zero_gradient_share=0.5)
-    assert judge(weak).verdict == "mixed"
-    assert judge(Evidence("m", "JSMA-F", 0.9)).verdict == "not measured"
+FACTORY = '''
+import torch
+from torch import nn
 
 
-def test_verdict_command_on_a_finished_run_without_checks_says_what_it_measured(trained_run, tmp_path):
-    import shutil
+def build(width: int = 8):
+    return nn.Sequential(nn.Conv2d(1, width, 5, stride=2), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(width * 12 * 12, 10))
 
+
+def wrong_shape():
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 3))
+'''
+ATTACK = ["attack.samples=10", "attack.outputs=['softmax', 'logits']", "attack.methods=['jsma', 'cw_l2']",
+          "attack.models=['baseline']", "attack.checks=['blackbox']", "attack.cw_l2.binary_search_steps=4",
+          "attack.cw_l2.max_iterations=100", "attack.cw_l2.learning_rate=0.05", "attack.cw_l2.initial_const=0.1",
+          "attack.simba_queries=500"]
+
+
+def _own_model_process(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+                          timeout=600)
+
+
+@pytest.mark.slow
+def test_a_model_given_by_import_path_is_trained_attacked_and_judged(tmp_path):
+    (tmp_path / "mymodels.py").write_text(FACTORY)
+    sets = with_sets(*QUICK, "training.epochs=3", "distillation.phases=['baseline']",
+                     "network.factory='mymodels:build'", "network.factory_args={width=6}", *ATTACK)
+    proc = _own_model_process(tmp_path, "run", "digits", "--quiet", "--run-dir", "own", *sets)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "own" / "summary.json").read_text())
+    assert summary["accuracy"]["baseline"] > 0.5 and summary["verdict"]["baseline"]["checks"]
+    out = _own_model_process(tmp_path, "verdict", "own", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["verdicts"]["baseline"]["verdict"] in ("no sign of masking", "inconclusive")
+    bad = _own_model_process(tmp_path, "run", "digits", "--run-dir", "bad",
+                             *with_sets(*QUICK, "network.factory='mymodels:wrong_shape'"))
+    assert bad.returncode == 2 and "expected (2, 10) logits" in bad.stderr and not (tmp_path / "bad").exists(), \
+        bad.stderr
+    missing = _own_model_process(tmp_path, "run", "digits", "--run-dir", "bad",
+                                 *with_sets(*QUICK, "network.factory='nowhere.models:build'"))
+    assert missing.returncode == 2 and "does not import" in missing.stderr and len(missing.stderr.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_weights_loaded_into_a_wrapper_are_judged_masked_and_the_verdict_command_scripts(trained_run, tmp_path):
+    """The saturated control through the same mechanism a researcher uses: a factory and a weights file
+    (the shared run's baseline, wrapped), loaded, not trained, attacked, judged "masked"."""
+    from safetensors.torch import save_file
+
+    from engine.runs.rundir import RunDir
+
+    tensors, _meta = RunDir.open(trained_run.run_dir).load_tensors("baseline")
+    state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    weights = tmp_path / "saturated.safetensors"
+    save_file(wrapped_weights(state), str(weights))
+    sets = with_sets(*QUICK, "distillation.phases=['baseline']", "network.factory='engine.masking.controls:saturated'",
+                     f"network.weights='{weights}'", *ATTACK)
+    proc = cli("run", "digits", "--quiet", "--run-dir", str(tmp_path / "sat"), *sets)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    verdict = cli("verdict", str(tmp_path / "sat"), "--json")
+    got = json.loads(verdict.stdout)["verdicts"]["baseline"]
+    assert got["verdict"] == "masked" and "vanishing gradients" in got["text"], got["text"]
+    assert cli("verdict", str(tmp_path / "sat"), "--fail-on", "masked").returncode == 1
+    assert cli("verdict", str(tmp_path / "sat"), "--fail-on", "inconclusive").returncode == 0
+    events = (tmp_path / "sat" / "events.jsonl").read_text()
+    assert "weights loaded from" in events and '"type": "epoch"' not in events  # loaded, never trained
+    wrong = tmp_path / "wrong.safetensors"
+    save_file(state, str(wrong))  # the Table I net's keys, without the wrapper's "net." prefix
+    bad = cli("run", "digits", "--run-dir", str(tmp_path / "bad"),
+              *with_sets(*QUICK, "distillation.phases=['baseline']",
+                         "network.factory='engine.masking.controls:saturated'", f"network.weights='{wrong}'"))
+    assert bad.returncode == 2 and "do not fit the model" in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_verdict_command_on_a_run_without_attacks_and_on_nothing(trained_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run.run_dir, run, ignore=shutil.ignore_patterns("engine.lock"))
-    proc = cli("verdict", str(run))
-    assert proc.returncode == 0, proc.stderr  # no attacks in this run: nothing to judge, said plainly
+    proc = cli("verdict", str(run), "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["verdicts"] == {}, proc.stderr
     bad = cli("verdict", str(tmp_path / "nothing"))
     assert bad.returncode == 2 and "neither sweep.json nor summary.json" in bad.stderr

@@ -19,6 +19,7 @@ Where this departs from the reference code, and why:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -73,7 +74,9 @@ def _attack_batch(model, x, targets, cfg: CWL2Config, on_finished, pause_point):
     upper = torch.full((n,), NO_BOUND, dtype=torch.float64, device=dev)
     step = torch.zeros(n, dtype=torch.long, device=dev)  # binary-search step
     it = torch.zeros(n, dtype=torch.long, device=dev)  # iteration within the step
-    prev = torch.full((n,), 1e6, dtype=dt, device=dev)
+    # the reference starts its abort reference at infinity (its "avoid early breaking" fix): a step whose
+    # first loss is above 1e6, as at T = 100, would otherwise stop after one iteration
+    prev = torch.full((n,), math.inf, dtype=dt, device=dev)
     best_l2 = torch.full((n,), NO_BOUND, dtype=dt, device=dev)  # this binary step's
     best_ok = torch.zeros(n, dtype=torch.bool, device=dev)
     check_every = max(1, cfg.max_iterations // 10)
@@ -120,7 +123,7 @@ def _attack_batch(model, x, targets, cfg: CWL2Config, on_finished, pause_point):
         # a fresh step: w, Adam, the abort reference and the step's best reset
         w[e] = 0
         adam.reset(e.nonzero().squeeze(1))
-        it, prev = torch.where(e, 0, it), torch.where(e, torch.full_like(prev, 1e6), prev)
+        it, prev = torch.where(e, 0, it), torch.where(e, torch.full_like(prev, math.inf), prev)
         best_l2, best_ok = torch.where(e, NO_BOUND, best_l2), best_ok & ~e
         done = step >= cfg.binary_search_steps
         if bool(done.any()):

@@ -1,10 +1,13 @@
 """SimBA (Guo et al., ICML 2019, "Simple Black-box Adversarial Attacks"), targeted, pixel basis:
 a score-based attack that uses no gradient at all, batched over attacks.
 
-Each attack walks a random order of the input's values; at each one it tries x - eps e_i, then
+Each attack walks one random order of the input's values; at each one it tries x - eps e_i, then
 x + eps e_i (clipped to [0, 1]), and keeps the first that raises the target's score margin
-log p_t - max_{j != t} log p_j. An attack ends when the model predicts the target or when its query
-budget is spent; a new random order starts when one is used up. Finished attacks leave the batch.
+log p_t - max_{j != t} log p_j. An attack ends when the model predicts the target, when its query
+budget is spent, or when every value has been tried once: as in the reference (Guo et al.'s
+simba_single), each value moves at most once, so the example stays within +-eps of the input in
+every coordinate (an L-inf ball of radius eps) and its L2 is eps times the root of the values moved.
+Finished attacks leave the batch.
 
 The scores are the deployed model's log-probabilities, log_softmax(z) at T = 1, as an API that
 returns log-scores gives them. That is the point of running it: a defence whose float32 softmax
@@ -75,7 +78,7 @@ def _batch(model, x, targets, cfg: SimBAConfig, gen, on_finished, pause_point):
     while len(rows):
         if pause_point is not None:
             pause_point()
-        done = (pred == tgt) | (o_q[rows] >= cfg.max_queries)
+        done = (pred == tgt) | (o_q[rows] >= cfg.max_queries) | (pos >= dims)
         if bool(done.any()):
             r = rows[done]
             o_adv[r], o_ok[r] = cur[done].view(-1, *shape), pred[done] == tgt[done]
@@ -86,11 +89,8 @@ def _batch(model, x, targets, cfg: SimBAConfig, gen, on_finished, pause_point):
                                                        order[keep], pos[keep])
             if not len(rows):
                 break
-        idx = order[torch.arange(len(rows), device=x.device), pos % dims]
+        idx = order[torch.arange(len(rows), device=x.device), pos]
         pos += 1
-        fresh = (pos % dims) == 0  # an order used up: the next pass walks a new one
-        for i in torch.nonzero(fresh).squeeze(1).tolist():
-            order[i] = torch.randperm(dims, generator=gen).to(x.device)
         improved = torch.zeros(len(rows), dtype=torch.bool, device=x.device)
         for sign in (-1.0, 1.0):
             trial = cur.clone()

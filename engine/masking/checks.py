@@ -1,61 +1,125 @@
-"""Is the robustness real? The warning signs of masked gradients (Carlini et al. 2019, "On
-Evaluating Adversarial Robustness"; Athalye et al. 2018, "Obfuscated Gradients"), each a measured
-number with a threshold, and the verdict they add up to. Never a verdict without its evidence.
+"""Is the robustness real? Masking checks at equal budgets, each with its n and a 95% interval, and
+the verdict they add up to. Never a verdict without its evidence.
 
-The white-box attack under test is the one the defence is claimed to resist: JSMA on the deployed
-softmax (JSMA-F, the paper's). The checks:
-- vanishing gradients: share of inputs whose deployed-softmax input gradient is exactly 0 in float32;
-- another output restores the attack: JSMA on softmax(z/T) or the logits, or CW-L2's margin on the
-  logits, succeeds far more often than JSMA-F;
-- transfer beats white-box: examples made on the undistilled baseline reach the target on this
-  model more often than JSMA-F does;
-- gradient-free beats white-box: SimBA, which uses no gradient, succeeds more often;
-- the unbounded white-box attack stays below 100%: JSMA-F with Upsilon = 100%;
-- success does not rise with the budget: JSMA-F's success from Upsilon 2.5% to 100% stays flat.
+The field's references: Carlini et al. 2019 ("On Evaluating Adversarial Robustness": an unbounded
+attack must reach 100%, or the attack is broken; a black-box attack beating the white-box one at the
+same budget is the sign of masking); Athalye et al. 2018 (shattered, stochastic and vanishing
+gradients); AutoAttack's flags (zero gradients, randomized outputs); Pintor et al. 2022 ("Indicators
+of Attack Failure"). Each check compares two attacks *on the same input at the same budget*:
+
+Masking (which gradient it is about in brackets):
+- vanishing gradients [deployed softmax]: inputs whose softmax input gradient is exactly 0 in float32;
+- randomized outputs [all]: inputs whose logits differ between two identical calls (EOT is the remedy);
+- another output restores JSMA [deployed softmax]: attacks (input, target) that JSMA on softmax(z/T)
+  or the logits wins within the same Upsilon where JSMA-F loses;
+- JSMA-F transfer [deployed softmax]: the baseline's JSMA-F examples (same Upsilon) reaching the
+  target here where JSMA-F on this model does not;
+- transfer beats white-box [logits]: a transfer example that reaches the target here with an L2
+  distortion below CW-L2's own minimal one for that input (by a margin, `L2_MARGIN`), or where CW-L2
+  found none;
+- gradient-free beats white-box [logits]: the same for SimBA (no gradient at all; each pixel within
+  +-epsilon, as its reference).
+Attack failure (the attack, not the model):
+- unbounded attack below 100%: CW-L2 has no distortion bound, so it must reach every target.
+
+A check fires when the 95% Clopper-Pearson interval of its share lies above its threshold; it is
+clear when the interval lies below; otherwise it is undecided, with the n that would decide it at the
+observed share. Verdicts: "masked" (a masking check fired: which gradient, which evidence);
+"inconclusive" (the attack failed, or n too small, or nothing measured: what to run); "no sign of
+masking" (every measured check clear, at least one of them gradient-free or transfer). "No sign of
+masking" is not "robust": it says the gradients did not hide anything these attacks could find.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
-# Thresholds: a gap of this many points (as a share) between two attacks is a finding, not noise
-# on a few hundred attacks.
-GAP = 0.10
-OUTPUT_GAP = 0.30
-ZERO_GRADIENTS = 0.10
-UNBOUNDED = 0.95
-FLAT = 0.05
-ROBUST_BELOW = 0.50  # a white-box success under this reads as robustness that needs explaining
+from scipy.stats import binomtest
+
+SHARE = 0.20  # a check fires when at least this share of inputs (or attacks) shows the sign, interval and all
+UNBOUNDED = 0.95  # an unbounded attack whose success is clearly below this failed
+L2_MARGIN = 1.25  # a transfer or gradient-free example beats CW-L2 when its L2 is this many times smaller
+CONFIDENCE = 0.95
+MAX_N = 5000
+
+SOFTMAX = "the deployed softmax's gradient"
+LOGITS = "the logits' gradient"
+EVERY = "every gradient (a randomized model)"
 
 
-@dataclass
-class Evidence:
-    model: str
-    whitebox: str  # the attack the robustness is claimed against
-    whitebox_success: float
-    zero_gradient_share: float | None = None
-    other_outputs: dict[str, float] = field(default_factory=dict)  # attack name -> success
-    transfer: dict[str, float] = field(default_factory=dict)  # "from baseline, CW-L2 kappa=40" -> success here
-    blackbox: dict[str, float] = field(default_factory=dict)  # "SimBA" -> success
-    blackbox_queries: dict[str, float | None] = field(default_factory=dict)  # mean queries per success
-    jsma_budget: dict[str, float] = field(default_factory=dict)  # Upsilon -> success
-    cw_budget: dict[str, float] = field(default_factory=dict)  # L2 bound -> success
+@lru_cache(maxsize=4096)
+def interval(k: int, n: int) -> tuple[float, float]:
+    """95% Clopper-Pearson interval of k successes in n (exact: no normal approximation at n = 10)."""
+    if n == 0:
+        return 0.0, 1.0
+    ci = binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def n_to_decide(share: float, threshold: float) -> int | None:
+    """The smallest n at which the observed share's interval clears `threshold` (None: not within MAX_N)."""
+    if share == threshold:
+        return None
+    n = 1
+    while n <= MAX_N:
+        low, high = interval(round(share * n), n)
+        if (share > threshold and low > threshold) or (share < threshold and high < threshold):
+            return n
+        n = n + 1 if n < 500 else math.ceil(n * 1.02)
+    return None
 
 
 @dataclass
 class Check:
     name: str
     fired: bool
-    value: float | None  # the measured number the check is about
+    value: float | None  # the measured share the check is about
     threshold: str  # in words
     evidence: str  # the numbers behind it, in words
+    status: str = "clear"  # fired | clear | undecided
+    kind: str = "masking"  # masking | attack failure
+    gradient: str = ""  # which gradient a masking check is about
+    n: int = 0
+    low: float | None = None
+    high: float | None = None
+    n_needed: int | None = None  # undecided: the n that would decide it at the observed share
+
+
+@dataclass
+class Evidence:
+    """What the checks read, as pairs of one attack beside another on the same input and target at the
+    same budget. Shares are kept beside them for reports and figures."""
+
+    model: str
+    whitebox: str = "JSMA-F"  # the attack the robustness is claimed against
+    whitebox_success: float = 0.0  # its success at the run's Upsilon
+    upsilon: float = 0.145
+    zero_gradients: tuple[int, int] | None = None  # (inputs with an all-zero gradient, inputs measured)
+    randomized: tuple[int, int] | None = None  # (inputs whose logits differ between two calls, inputs)
+    # JSMA at the same Upsilon: name -> [(that attack won, JSMA-F won)] per (input, target)
+    jsma_pairs: dict[str, list[tuple[bool, bool]]] = field(default_factory=dict)
+    # L2 of an example that reaches the target (None: none found): name -> [(that attack's, CW-L2's minimal)]
+    l2_pairs: dict[str, list[tuple[float | None, float | None]]] = field(default_factory=dict)
+    gradient_free: list[str] = field(default_factory=list)  # which of l2_pairs use no gradient at all
+    cw_l2: list[float | None] = field(default_factory=list)  # every CW-L2 attack on this model: its L2 or None
+    cw_settings: dict[str, Any] = field(default_factory=dict)
+    # shares, for reports, figures and the dashboard
+    zero_gradient_share: float | None = None
+    other_outputs: dict[str, float] = field(default_factory=dict)
+    transfer: dict[str, float] = field(default_factory=dict)
+    blackbox: dict[str, float] = field(default_factory=dict)
+    blackbox_queries: dict[str, float | None] = field(default_factory=dict)
+    jsma_budget: dict[str, float] = field(default_factory=dict)  # Upsilon -> success
+    cw_budget: dict[str, float] = field(default_factory=dict)  # L2 bound -> success
 
 
 @dataclass
 class Verdict:
     model: str
-    verdict: str  # "masked" | "no sign of masking" | "mixed" | "not measured"
+    verdict: str  # "masked" | "no sign of masking" | "inconclusive"
     text: str
     checks: list[Check]
 
@@ -63,61 +127,106 @@ class Verdict:
         return asdict(self)
 
 
-def _best(d: dict[str, float]) -> tuple[str, float] | None:
-    return max(d.items(), key=lambda kv: kv[1]) if d else None
-
-
 def _pct(v: float) -> str:
-    return f"{100 * v:.1f}%"
+    return f"{100 * v:.0f}%"
+
+
+def _share_check(name: str, k: int, n: int, threshold: float, words: str, evidence: str, *, kind: str = "masking",
+                 gradient: str = "", fire_above: bool = True) -> Check:
+    """A check on k of n: fires when the interval lies above `threshold` (below it, with
+    fire_above=False), clear when on the other side, undecided when it straddles it."""
+    low, high = interval(k, n)
+    share = k / n if n else 0.0
+    if kind == "attack failure":  # the attack is trusted until it is shown to fail: fired or clear, never undecided
+        status = "fired" if (high < threshold if not fire_above else low > threshold) else "clear"
+    elif fire_above:
+        status = "fired" if low > threshold else "clear" if high < threshold else "undecided"
+    else:
+        status = "fired" if high < threshold else "clear" if low > threshold else "undecided"
+    needed = n_to_decide(share, threshold) if status == "undecided" else None
+    return Check(name=name, fired=status == "fired", value=share, threshold=words,
+                 evidence=f"{evidence}: {k}/{n} = {_pct(share)} (95% CI {_pct(low)}-{_pct(high)})",
+                 status=status, kind=kind, gradient=gradient, n=n, low=low, high=high, n_needed=needed)
+
+
+def _beats(pairs: list[tuple[float | None, float | None]]) -> int:
+    """Inputs where our example reaches the target with an L2 below the white-box's minimal one by the
+    margin, or where the white-box found none."""
+    return sum(1 for a, w in pairs if a is not None and (w is None or a * L2_MARGIN < w))
 
 
 def run_checks(e: Evidence) -> list[Check]:
-    wb, name = e.whitebox_success, e.whitebox
-    checks = []
-    if e.zero_gradient_share is not None:
-        checks.append(Check("vanishing gradients", e.zero_gradient_share >= ZERO_GRADIENTS, e.zero_gradient_share,
-                            f"share of inputs with an all-zero deployed-softmax gradient >= {_pct(ZERO_GRADIENTS)}",
-                            f"{_pct(e.zero_gradient_share)} of inputs have an exactly zero input gradient"))
-    if (best := _best(e.other_outputs)) is not None:
-        checks.append(Check("another output restores the attack", best[1] - wb >= OUTPUT_GAP, best[1] - wb,
-                            f"best other attacked output beats {name} by >= {100 * OUTPUT_GAP:.0f} points",
-                            f"{best[0]} {_pct(best[1])} vs {name} {_pct(wb)}"))
-    if (best := _best(e.transfer)) is not None:
-        checks.append(Check("transfer beats white-box", best[1] - wb >= GAP, best[1] - wb,
-                            f"a transfer attack beats {name} by >= {100 * GAP:.0f} points",
-                            f"{best[0]} {_pct(best[1])} vs {name} {_pct(wb)}"))
-    if (best := _best(e.blackbox)) is not None:
-        q = e.blackbox_queries.get(best[0])
-        checks.append(Check("gradient-free beats white-box", best[1] - wb >= GAP, best[1] - wb,
-                            f"a gradient-free attack beats {name} by >= {100 * GAP:.0f} points",
-                            f"{best[0]} {_pct(best[1])}" + (f" ({q:.0f} queries per success)" if q else "")
-                            + f" vs {name} {_pct(wb)}"))
-    if e.jsma_budget:
-        top = e.jsma_budget.get("1", max(e.jsma_budget.values()))
-        checks.append(Check("unbounded attack below 100%", top < UNBOUNDED, top,
-                            f"{name} with Upsilon = 100% succeeds < {_pct(UNBOUNDED)}",
-                            f"{name} at Upsilon 100%: {_pct(top)}"))
-        low = e.jsma_budget[min(e.jsma_budget, key=float)]
-        checks.append(Check("success flat in the budget", top - low < FLAT and top < UNBOUNDED, top - low,
-                            f"{name}'s success rises < {100 * FLAT:.0f} points from the smallest budget to 100% "
-                            "while below 100%",
-                            f"{_pct(low)} at Upsilon {float(min(e.jsma_budget, key=float)) * 100:g}% -> {_pct(top)} "
-                            "at 100%"))
+    checks: list[Check] = []
+    if e.zero_gradients is not None and e.zero_gradients[1]:
+        z, n = e.zero_gradients
+        checks.append(_share_check("vanishing gradients", z, n, SHARE,
+                                   f"inputs with an exactly zero deployed-softmax input gradient > {_pct(SHARE)}",
+                                   "inputs whose input gradient is exactly 0 in float32", gradient=SOFTMAX))
+    if e.randomized is not None and e.randomized[1]:
+        r, n = e.randomized
+        checks.append(_share_check("randomized outputs", r, n, SHARE,
+                                   f"inputs whose logits differ between two identical calls > {_pct(SHARE)}",
+                                   "inputs with different logits on a second call (stochastic gradients: attack the "
+                                   "expectation, EOT)", gradient=EVERY))
+    up = f"Upsilon {100 * e.upsilon:g}%"
+    for name, pairs in e.jsma_pairs.items():
+        if not pairs:
+            continue
+        k = sum(1 for other, f in pairs if other and not f)
+        checks.append(_share_check(f"{name} beats JSMA-F", k, len(pairs), SHARE,
+                                   f"attacks {name} wins and JSMA-F loses, both within {up}, > {_pct(SHARE)}",
+                                   f"attacks won by {name} and lost by JSMA-F, both at {up}", gradient=SOFTMAX))
+    for name, pairs in e.l2_pairs.items():
+        if not pairs:
+            continue
+        kind = "gradient-free" if name in e.gradient_free else "transfer"
+        checks.append(_share_check(
+            f"{kind} beats white-box: {name}", _beats(pairs), len(pairs), SHARE,
+            f"inputs where {name} reaches the target with an L2 {L2_MARGIN:g}x below CW-L2's minimal one "
+            f"(or CW-L2 found none) > {_pct(SHARE)}",
+            f"inputs where {name} found a smaller example than CW-L2 on the logits", gradient=LOGITS))
+    if e.cw_l2:
+        ok = sum(1 for w in e.cw_l2 if w is not None)
+        settings = ", ".join(f"{k} {v:g}" for k, v in e.cw_settings.items()
+                             if k in ("binary_search_steps", "max_iterations", "initial_const", "learning_rate"))
+        checks.append(_share_check("unbounded attack below 100%", ok, len(e.cw_l2), UNBOUNDED,
+                                   f"CW-L2 (no distortion bound) reaches the target on < {_pct(UNBOUNDED)} of attacks",
+                                   "attacks CW-L2 on the logits reached the target on"
+                                   + (f" ({settings})" if settings else ""),
+                                   kind="attack failure", fire_above=False))
     return checks
+
+
+def _line(c: Check) -> str:
+    return f"{c.name} ({c.evidence})"
 
 
 def judge(e: Evidence) -> Verdict:
     checks = run_checks(e)
-    if not checks:
-        return Verdict(e.model, "not measured", "no check could be measured for this model", checks)
-    fired = [c for c in checks if c.fired]
-    numbers = "; ".join(c.evidence for c in fired)
-    if not fired:
-        return Verdict(e.model, "no sign of masking", f"no sign of masking: none of {len(checks)} checks fired "
-                       f"({e.whitebox} {_pct(e.whitebox_success)})", checks)
-    names = ", ".join(c.name for c in fired)
-    if e.whitebox_success < ROBUST_BELOW:
-        return Verdict(e.model, "masked", f"robustness to {e.whitebox} ({_pct(e.whitebox_success)} success) is masked "
-                       f"gradients: {len(fired)} of {len(checks)} checks fired ({names})", checks)
-    return Verdict(e.model, "mixed", f"{e.whitebox} succeeds {_pct(e.whitebox_success)}, so there is little "
-                   f"robustness to explain, yet {names} fired ({numbers})", checks)
+    masking = [c for c in checks if c.kind == "masking"]
+    fired = [c for c in masking if c.fired]
+    if fired:
+        gradients = sorted({c.gradient for c in fired})
+        return Verdict(e.model, "masked", f"masked: {' and '.join(gradients)}; " + "; ".join(_line(c) for c in fired),
+                       checks)
+    failed = [c for c in checks if c.kind == "attack failure" and c.fired]
+    if failed:
+        return Verdict(e.model, "inconclusive", "inconclusive: the attack failed, not necessarily the model: "
+                       + "; ".join(_line(c) for c in failed) + ". Raise attack.cw_l2.binary_search_steps and "
+                       "max_iterations (or initial_const) until CW-L2 reaches every target, then judge again", checks)
+    if not masking:
+        return Verdict(e.model, "inconclusive", "inconclusive (not measured): no masking check could be measured; "
+                       "run the attacks with `attack --checks` (attack.methods with cw_l2, attack.checks with "
+                       "transfer and blackbox)", checks)
+    undecided = [c for c in masking if c.status == "undecided"]
+    if undecided:
+        needs = [f"{c.name}: n {c.n}, {c.n_needed or 'more than ' + str(MAX_N)} would decide it" for c in undecided]
+        return Verdict(e.model, "inconclusive", "inconclusive (n too small): " + "; ".join(needs)
+                       + " (attack.samples / attack.check_samples)", checks)
+    if not any(c.gradient == LOGITS for c in masking):
+        return Verdict(e.model, "inconclusive", "inconclusive (not measured): the gradient checks are clear but no "
+                       "gradient-free or transfer attack was compared with CW-L2 at the same budget; add cw_l2 to "
+                       "attack.methods and transfer or blackbox to attack.checks", checks)
+    return Verdict(e.model, "no sign of masking", f"no sign of masking: all {len(masking)} masking checks clear at "
+                   f"equal budgets (JSMA-F {_pct(e.whitebox_success)}). Not a claim of robustness: the gradients "
+                   "hid nothing these attacks could find", checks)

@@ -1,5 +1,7 @@
 """A model's masking evidence measured from scratch, for any classifier returning logits (the API a
-library user calls; runs assemble the same evidence from their own attack results instead)."""
+library user calls, and the known-answer controls; runs assemble the same evidence from their own
+attack files instead). Every attack runs on the same inputs and targets, so the checks can compare
+them input by input at the same budget."""
 
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ from engine.attacks.outputs import attacked_output
 from engine.attacks.simba import SimBAConfig, simba
 from engine.masking.budget import jsma_curve, l2_curve
 from engine.masking.checks import Evidence
-from engine.masking.transfer import replay
 from engine.metrics import gradient_amplitude
 from engine.numerics import exact_float32
 
@@ -25,31 +26,84 @@ class MeasureConfig:
     cw: CWL2Config = field(default_factory=lambda: CWL2Config(learning_rate=0.05, binary_search_steps=6,
                                                               max_iterations=500, initial_const=0.01))
     simba: SimBAConfig = field(default_factory=SimBAConfig)
-    kappas: tuple[float, ...] = (0.0, 20.0, 40.0)
+    kappas: tuple[float, ...] = (0.0, 40.0)
+
+
+@dataclass
+class TransferExamples:
+    """Examples made on a source model (an undistilled baseline) for the inputs and targets judged."""
+
+    jsma_f: torch.Tensor  # (N, ...) JSMA-F's x_adv at the same Upsilon
+    jsma_made: torch.Tensor  # (N,) bool
+    cw: dict[str, tuple[torch.Tensor, torch.Tensor]]  # "CW-L2 kappa=40 from the source" -> (x_adv, made)
+
+
+def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        pred = model(x.to(device)).argmax(1).cpu()
+    model.train(was)
+    return pred
+
+
+def per_input_l2(x: torch.Tensor, x_adv: torch.Tensor, hit: torch.Tensor) -> list[float | None]:
+    """L2 of each example that reaches its target (None where it does not): the lists the checks pair."""
+    l2 = (x_adv - x).flatten(1).double().norm(dim=1)
+    return [float(v) if h else None for v, h in zip(l2.tolist(), hit.tolist(), strict=True)]
+
+
+def make_transfer_examples(source: nn.Module, x: torch.Tensor, targets: torch.Tensor,
+                           cfg: MeasureConfig | None = None) -> TransferExamples:
+    cfg = cfg or MeasureConfig()
+    with exact_float32():
+        f = jsma(attacked_output(source, "softmax", 1.0), x, targets, JSMAConfig(upsilon=cfg.upsilon))
+        cw = {}
+        for k in cfg.kappas:
+            made = cw_l2(source, x, targets, replace(cfg.cw, confidence=k))
+            cw[f"CW-L2 kappa={k:g} from the baseline"] = (made.x_adv, made.success)
+    return TransferExamples(f.x_adv, f.success, cw)
 
 
 def measure_evidence(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *, name: str = "model",
-                     source: nn.Module | None = None, cfg: MeasureConfig | None = None) -> Evidence:
-    """Every check's numbers for `model` on (x, targets); `source` (an undistilled model) makes the
-    transfer examples, CW-L2 at each kappa."""
+                     transfer: TransferExamples | None = None, cfg: MeasureConfig | None = None,
+                     temperature: float | None = None) -> Evidence:
+    """Every check's numbers for `model` on (x, targets), one target per input. `transfer`: examples
+    made on an undistilled model for the same inputs; `temperature`: the model's training T, which
+    adds JSMA on softmax(z/T)."""
     cfg = cfg or MeasureConfig()
-    device = next(model.parameters()).device
     with exact_float32():
-        f = jsma(attacked_output(model, "softmax", 1.0), x, targets, JSMAConfig(upsilon=1.0))
-        curve = jsma_curve(f.success, f.iterations, f.n_features)
-        whitebox = jsma_curve(f.success, f.iterations, f.n_features, (cfg.upsilon,))[f"{cfg.upsilon:g}"]
-        z = jsma(attacked_output(model, "logits", 1.0), x, targets, JSMAConfig(upsilon=cfg.upsilon))
+        f = jsma(attacked_output(model, "softmax", 1.0), x, targets, JSMAConfig(upsilon=cfg.upsilon))
+        other = {"JSMA on the logits": jsma(attacked_output(model, "logits", 1.0), x, targets,
+                                            JSMAConfig(upsilon=cfg.upsilon)).success.tolist()}
+        if temperature is not None and temperature != 1.0:
+            other["JSMA on softmax(z/T)"] = jsma(attacked_output(model, "softmax_T", temperature), x, targets,
+                                                 JSMAConfig(upsilon=cfg.upsilon)).success.tolist()
         c = cw_l2(model, x, targets, cfg.cw)
         s = simba(model, x, targets, cfg.simba)
-        zeros = gradient_amplitude(model, x, 1.0, device)["zero_share"]
-        transfer = {}
-        if source is not None:
-            for k in cfg.kappas:
-                made = cw_l2(source, x, targets, replace(cfg.cw, confidence=k))
-                transfer[f"CW-L2 kappa={k:g}"] = float(replay(model, made.x_adv, targets, made.success)["success_rate"])
+        amp = gradient_amplitude(model, x, 1.0)
+    f_won = f.success.tolist()
+    pairs = {k: list(zip(v, f_won, strict=True)) for k, v in other.items()}
+    cw = per_input_l2(x, c.x_adv, c.success)
+    l2_pairs = {"SimBA": list(zip(per_input_l2(x, s.x_adv, s.success), cw, strict=True))}
+    transfer_share: dict[str, float] = {}
+    if transfer is not None:
+        hits = ((_predict(model, transfer.jsma_f) == targets) & transfer.jsma_made).tolist()
+        pairs["JSMA-F transfer from the baseline"] = list(zip(hits, f_won, strict=True))
+        for label, (x_adv, made) in transfer.cw.items():
+            ours = per_input_l2(x, x_adv, (_predict(model, x_adv) == targets) & made)
+            l2_pairs[label] = list(zip(ours, cw, strict=True))
+            transfer_share[label] = sum(v is not None for v in ours) / len(ours)
     q = float(s.queries[s.success].double().mean()) if s.success.any() else None
-    return Evidence(model=name, whitebox="JSMA-F", whitebox_success=whitebox, zero_gradient_share=zeros,
-                    other_outputs={"JSMA on the logits": float(z.success.float().mean()),
-                                   "CW-L2 on the logits": float(c.success.float().mean())},
-                    transfer=transfer, blackbox={"SimBA": float(s.success.float().mean())},
-                    blackbox_queries={"SimBA": q}, jsma_budget=curve, cw_budget=l2_curve(c.success, c.l2))
+    return Evidence(
+        model=name, whitebox_success=float(f.success.float().mean()), upsilon=cfg.upsilon,
+        zero_gradients=(amp["zero_inputs"], amp["n_inputs"]), randomized=(amp["randomized_inputs"], amp["n_inputs"]),
+        jsma_pairs=pairs, l2_pairs=l2_pairs, gradient_free=["SimBA"], cw_l2=cw,
+        cw_settings={k: getattr(cfg.cw, k) for k in ("binary_search_steps", "max_iterations", "initial_const",
+                                                     "learning_rate")},
+        zero_gradient_share=amp["zero_share"], other_outputs={k: sum(v) / len(v) for k, v in other.items()},
+        transfer=transfer_share, blackbox={"SimBA": float(s.success.float().mean())}, blackbox_queries={"SimBA": q},
+        jsma_budget=jsma_curve(f.success, f.iterations, f.n_features,
+                               tuple(u for u in (0.025, 0.05, 0.1, cfg.upsilon) if u <= cfg.upsilon)),
+        cw_budget=l2_curve(c.success, c.l2))

@@ -293,13 +293,20 @@ class CheckRow:
     value: float | None
     threshold: str
     evidence: str
+    status: str = ""  # fired | clear | undecided ("" in runs judged before the statuses existed)
+    kind: str = "masking"  # masking | attack failure
+    gradient: str = ""  # the gradient a masking check is about
+    n: int = 0
+    low: float | None = None  # 95% interval of the share
+    high: float | None = None
+    n_needed: int | None = None  # an undecided check: the n that would decide it
 
 
 @dataclass(frozen=True)
 class VerdictMade(Payload):
     TYPE: ClassVar[EventType] = EventType.VERDICT
     model: str
-    verdict: str  # masked | no sign of masking | mixed | not measured
+    verdict: str  # masked | no sign of masking | inconclusive (mixed / not measured: runs judged before them)
     text: str
     checks: list[CheckRow]
     evidence: dict[str, Any] = field(default_factory=dict)

@@ -10,13 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 
 from engine.checkpoints import pack_state, unpack_state
 from engine.collapse import chance_level, collapse_logged, refuse_collapsed
 from engine.data import DatasetSplit
 from engine.distillation import mean_abs_logit, saturated_share, soft_labels
 from engine.errors import CheckpointError
-from engine.networks import TableICNN, build_network
+from engine.model_factory import build_model
 from engine.numerics import restore_rng_state, rng_state
 from engine.presets import Preset
 from engine.runs.control import Control
@@ -63,7 +64,7 @@ def check_checkpoints(rundir: RunDir, preset: Preset) -> None:
     for phase in preset.distillation.phases:
         saved = rundir.load_tensors(phase)
         if saved is not None:
-            fit_checkpoint(rundir, phase, *saved, build_network(preset.network.arch, preset.network.dropout), None)
+            fit_checkpoint(rundir, phase, *saved, build_model(preset, load_weights=False), None)
 
 
 class Experiment:
@@ -76,7 +77,7 @@ class Experiment:
         self.emit = emit
         self.control = control
         self.temperature = preset.distillation.temperature
-        self.models: dict[str, TableICNN] = {}
+        self.models: dict[str, nn.Module] = {}
         self.phase: str | None = None
         self.soft_label_t: float | None = None  # the T that made the student's soft labels, once known
 
@@ -108,21 +109,43 @@ class Experiment:
                          images=[[round(v, 3) for v in img.mean(0).flatten().tolist()] for img in x],
                          side=int(x.shape[-1])))
 
-    def probe_logits(self, model: TableICNN) -> list[list[float]]:
+    def probe_logits(self, model: nn.Module) -> list[list[float]]:
         """Logits of the probe inputs; a viewer applies softmax(z/T) for whichever T it shows."""
         return predict_logits(model, self.data.x_test[:N_PROBES], self.device).tolist()
 
     # -- phases ---------------------------------------------------------------------------
-    def _new_model(self, phase: str) -> TableICNN:
+    def _new_model(self, phase: str) -> nn.Module:
         torch.manual_seed(self.preset.seed * 100 + PHASE_ORDER.index(phase))
-        return build_network(self.preset.network.arch, self.preset.network.dropout).to(self.device)
+        return build_model(self.preset, load_weights=False).to(self.device)
+
+    def _load_trained(self, phase: str) -> None:
+        """network.weights: the researcher's trained model is the run's baseline, loaded and checkpointed
+        like a trained one (so attacks, verdicts and resumes read it the same way), never trained here."""
+        model = build_model(self.preset).to(self.device)
+        self.emit(PhaseStarted(phase=phase, temperature=1.0, epochs=0, start_epoch=0, start_batch=0,
+                               train_size=len(self.data.y_train)))
+        self.emit(Notice(text=f"{phase}: weights loaded from {self.preset.network.weights} "
+                              f"({self.preset.network.factory or 'Table I net'}); not trained"))
+        optimizer = make_optimizer(model, self.preset.training)
+        tensors, meta = pack_state(model, optimizer)
+        meta.update(phase=phase, epoch=0, batch=0, temperature=1.0, complete=True)
+        path = self.rundir.save_tensors(phase, tensors, meta)
+        self.emit(Checkpoint(phase=phase, epoch=0, batch=0, complete=True,
+                             path=str(path.relative_to(self.rundir.path))))
+        model.eval()
+        self.models[phase] = model
+        accuracy = evaluate(model, self.data.x_test, self.data.y_test, self.device, 1.0)[1]
+        self.emit(PhaseFinished(phase=phase, seconds=0.0, val_accuracy=accuracy, temperature=1.0))
 
     def _train(self, phase: str, targets: torch.Tensor, temperature: float) -> None:
         cfg = self.preset.training
+        saved = self.rundir.load_tensors(phase)
+        if saved is None and self.preset.network.weights:
+            self._load_trained(phase)
+            return
         model = self._new_model(phase)
         optimizer = make_optimizer(model, cfg)
         start_epoch = start_batch = 0
-        saved = self.rundir.load_tensors(phase)
         if saved is not None:
             tensors, meta = saved
             complete, start_epoch, start_batch, saved_t = fit_checkpoint(self.rundir, phase, tensors, meta, model,
@@ -171,7 +194,7 @@ class Experiment:
                                 temperature=metrics.get("temperature", temperature)))
         self._refuse_collapsed(phase, model, bool(metrics.get("collapsed")), resumed=saved is not None)
 
-    def _refuse_collapsed(self, phase: str, model: TableICNN, collapsed: bool, resumed: bool) -> None:
+    def _refuse_collapsed(self, phase: str, model: nn.Module, collapsed: bool, resumed: bool) -> None:
         """A model that collapsed to chance is neither distilled from nor attacked (its 0% JSMA-F would
         read as robustness). A resumed phase's watch saw only its own epochs, so a collapse an earlier
         session logged counts too; only then is the event log read."""

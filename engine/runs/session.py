@@ -193,7 +193,10 @@ class ThreadSession(EventFanout, Session):
     def create(cls, preset: Preset, run_dir: str | Path | None = None, *, data_root: str | None = None,
                download: bool | None = None) -> ThreadSession:
         """Load the data (errors before anything is written), then create the run directory."""
+        from engine.model_factory import build_model
+
         device = resolve_device(preset.device)
+        build_model(preset)  # a factory, its logits' shape and its weights checked before anything is written
         data = load_dataset(preset.data, data_root, download)
         if data_root is not None:
             preset = preset.model_copy(update={"data": preset.data.model_copy(update={"root": str(data_root)})})

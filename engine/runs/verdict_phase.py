@@ -1,13 +1,15 @@
 """Is the robustness real? The evidence a run measures beyond its attacks, and a verdict per model.
 
 After the attack phase, on `attack.check_samples` held-out inputs (the first of the attacked ones,
-each with one seeded random wrong target):
-- budget: JSMA-F with Upsilon = 100%, whose path gives success at every smaller budget too;
-- blackbox: SimBA on the deployed log-scores (no gradient at all);
-- transfer: CW-L2 at each kappa, and JSMA-F, made on the baseline and replayed on each other model
-  (the examples are kept in attacks/baseline-transfer.npz, so a sweep replays them on its students).
-The vanishing-gradient and other-output checks read the attack phase's own numbers. The evidence,
-the checks and the verdict go into summary.json ("verdict") and a `verdict` event per model.
+each with one seeded random wrong target, the same targets as C&W's average case):
+- transfer: CW-L2 at each kappa made on the baseline (attacks/baseline-transfer.npz, so a sweep replays
+  them on its students), with the baseline's own CW-L2 and JSMA-F examples of the attack phase;
+- blackbox: SimBA on the deployed log-scores (no gradient at all), each pixel within +-epsilon;
+- budget (optional evidence): JSMA-F with Upsilon = 100%, whose path gives success at every budget.
+Every comparison pairs two attacks on the same (held-out input, target): CW-L2's minimal L2 against a
+transfer or SimBA example's L2, JSMA-F against another attack at the same Upsilon. Vanishing gradients
+and randomized outputs come from the attack phase's gradient measurement. The evidence, the checks and
+the verdict go into summary.json ("verdict") and a `verdict` event per model.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from engine.attacks.jsma import JSMAConfig, jsma
 from engine.attacks.outputs import attacked_output
 from engine.attacks.simba import SimBAConfig, simba
 from engine.device import attack_batch_size, pair_chunk_elems
+from engine.errors import RunDirError
 from engine.masking.budget import jsma_curve, l2_curve
 from engine.masking.checks import Evidence, judge
-from engine.masking.transfer import replay
 from engine.numerics import exact_float32
 from engine.runs.events import AttackProgress, AttackStarted, CheckRow, VerdictMade
 from engine.runs.rundir import ATTACKS, atomic_write_bytes, atomic_write_json, read_json
@@ -65,13 +67,13 @@ def _progress(exp: Any, key: str, model: str, n: int, what: str, temperature: fl
     return finished
 
 
-def make_transfer_examples(exp: Any, x: torch.Tensor, targets: torch.Tensor) -> Path:
+def make_transfer_examples(exp: Any, inputs: torch.Tensor, x: torch.Tensor, targets: torch.Tensor) -> Path:
     """CW-L2 at each kappa on the baseline (attacks/baseline-transfer.npz), made once per run."""
     acfg = exp.preset.attack
     path = exp.rundir.path / ATTACKS / TRANSFER_FILE
     if path.exists():
         return path
-    arrays: dict[str, np.ndarray] = {"x": x.numpy(), "target": targets.numpy(),
+    arrays: dict[str, np.ndarray] = {"x": x.numpy(), "target": targets.numpy(), "inputs": inputs.numpy(),
                                      "kappas": np.array(acfg.transfer_kappas, dtype=np.float64)}
     base = exp.models["baseline"]
     settings = acfg.cw_l2.model_dump(exclude={"samples", "confidence"})
@@ -89,18 +91,55 @@ def make_transfer_examples(exp: Any, x: torch.Tensor, targets: torch.Tensor) -> 
     return path
 
 
-def transfer_evidence(model: nn.Module, transfer_npz: Path, jsma_npz: Path | None) -> dict[str, float]:
-    """Success on `model` of the baseline's examples (kept only where they worked on the baseline)."""
-    out: dict[str, float] = {}
-    data = np.load(transfer_npz)
-    targets = torch.from_numpy(data["target"])
-    for k in data["kappas"].tolist():
-        r = replay(model, torch.from_numpy(data[f"x_adv_k{k:g}"]), targets, torch.from_numpy(data[f"made_k{k:g}"]))
-        out[f"CW-L2 kappa={k:g} from the baseline"] = float(r["success_rate"])
-    if jsma_npz is not None and jsma_npz.exists():
-        j = np.load(jsma_npz)
-        r = replay(model, torch.from_numpy(j["x_adv"]), torch.from_numpy(j["target"]), torch.from_numpy(j["success"]))
-        out["JSMA-F from the baseline"] = float(r["success_rate"])
+Key = tuple[int, int]  # (held-out input index, target)
+
+
+def _predict(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        xs = torch.from_numpy(x)
+        pred = torch.cat([model(xs[i:i + 1024].to(device)).argmax(1).cpu() for i in range(0, len(xs), 1024)]) \
+            if len(xs) else torch.zeros(0, dtype=torch.long)
+    model.train(was)
+    return pred.numpy()
+
+
+def _l2(x: np.ndarray, x_adv: np.ndarray) -> np.ndarray:
+    return np.sqrt(((x_adv.astype(np.float64) - x.astype(np.float64)) ** 2).reshape(len(x), -1).sum(1))
+
+
+def _attack_file(folder: Path, key: str, fix: str) -> tuple[dict[Key, int], dict[str, np.ndarray]] | None:
+    """An attack's rows by (held-out input, target), and its arrays; None when it was not run."""
+    npz, record = folder / f"{key}.npz", read_json(folder / f"{key}.json", fix)
+    if record is None or not npz.exists() or "inputs" not in record:
+        return None
+    try:
+        with np.load(npz) as d:
+            arrays = {k: d[k] for k in d.files}
+        inputs = record["inputs"]
+        keys = {(int(inputs[int(s)]), int(t)): i for i, (s, t) in enumerate(zip(arrays["sample"], arrays["target"],
+                                                                                 strict=True))}
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise RunDirError(f"{npz} cannot be read ({type(exc).__name__}: {str(exc)[:80]}); {fix}") from None
+    return keys, arrays
+
+
+def transfer_l2(model: nn.Module, transfer_npz: Path) -> dict[str, dict[Key, float | None]]:
+    """The baseline's CW-L2 examples at each kappa replayed on `model`: per (input, target) the
+    example's L2 where it was made on the baseline and reaches the target on `model`, else None."""
+    out: dict[str, dict[Key, float | None]] = {}
+    with np.load(transfer_npz) as data:
+        if "inputs" not in data.files:
+            return out  # made by an older version, without the inputs it was made for: not comparable
+        keys = list(zip(data["inputs"].tolist(), data["target"].tolist(), strict=True))
+        for k in data["kappas"].tolist():
+            x_adv, made = data[f"x_adv_k{k:g}"], data[f"made_k{k:g}"]
+            hit = (_predict(model, x_adv) == data["target"]) & made
+            l2 = _l2(data["x"], x_adv)
+            out[f"CW-L2 kappa={k:g} from the baseline"] = {key: float(l2[i]) if hit[i] else None
+                                                          for i, key in enumerate(keys)}
     return out
 
 
@@ -111,10 +150,8 @@ def measure_model(exp: Any, name: str, inputs: torch.Tensor, targets: torch.Tens
     x = exp.data.x_test[inputs]
     t_train = 1.0 if name == "baseline" else float(exp.temperature)
     found: dict[str, Any] = {}
-    if (exp.rundir.path / ATTACKS / f"{name}-budget.json").exists() and \
-            (exp.rundir.path / ATTACKS / f"{name}-simba.json").exists():
-        return found  # measured before (a resumed or re-attacked run): the files are the record
-    if "budget" in acfg.checks:
+    folder = exp.rundir.path / ATTACKS
+    if "budget" in acfg.checks and not (folder / f"{name}-budget.json").exists():
         done = _progress(exp, f"{name}-budget", name, len(x), "softmax, Upsilon 100%", 1.0)
         cfg = JSMAConfig(theta=acfg.theta, upsilon=1.0, no_pair=acfg.no_pair,
                          batch_size=attack_batch_size(acfg.batch_size, exp.device, len(x)),
@@ -125,7 +162,7 @@ def measure_model(exp: Any, name: str, inputs: torch.Tensor, targets: torch.Tens
         atomic_write_json(exp.rundir.path / ATTACKS / f"{name}-budget.json",
                           {"model": name, "jsma_budget": found["jsma_budget"], "n_attacks": len(x),
                            "temperature": t_train, "inputs": inputs.tolist()})
-    if "blackbox" in acfg.checks:
+    if "blackbox" in acfg.checks and not (folder / f"{name}-simba.json").exists():
         done = _progress(exp, f"{name}-simba", name, len(x), "deployed log-scores", 1.0)
         t0 = time.perf_counter()
         res = simba(model, x, targets, SimBAConfig(epsilon=acfg.simba_epsilon, max_queries=acfg.simba_queries,
@@ -134,35 +171,93 @@ def measure_model(exp: Any, name: str, inputs: torch.Tensor, targets: torch.Tens
         rate = float(res.success.float().mean())
         q = float(res.queries[res.success].double().mean()) if res.success.any() else None
         found["blackbox"], found["blackbox_queries"] = {"SimBA": rate}, {"SimBA": q}
-        atomic_write_json(exp.rundir.path / ATTACKS / f"{name}-simba.json",
+        l2 = _l2(x.numpy(), res.x_adv.numpy())
+        atomic_write_json(folder / f"{name}-simba.json",
                           {"model": name, "success_rate": rate, "mean_queries_per_success": q, "n_attacks": len(x),
                            "max_queries": acfg.simba_queries, "epsilon": acfg.simba_epsilon,
-                           "seconds": time.perf_counter() - t0, "inputs": inputs.tolist()})
+                           "seconds": time.perf_counter() - t0, "inputs": inputs.tolist(),
+                           "targets": targets.tolist(),
+                           "l2": [float(v) if ok else None for v, ok in zip(l2, res.success.tolist(), strict=True)]})
     return found
+
+
+def _jsma_pairs(folder: Path, name: str, fix: str, model: nn.Module | None,
+                jsma_npz: Path | None) -> tuple[dict[str, list[tuple[bool, bool]]], float | None]:
+    """JSMA on the other outputs, and the baseline's JSMA-F examples replayed here, beside JSMA-F on
+    the same (input, target) at the same Upsilon; and JSMA-F's success."""
+    f = _attack_file(folder, f"{name}-softmax", fix)
+    if f is None:
+        return {}, None
+    f_keys, f_arr = f
+    f_won = f_arr["success"].astype(bool)
+    pairs: dict[str, list[tuple[bool, bool]]] = {}
+    for out in ("logits", "softmax_T"):
+        o = _attack_file(folder, f"{name}-{out}", fix)
+        if o is not None:
+            pairs[OUTPUT_NAMES[out]] = [(bool(o[1]["success"][i]), bool(f_won[f_keys[k]]))
+                                        for k, i in o[0].items() if k in f_keys]
+    if model is not None and jsma_npz is not None and name != "baseline":
+        b = _attack_file(jsma_npz.parent, jsma_npz.stem, fix)
+        if b is not None:
+            b_keys, b_arr = b
+            hit = (_predict(model, b_arr["x_adv"]) == b_arr["target"]) & b_arr["success"].astype(bool)
+            pairs["JSMA-F transfer from the baseline"] = [(bool(hit[i]), bool(f_won[f_keys[k]]))
+                                                        for k, i in b_keys.items() if k in f_keys]
+    return pairs, float(f_won.mean()) if len(f_won) else 0.0
 
 
 def assemble_verdict(run_dir: Path, summary: dict[str, Any], name: str, model: nn.Module | None = None,
                      transfer_npz: Path | None = None, jsma_npz: Path | None = None) -> VerdictMade:
-    """The verdict for one model of a run, from its files: the attack table and gradient amplitude in
-    summary.json, attacks/<model>-budget.json, -simba.json and -cw_l2.npz; with `model` and the
-    baseline's transfer examples, their replay on it. The same for a live run, `verdict` and sweeps."""
-    attacks = summary.get("attacks", {})
+    """The verdict for one model of a run, from its files: the attacks of the attack phase
+    (attacks/<model>-<output>.npz and -cw_l2.npz), the gradient measurement in summary.json,
+    attacks/<model>-simba.json and -budget.json; with `model` and the baseline's examples (its
+    transfer file, its JSMA-F and CW-L2 attacks), their replay on it. The same for a live run,
+    `verdict` and sweeps."""
     folder = run_dir / ATTACKS
-    fix = f"delete it and run `defdistill-engine attack {run_dir}` to redo it"
+    fix = f"delete it and run `defdistill-engine attack {run_dir} --checks` to redo it"
     budget = read_json(folder / f"{name}-budget.json", fix) or {}
     sim = read_json(folder / f"{name}-simba.json", fix)
-    wb = attacks.get(f"{name}-softmax", {}).get("success_rate")
+    pairs, wb = _jsma_pairs(folder, name, fix, model, jsma_npz)
     if wb is None and budget.get("jsma_budget"):  # JSMA-F not in the attack table: its budget run at 14.5%
-        wb = budget["jsma_budget"].get("0.145", 0.0)
-    transfer = {}
-    if model is not None and transfer_npz is not None and transfer_npz.exists() and name != "baseline":
-        transfer = transfer_evidence(model, transfer_npz, jsma_npz)
+        wb = budget["jsma_budget"].get("0.145")
+    cw = _attack_file(folder, f"{name}-cw_l2", fix)
+    cw_rec = read_json(folder / f"{name}-cw_l2.json", fix) or {}
+    whitebox: dict[Key, float | None] = {}
+    if cw is not None:
+        ok, l2 = cw[1]["success"].astype(bool), cw[1]["l2"]
+        whitebox = {k: float(l2[i]) if ok[i] else None for k, i in cw[0].items()}
+    l2_pairs: dict[str, list[tuple[float | None, float | None]]] = {}
+    if sim and "l2" in sim and whitebox:
+        keys = zip(sim["inputs"], sim["targets"], strict=True)
+        l2_pairs["SimBA"] = [(v, whitebox[(int(i), int(t))]) for (i, t), v in zip(keys, sim["l2"], strict=True)
+                             if (int(i), int(t)) in whitebox]
+    transfer_share: dict[str, float] = {}
+    if model is not None and name != "baseline" and whitebox:
+        replayed = transfer_l2(model, transfer_npz) if transfer_npz is not None and transfer_npz.exists() else {}
+        base_cw = _attack_file(jsma_npz.parent, "baseline-cw_l2", fix) if jsma_npz is not None else None
+        if base_cw is not None:  # the baseline's own CW-L2 (kappa 0) of the attack phase, replayed here
+            keys, arr = base_cw
+            hit = (_predict(model, arr["x_adv"]) == arr["target"]) & arr["success"].astype(bool)
+            l2 = _l2(arr["x"], arr["x_adv"])
+            replayed.setdefault("CW-L2 kappa=0 from the baseline",
+                                {k: float(l2[i]) if hit[i] else None for k, i in keys.items()})
+        for label, by_key in replayed.items():
+            l2_pairs[label] = [(v, whitebox[k]) for k, v in by_key.items() if k in whitebox]
+            transfer_share[label] = sum(v is not None for v in by_key.values()) / max(len(by_key), 1)
+    grads = summary.get("gradient_amplitude", {}).get(name, {})
+    n_grad = int(grads.get("n_inputs", 0))
+    zeros = grads.get("zero_inputs", round(grads.get("zero_share", 0.0) * n_grad))
     e = Evidence(
         model=name, whitebox="JSMA-F", whitebox_success=float(wb or 0.0),
-        zero_gradient_share=summary.get("gradient_amplitude", {}).get(name, {}).get("zero_share"),
-        other_outputs={OUTPUT_NAMES[k.split("-", 1)[1]]: v["success_rate"] for k, v in attacks.items()
-                       if k.startswith(name + "-") and k.split("-", 1)[1] in OUTPUT_NAMES},
-        transfer=transfer,
+        upsilon=float((read_json(folder / f"{name}-softmax.json", fix) or {}).get("upsilon", 0.145)),
+        zero_gradients=(int(zeros), n_grad) if n_grad else None,
+        randomized=(int(grads["randomized_inputs"]), n_grad) if n_grad and "randomized_inputs" in grads else None,
+        jsma_pairs=pairs, l2_pairs=l2_pairs, gradient_free=["SimBA"],
+        cw_l2=list(whitebox.values()), cw_settings=cw_rec.get("settings", {}),
+        zero_gradient_share=grads.get("zero_share"),
+        other_outputs={k: sum(o for o, _f in v) / len(v) for k, v in pairs.items()
+                       if v and k in OUTPUT_NAMES.values()},
+        transfer=transfer_share,
         blackbox={"SimBA": sim["success_rate"]} if sim else {},
         blackbox_queries={"SimBA": sim["mean_queries_per_success"]} if sim else {},
         jsma_budget=budget.get("jsma_budget", {}), cw_budget=cw_l2_budget(folder / f"{name}-cw_l2.npz"))
@@ -179,7 +274,7 @@ def run_verdict_phase(exp: Any, summary: dict[str, Any], chosen: torch.Tensor, m
         inputs, _labels, targets = check_inputs(exp, chosen)
         transfer_npz = None
         if "transfer" in acfg.checks and "baseline" in exp.models:
-            transfer_npz = make_transfer_examples(exp, exp.data.x_test[inputs], targets)
+            transfer_npz = make_transfer_examples(exp, inputs, exp.data.x_test[inputs], targets)
         for name in models:
             measure_model(exp, name, inputs, targets)
             event = assemble_verdict(exp.rundir.path, summary, name, exp.models[name], transfer_npz,

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-EXPLAIN = ("Each verdict comes from measured checks (Carlini et al. 2019; Athalye et al. 2018): exactly zero "
-           "input gradients at the deployed softmax; another attacked output (softmax(z/T), the logits, CW-L2's "
-           "margin) succeeding >= 30 points more than JSMA-F; a transfer attack from the undistilled baseline, or "
-           "SimBA (no gradient at all, on the deployed log-scores), succeeding >= 10 points more; JSMA-F with "
-           "Upsilon = 100% staying below 95%, and flat from Upsilon 2.5% to 100%. \"masked\": JSMA-F succeeds "
-           "< 50% and at least one check fired; \"no sign of masking\": none fired.")
+EXPLAIN = ("Each verdict comes from checks that compare two attacks on the same input and target at the same "
+           "budget (Carlini et al. 2019; Athalye et al. 2018; Pintor et al. 2022), each with its n and a 95% "
+           "Clopper-Pearson interval; a check fires only when its interval lies above 20%. Masking: exactly zero "
+           "deployed-softmax gradients; logits that differ between two identical calls; another output (or the "
+           "baseline's JSMA-F examples) winning where JSMA-F loses at the same Upsilon; a transfer or SimBA example "
+           "with an L2 1.25x below CW-L2's minimal one for that input. Attack failure: CW-L2, which has no distortion "
+           "bound, reaching < 95% of its targets. \"masked\": a masking check fired (which gradient is named); "
+           "\"inconclusive\": the attack failed, n is too small (the n that would decide is given) or nothing was "
+           "measured; \"no sign of masking\": every check clear. That is not a claim of robustness. "
+           "See docs/verdict.md.")
 
 
 def _pct(v: float | None) -> str:
@@ -22,15 +26,16 @@ def _row(label: str, v: dict[str, Any]) -> str:
     other = max(ev["other_outputs"].values()) if ev.get("other_outputs") else None
     transfer = max(ev["transfer"].values()) if ev.get("transfer") else None
     simba = ev.get("blackbox", {}).get("SimBA")
-    top = ev.get("jsma_budget", {}).get("1")
-    fired = [c for c in v["checks"] if c["fired"]]
-    why = "; ".join(f"{c['name']} ({c['evidence']})" for c in fired) or "none fired"
+    top = ev.get("jsma_budget", {}).get("1")  # measured only with attack.checks "budget"
+    fired = [c for c in v["checks"] if c["fired"] or c.get("status") == "undecided"]
+    why = "; ".join(f"{c['name']}{' (undecided)' if c.get('status') == 'undecided' else ''}: {c['evidence']}"
+                    for c in fired) or "all clear"
     return (f"| {label} | {_pct(ev['whitebox_success'])} | {_pct(ev.get('zero_gradient_share'))} | {_pct(other)} | "
             f"{_pct(transfer)} | {_pct(simba)} | {_pct(top)} | **{v['verdict']}** | {why} |")
 
 
 HEADER = ["| model | JSMA-F | zero gradients | best other output | best transfer | SimBA | JSMA-F, Upsilon 100% | "
-          "verdict | checks that fired |", "|---|---|---|---|---|---|---|---|---|"]
+          "verdict | checks that fired or are undecided |", "|---|---|---|---|---|---|---|---|---|"]
 
 
 def verdict_section(rows: list[tuple[str, dict[str, Any] | None]]) -> list[str]:

@@ -16,7 +16,7 @@ from engine.runs.verdict_phase import TRANSFER_FILE, assemble_verdict
 
 def _load_model(run_dir: Path, phase: str):
     from engine.checkpoints import unpack_state
-    from engine.networks import build_network
+    from engine.model_factory import build_model
     from engine.presets import preset_from_toml
 
     rd = RunDir(run_dir)
@@ -24,7 +24,7 @@ def _load_model(run_dir: Path, phase: str):
     saved = rd.load_tensors(phase)
     if saved is None:
         return None
-    net = build_network(preset.network.arch, preset.network.dropout)
+    net = build_model(preset, load_weights=False)
     try:
         unpack_state(saved[0], saved[1], net, None)
     except (KeyError, RuntimeError, ValueError) as exc:
@@ -57,11 +57,13 @@ def format_verdicts(rows: list[tuple[str, dict[str, Any]]]) -> str:
     for label, v in rows:
         lines.append(f"{label:<22} {v['verdict'].upper()}: {v['text']}")
         for c in v["checks"]:
-            lines.append(f"  {'FIRED' if c['fired'] else 'ok':<6} {c['name']:<36} {c['evidence']}")
+            status = c.get("status") or ("fired" if c["fired"] else "clear")
+            lines.append(f"  {status.upper():<9} {c["name"]:<48} {c['evidence']}")
     return "\n".join(lines)
 
 
-def verdict_table(path: Path) -> str:
+def verdict_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(model, or T for a sweep) -> its verdict's fields, for `verdict` and `verdict --json`."""
     from engine.sweeps.sweep import SWEEP_FILE
 
     path = Path(path)
@@ -71,7 +73,11 @@ def verdict_table(path: Path) -> str:
         r = read_json(path / SWEEP_FILE, "run the same `defdistill-engine sweep` again to rebuild it")
         rows = [("no distillation", r["baseline"].get("verdict"))]
         rows += [(f"T={t}", e.get("verdict")) for t, e in r["by_temperature"].items()]
-        return format_verdicts([(k, v) for k, v in rows if v])
+        return [(k, v) for k, v in rows if v]
     if (path / "summary.json").exists():
-        return format_verdicts(list(run_verdicts(path).items()))
+        return list(run_verdicts(path).items())
     raise RunDirError(f"{path} holds neither sweep.json nor summary.json; give a finished run or sweep directory")
+
+
+def verdict_table(path: Path) -> str:
+    return format_verdicts(verdict_rows(path))

@@ -118,8 +118,10 @@ class ResultsScreen(Screen[None]):
             style = {"masked": "bold red", "no sign of masking": "bold green"}.get(v.verdict, "yellow")
             lines = [Text(v.verdict.upper(), style=style)]
             for c in v.checks:
-                lines.append(Text(f"{'✗ fired' if c.fired else '✓ ok   '}  {c.name}: {c.evidence}",
-                                  style="red" if c.fired else "dim"))
+                status = c.status or ("fired" if c.fired else "clear")
+                mark = {"fired": "✗ fired    ", "undecided": "? undecided", "clear": "✓ clear    "}.get(status, status)
+                lines.append(Text(f"{mark}  {c.name}: {c.evidence}",
+                                  style={"fired": "red", "undecided": "yellow"}.get(status, "dim")))
             t.add_row(model, Group(*lines))
         return t
 
