@@ -223,3 +223,27 @@ def test_verdict_command_on_a_run_without_attacks_and_on_nothing(trained_run, tm
     assert proc.returncode == 0 and json.loads(proc.stdout)["verdicts"] == {}, proc.stderr
     bad = cli("verdict", str(tmp_path / "nothing"))
     assert bad.returncode == 2 and "neither sweep.json nor summary.json" in bad.stderr
+
+
+@pytest.mark.slow
+def test_results_of_another_checkpoint_are_left_out_and_named_until_measured_again(trained_run, tmp_path):
+    """The swap that found it: a run's student checkpoint replaced after its attacks. The verdict must not
+    judge the old student's JSMA-F beside the new model, and must say what to measure again."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.run_dir, run, ignore=shutil.ignore_patterns("engine.lock"))
+    attack = cli("attack", str(run), "--model", "student", "--output", "softmax", "--output", "logits",
+                 "--method", "jsma", "--samples", "10", "--quiet")
+    assert attack.returncode == 0, attack.stderr[-2000:]
+    before = json.loads(cli("verdict", str(run), "--json").stdout)["verdicts"]["student"]
+    assert before["evidence"]["jsma_pairs"] and "another checkpoint" not in before["text"]
+    shutil.copy(run / "checkpoints" / "teacher.safetensors", run / "checkpoints" / "student.safetensors")
+    after = json.loads(cli("verdict", str(run), "--json").stdout)["verdicts"]["student"]
+    assert "measured on another checkpoint of student" in after["text"], after["text"]
+    assert "student-softmax.json" in after["text"] and "student-logits.json" in after["text"]
+    assert f"defdistill-engine attack {run} --model student --checks" in after["text"]
+    assert not after["evidence"]["jsma_pairs"]  # the old student's attacks are not combined with the new one
+    again = cli("attack", str(run), "--model", "student", "--output", "softmax", "--output", "logits",
+                "--method", "jsma", "--samples", "10", "--quiet")
+    assert again.returncode == 0, again.stderr[-2000:]
+    fresh = json.loads(cli("verdict", str(run), "--json").stdout)["verdicts"]["student"]
+    assert "another checkpoint" not in fresh["text"] and fresh["evidence"]["jsma_pairs"], fresh["text"]

@@ -12,6 +12,7 @@ import torch
 
 from engine.attacks.jsma import ENDED, JSMAConfig, jsma
 from engine.attacks.outputs import attacked_output
+from engine.checkpoints import model_digest
 from engine.device import attack_batch_size, pair_chunk_elems
 from engine.errors import AttackConfigError
 from engine.metrics import (
@@ -95,8 +96,11 @@ def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | Non
     gradients = summary.setdefault("gradient_amplitude", {})
     for model in models:
         net = exp.models[model]
+        checkpoint = model_digest(net.state_dict())
+        if gradients.get(model, {}).get("checkpoint", checkpoint) != checkpoint:
+            del gradients[model]  # measured on another checkpoint of this model: measured again
         if model not in gradients:
-            amp = gradient_amplitude(net, exp.data.x_test[chosen], 1.0, exp.device)
+            amp = {**gradient_amplitude(net, exp.data.x_test[chosen], 1.0, exp.device), "checkpoint": checkpoint}
             atomic_write_json(exp.rundir.path / ATTACKS / f"{model}-gradients.json", amp)
             gradients[model] = {k: v for k, v in amp.items() if k != "values"}
         for out_name in outputs if "jsma" in methods else ():
@@ -127,13 +131,13 @@ def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | Non
                 "max_iterations": result.max_iterations, "n_features": result.n_features,
                 "seconds": seconds, "attacks_per_second": len(x) / max(seconds, 1e-9),
                 "matrix": success_matrix(result, labels, targets),
-                **rho_adv(result, sample_idx), "inputs_digest": digest,
+                **rho_adv(result, sample_idx), "inputs_digest": digest, "checkpoint": checkpoint,
             }
             atomic_write_json(exp.rundir.path / ATTACKS / f"{key}.json", {**record, "inputs": chosen.tolist()})
             _save_examples(exp.rundir.path / ATTACKS / f"{key}.npz", x, result, labels, targets, sample_idx)
             table[key] = {**{k: record[k] for k in ("success_rate", "n_attacks", "mean_features_changed", "rho_adv",
                                                     "attacks_per_second")},
-                          "rho_adv_is_lower_bound": record["is_lower_bound"]}
+                          "rho_adv_is_lower_bound": record["is_lower_bound"], "checkpoint": checkpoint}
             exp.emit(AttackFinished(key=key, **record, examples=_examples(x, result, labels, targets)))
         for method in methods:  # Carlini & Wagner's own attacks, on the logits, after JSMA's outputs
             if method != "jsma":

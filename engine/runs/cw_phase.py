@@ -20,6 +20,7 @@ from engine.attacks.cw_l0 import CWL0Config, cw_l0
 from engine.attacks.cw_l2 import CWL2Config, cw_l2
 from engine.attacks.cw_linf import CWLinfConfig, cw_linf
 from engine.attacks.cw_result import CWResult
+from engine.checkpoints import model_digest
 from engine.runs.events import AttackProgress, AttackStarted, CWCase, CWFinished, Example
 from engine.runs.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
 
@@ -120,6 +121,7 @@ def cw_attack(exp: Any, summary: dict[str, Any], model_name: str, method: str, c
         "seconds": seconds, "attacks_per_second": len(x) / max(seconds, 1e-9),
         "settings": settings.model_dump(exclude={"samples"}), "reduced": acfg.cw_reduced,
         "n_pixels": result.n_pixels, "inputs_digest": digest,
+        "checkpoint": model_digest(exp.models[model_name].state_dict()),
     }
     atomic_write_json(exp.rundir.path / ATTACKS / f"{key}.json", {**record, "inputs": inputs.tolist()})
     _save(exp.rundir.path / ATTACKS / f"{key}.npz", x, result, labels[idx], targets, idx)
@@ -127,7 +129,8 @@ def cw_attack(exp: Any, summary: dict[str, Any], model_name: str, method: str, c
     summary.setdefault("attacks", {})[key] = {
         "success_rate": first.success_rate, "n_attacks": len(x), "mean_features_changed": None, "rho_adv": None,
         "attacks_per_second": record["attacks_per_second"], "method": method, "case": acfg.cw_cases[0],
-        "mean_l0": first.mean_l0, "mean_l2": first.mean_l2, "mean_linf": first.mean_linf}
+        "mean_l0": first.mean_l0, "mean_l2": first.mean_l2, "mean_linf": first.mean_linf,
+        "checkpoint": record["checkpoint"]}
     exp.emit(CWFinished(**{**record, "cases": cases}, examples=_examples(x, result, labels[idx], targets)))
 
 

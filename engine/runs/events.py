@@ -328,6 +328,7 @@ class AttackRow:
     mean_l0: float | None = None
     mean_l2: float | None = None
     mean_linf: float | None = None
+    checkpoint: str = ""  # digest of the weights attacked (engine.checkpoints.model_digest)
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,14 @@ from engine.attacks.cw_l2 import CWL2Config, cw_l2
 from engine.attacks.jsma import JSMAConfig, jsma
 from engine.attacks.outputs import attacked_output
 from engine.attacks.simba import SimBAConfig, simba
+from engine.checkpoints import model_digest
 from engine.device import attack_batch_size, pair_chunk_elems
 from engine.errors import RunDirError
 from engine.masking.budget import jsma_curve, l2_curve
 from engine.masking.checks import Evidence, judge
 from engine.numerics import exact_float32
 from engine.runs.events import AttackProgress, AttackStarted, CheckRow, VerdictMade
-from engine.runs.rundir import ATTACKS, atomic_write_bytes, atomic_write_json, read_json
+from engine.runs.rundir import ATTACKS, RunDir, atomic_write_bytes, atomic_write_json, read_json
 
 TRANSFER_FILE = "baseline-transfer.npz"
 OUTPUT_NAMES = {"softmax_T": "JSMA on softmax(z/T)", "logits": "JSMA on the logits", "cw_l2": "CW-L2 on the logits",
@@ -110,10 +111,31 @@ def _l2(x: np.ndarray, x_adv: np.ndarray) -> np.ndarray:
     return np.sqrt(((x_adv.astype(np.float64) - x.astype(np.float64)) ** 2).reshape(len(x), -1).sum(1))
 
 
-def _attack_file(folder: Path, key: str, fix: str) -> tuple[dict[Key, int], dict[str, np.ndarray]] | None:
-    """An attack's rows by (held-out input, target), and its arrays; None when it was not run."""
+class Freshness:
+    """Which result files were measured on the checkpoint a model has now (engine.checkpoints.model_digest):
+    a file made on another one is left out of the verdict and named, with how to measure it again."""
+
+    def __init__(self, run_dir: Path, name: str) -> None:
+        saved = RunDir(run_dir).load_tensors(name) if (run_dir / "checkpoints").is_dir() else None
+        self.current = model_digest(saved[0]) if saved is not None else None
+        self.stale: list[str] = []
+
+    def fresh(self, record: dict[str, Any] | None, label: str) -> bool:
+        made_on = (record or {}).get("checkpoint")
+        if not made_on or self.current is None or made_on == self.current:
+            return True  # older results carry no digest: nothing to compare them with
+        self.stale.append(label)
+        return False
+
+
+def _attack_file(folder: Path, key: str, fix: str,
+                 freshness: Freshness | None = None) -> tuple[dict[Key, int], dict[str, np.ndarray]] | None:
+    """An attack's rows by (held-out input, target), and its arrays; None when it was not run (or was
+    run on another checkpoint of the model: `freshness` records that)."""
     npz, record = folder / f"{key}.npz", read_json(folder / f"{key}.json", fix)
     if record is None or not npz.exists() or "inputs" not in record:
+        return None
+    if freshness is not None and not freshness.fresh(record, f"{key}.json"):
         return None
     try:
         with np.load(npz) as d:
@@ -151,7 +173,13 @@ def measure_model(exp: Any, name: str, inputs: torch.Tensor, targets: torch.Tens
     t_train = 1.0 if name == "baseline" else float(exp.temperature)
     found: dict[str, Any] = {}
     folder = exp.rundir.path / ATTACKS
-    if "budget" in acfg.checks and not (folder / f"{name}-budget.json").exists():
+    checkpoint = model_digest(model.state_dict())
+
+    def measured(file: str) -> bool:  # on this checkpoint: a file made on another one is measured again
+        rec = read_json(folder / file, f"delete it and run `defdistill-engine attack {exp.rundir.path} --checks`")
+        return rec is not None and rec.get("checkpoint", checkpoint) == checkpoint
+
+    if "budget" in acfg.checks and not measured(f"{name}-budget.json"):
         done = _progress(exp, f"{name}-budget", name, len(x), "softmax, Upsilon 100%", 1.0)
         cfg = JSMAConfig(theta=acfg.theta, upsilon=1.0, no_pair=acfg.no_pair,
                          batch_size=attack_batch_size(acfg.batch_size, exp.device, len(x)),
@@ -161,8 +189,8 @@ def measure_model(exp: Any, name: str, inputs: torch.Tensor, targets: torch.Tens
         found["jsma_budget"] = jsma_curve(res.success, res.iterations, res.n_features)
         atomic_write_json(exp.rundir.path / ATTACKS / f"{name}-budget.json",
                           {"model": name, "jsma_budget": found["jsma_budget"], "n_attacks": len(x),
-                           "temperature": t_train, "inputs": inputs.tolist()})
-    if "blackbox" in acfg.checks and not (folder / f"{name}-simba.json").exists():
+                           "temperature": t_train, "inputs": inputs.tolist(), "checkpoint": checkpoint})
+    if "blackbox" in acfg.checks and not measured(f"{name}-simba.json"):
         done = _progress(exp, f"{name}-simba", name, len(x), "deployed log-scores", 1.0)
         t0 = time.perf_counter()
         res = simba(model, x, targets, SimBAConfig(epsilon=acfg.simba_epsilon, max_queries=acfg.simba_queries,
@@ -176,23 +204,23 @@ def measure_model(exp: Any, name: str, inputs: torch.Tensor, targets: torch.Tens
                           {"model": name, "success_rate": rate, "mean_queries_per_success": q, "n_attacks": len(x),
                            "max_queries": acfg.simba_queries, "epsilon": acfg.simba_epsilon,
                            "seconds": time.perf_counter() - t0, "inputs": inputs.tolist(),
-                           "targets": targets.tolist(),
+                           "targets": targets.tolist(), "checkpoint": checkpoint,
                            "l2": [float(v) if ok else None for v, ok in zip(l2, res.success.tolist(), strict=True)]})
     return found
 
 
-def _jsma_pairs(folder: Path, name: str, fix: str, model: nn.Module | None,
-                jsma_npz: Path | None) -> tuple[dict[str, list[tuple[bool, bool]]], float | None]:
+def _jsma_pairs(folder: Path, name: str, fix: str, model: nn.Module | None, jsma_npz: Path | None,
+                freshness: Freshness) -> tuple[dict[str, list[tuple[bool, bool]]], float | None]:
     """JSMA on the other outputs, and the baseline's JSMA-F examples replayed here, beside JSMA-F on
     the same (input, target) at the same Upsilon; and JSMA-F's success."""
-    f = _attack_file(folder, f"{name}-softmax", fix)
+    f = _attack_file(folder, f"{name}-softmax", fix, freshness)
     if f is None:
         return {}, None
     f_keys, f_arr = f
     f_won = f_arr["success"].astype(bool)
     pairs: dict[str, list[tuple[bool, bool]]] = {}
     for out in ("logits", "softmax_T"):
-        o = _attack_file(folder, f"{name}-{out}", fix)
+        o = _attack_file(folder, f"{name}-{out}", fix, freshness)
         if o is not None:
             pairs[OUTPUT_NAMES[out]] = [(bool(o[1]["success"][i]), bool(f_won[f_keys[k]]))
                                         for k, i in o[0].items() if k in f_keys]
@@ -215,13 +243,16 @@ def assemble_verdict(run_dir: Path, summary: dict[str, Any], name: str, model: n
     `verdict` and sweeps."""
     folder = run_dir / ATTACKS
     fix = f"delete it and run `defdistill-engine attack {run_dir} --checks` to redo it"
+    freshness = Freshness(run_dir, name)
     budget = read_json(folder / f"{name}-budget.json", fix) or {}
+    budget = budget if freshness.fresh(budget, f"{name}-budget.json") else {}
     sim = read_json(folder / f"{name}-simba.json", fix)
-    pairs, wb = _jsma_pairs(folder, name, fix, model, jsma_npz)
+    sim = sim if freshness.fresh(sim, f"{name}-simba.json") else None
+    pairs, wb = _jsma_pairs(folder, name, fix, model, jsma_npz, freshness)
     if wb is None and budget.get("jsma_budget"):  # JSMA-F not in the attack table: its budget run at 14.5%
         wb = budget["jsma_budget"].get("0.145")
-    cw = _attack_file(folder, f"{name}-cw_l2", fix)
-    cw_rec = read_json(folder / f"{name}-cw_l2.json", fix) or {}
+    cw = _attack_file(folder, f"{name}-cw_l2", fix, freshness)
+    cw_rec = read_json(folder / f"{name}-cw_l2.json", fix) or {} if cw is not None else {}
     whitebox: dict[Key, float | None] = {}
     if cw is not None:
         ok, l2 = cw[1]["success"].astype(bool), cw[1]["l2"]
@@ -245,6 +276,7 @@ def assemble_verdict(run_dir: Path, summary: dict[str, Any], name: str, model: n
             l2_pairs[label] = [(v, whitebox[k]) for k, v in by_key.items() if k in whitebox]
             transfer_share[label] = sum(v is not None for v in by_key.values()) / max(len(by_key), 1)
     grads = summary.get("gradient_amplitude", {}).get(name, {})
+    grads = grads if freshness.fresh(grads, f"the gradient measurement of {name} (summary.json)") else {}
     n_grad = int(grads.get("n_inputs", 0))
     zeros = grads.get("zero_inputs", round(grads.get("zero_share", 0.0) * n_grad))
     e = Evidence(
@@ -262,6 +294,10 @@ def assemble_verdict(run_dir: Path, summary: dict[str, Any], name: str, model: n
         blackbox_queries={"SimBA": sim["mean_queries_per_success"]} if sim else {},
         jsma_budget=budget.get("jsma_budget", {}), cw_budget=cw_l2_budget(folder / f"{name}-cw_l2.npz"))
     v = judge(e)
+    if freshness.stale:  # said with the verdict: what was left out, and how to measure it on this checkpoint
+        v.text += (f". Left out, measured on another checkpoint of {name} (its weights changed since): "
+                   f"{', '.join(sorted(set(freshness.stale)))}; measure them again with `defdistill-engine attack "
+                   f"{run_dir} --model {name} --checks`")
     return VerdictMade(model=v.model, verdict=v.verdict, text=v.text,
                        checks=[CheckRow(**asdict(c)) for c in v.checks], evidence=asdict(e))
 

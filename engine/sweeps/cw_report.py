@@ -127,5 +127,42 @@ def run_section(run_dir: Path, dataset: str) -> list[str]:
              "Each cell: success · mean distance over successful inputs; C&W's Tables IV / VI beside them.", ""]
     lines += table_rows(cw.get("baseline", {}), cw.get("student", {}), paper_key(dataset), top)
     first = next(iter(cw.values()))
-    lines += [""] + _settings_line(first)
+    lines += [""] + _settings_line(first) + paired_lines(run_dir, cw)
     return lines
+
+
+def paired_lines(run_dir: Path, cw: dict[str, dict[str, Any]]) -> list[str]:
+    """The baseline's and the student's distances on the same attacks: the means above are over each
+    model's own successes, so they compare different inputs; here only (input, target) both reached."""
+    import numpy as np
+
+    out = []
+    for method in METHODS:
+        if method not in cw.get("baseline", {}) or method not in cw.get("student", {}):
+            continue
+        rows = {}
+        for model in ("baseline", "student"):
+            path = run_dir / "attacks" / f"{model}-{method}.npz"
+            if not path.exists():
+                break
+            with np.load(path) as d:
+                inputs = cw[model]["inputs"] if "inputs" in cw[model] else None
+                if inputs is None:
+                    break
+                rows[model] = {(int(inputs[int(s)]), int(t)): float(v) for s, t, v, ok in
+                               zip(d["sample"], d["target"], d[NORM[method][0]], d["success"], strict=True) if ok}
+        if len(rows) < 2:
+            continue
+        both = sorted(set(rows["baseline"]) & set(rows["student"]))
+        n_all = cw["baseline"][method]["n_attacks"]
+        if not both:
+            out.append(f"- {NAMES[method]} on the same attacks: no attack reached its target on both models "
+                       f"(of {n_all}).")
+            continue
+        key, unit, fmt = NORM[method]
+        b = sum(rows["baseline"][k] for k in both) / len(both)
+        st = sum(rows["student"][k] for k in both) / len(both)
+        out.append(f"- {NAMES[method]} on the same attacks (the {len(both)} of {n_all} (input, target) both models' "
+                   f"attacks reached): mean {unit} {format(b, fmt)} without distillation, {format(st, fmt)} "
+                   "distilled.")
+    return out

@@ -42,7 +42,11 @@ def verdict_section(rows: list[tuple[str, dict[str, Any] | None]]) -> list[str]:
     rows = [(k, v) for k, v in rows if v]
     if not rows:
         return []
-    return ["## Is the robustness real?", "", EXPLAIN, "", *HEADER, *(_row(k, v) for k, v in rows), ""]
+    old = [k for k, v in rows if any("status" not in c for c in v["checks"])]
+    note = ([f"The verdicts of {', '.join(old)} were judged by the earlier rules (attacks compared at unequal budgets, "
+             "no intervals, \"mixed\" and \"not measured\"), which docs/verdict.md replaces: run "
+             "`defdistill-engine verdict` on the run directories to judge them again.", ""] if old else [])
+    return ["## Is the robustness real?", "", EXPLAIN, "", *note, *HEADER, *(_row(k, v) for k, v in rows), ""]
 
 
 def transfer_lines(entry: dict[str, Any]) -> list[str]:

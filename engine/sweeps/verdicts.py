@@ -58,7 +58,7 @@ def format_verdicts(rows: list[tuple[str, dict[str, Any]]]) -> str:
         lines.append(f"{label:<22} {v['verdict'].upper()}: {v['text']}")
         for c in v["checks"]:
             status = c.get("status") or ("fired" if c["fired"] else "clear")
-            lines.append(f"  {status.upper():<9} {c["name"]:<48} {c['evidence']}")
+            lines.append(f"  {status.upper():<9} {c['name']:<48} {c['evidence']}")
     return "\n".join(lines)
 
 
