@@ -99,8 +99,9 @@ def test_the_installed_dashboard_draws_in_tmux_and_quits_on_its_keys(installed):
         return subprocess.run(["tmux", "-L", socket, *args], capture_output=True, text=True, timeout=30)
 
     # COLUMNS/LINES from the test runner's environment would pin the app to 80 columns, not tmux's 120
-    command = (f"cd {cwd} && env -u COLUMNS -u LINES {bin_dir / 'defdistill-tui'} digits --run-dir {run_dir} --set training.epochs=100 "
-               "--set data.train_limit=256 --set data.test_limit=64 --set attack.enabled=false --set device='cpu'")
+    command = (f"cd {cwd} && env -u COLUMNS -u LINES {bin_dir / 'defdistill-tui'} digits --run-dir {run_dir} "
+               "--set training.epochs=100 --set data.train_limit=256 --set data.test_limit=64 "
+               "--set attack.enabled=false --set device='cpu'")
     assert tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", command).returncode == 0
     try:
         panels = ("loss / accuracy", "softmax confidence", "attacks", "events", "pause", "quit")
