@@ -54,7 +54,7 @@ def uv_binary(tools: Path) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--resolution", choices=["lowest-direct", "highest"], default="lowest-direct")
-    ap.add_argument("--pytest-args", default="-q -p no:cacheprovider -m 'not slow'",
+    ap.add_argument("--pytest-args", default="-q -rfE -p no:cacheprovider -m 'not slow'",
                     help="what the suite is run with (default: its fast part)")
     ap.add_argument("--out", default=str(RESULTS / "dependency-floor.json"))
     args = ap.parse_args()

@@ -59,7 +59,7 @@ def wait_until(predicate: Callable[[], object], timeout: float = 120.0, what: st
     raise AssertionError(f"{what} not reached within {timeout:.0f} s")
 
 
-async def pilot_wait_until(pilot, predicate: Callable[[], object], timeout: float = 30.0,
+async def pilot_wait_until(pilot, predicate: Callable[[], object], timeout: float = 120.0,
                            what: str = "condition") -> None:
     """`wait_until` for Textual pilot tests: lets the app run between polls."""
     deadline = time.monotonic() + timeout
