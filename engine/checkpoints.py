@@ -42,13 +42,13 @@ def unpack_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any], model: 
     optimizer.load_state_dict({"state": state, "param_groups": meta["optim_param_groups"]})
 
 
-def model_digest(state: dict[str, torch.Tensor]) -> str:
-    """A short sha256 of a model's weights (a state dict, or a checkpoint's "model.*" tensors): what every
-    attack and check result records, so results measured on different checkpoints are never combined."""
+def model_digest(state: dict[str, torch.Tensor], *, checkpoint: bool = False) -> str:
+    """A short sha256 of a model's weights (a state dict; or, with checkpoint=True, a checkpoint's
+    "model.*" tensors beside its optimizer and RNG state): what every attack and check result records, so
+    results measured on different checkpoints are never combined."""
     import hashlib
 
     h = hashlib.sha256()
-    checkpoint = any(k.startswith("model.") for k in state)  # a checkpoint also holds optimizer and RNG state
     for key in sorted(state):
         if checkpoint and not key.startswith("model."):
             continue

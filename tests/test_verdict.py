@@ -74,6 +74,8 @@ def test_an_unbounded_attack_that_fails_is_inconclusive_not_masked():
     e.cw_settings = {"binary_search_steps": 2, "max_iterations": 10}
     v = judge(e)
     assert v.verdict == "inconclusive" and "binary_search_steps" in v.text and "15/30" in v.text, v.text
+    e.l2_pairs["SimBA"] = [(2.0, None)] * 15 + [(3.0, 1.5)] * 15  # SimBA wins only where CW-L2 missed
+    assert judge(e).verdict == "inconclusive", judge(e).text  # the attack failed: not masking
 
 
 def test_too_few_inputs_is_inconclusive_with_the_n_that_would_do():

@@ -20,7 +20,8 @@ Masking (which gradient it is about in brackets):
 - gradient-free beats white-box [logits]: the same for SimBA (no gradient at all; each pixel within
   +-epsilon, as its reference).
 Attack failure (the attack, not the model):
-- unbounded attack below 100%: CW-L2 has no distortion bound, so it must reach every target.
+- unbounded attack below 100%: CW-L2 has no distortion bound, so it must reach every target; any miss
+  fires it, and its misses then count for no transfer or gradient-free check (only the inputs it reached).
 
 A check fires when the 95% Clopper-Pearson interval of its share lies above its threshold; it is
 clear when the interval lies below; otherwise it is undecided, with the n that would decide it at the
@@ -40,7 +41,6 @@ from typing import Any
 from scipy.stats import binomtest
 
 SHARE = 0.20  # a check fires when at least this share of inputs (or attacks) shows the sign, interval and all
-UNBOUNDED = 0.95  # an unbounded attack whose success is clearly below this failed
 L2_MARGIN = 1.25  # a transfer or gradient-free example beats CW-L2 when its L2 is this many times smaller
 CONFIDENCE = 0.95
 MAX_N = 5000
@@ -61,8 +61,8 @@ def interval(k: int, n: int) -> tuple[float, float]:
 
 def n_to_decide(share: float, threshold: float) -> int | None:
     """The smallest n at which the observed share's interval clears `threshold` (None: not within MAX_N)."""
-    if share == threshold:
-        return None
+    if share == threshold:  # on the threshold itself no n decides: the share just below it is what more inputs need
+        share = threshold - 1e-9
     n = 1
     while n <= MAX_N:
         low, high = interval(round(share * n), n)
@@ -97,7 +97,8 @@ class Evidence:
     whitebox: str = "JSMA-F"  # the attack the robustness is claimed against
     whitebox_success: float = 0.0  # its success at the run's Upsilon
     upsilon: float = 0.145
-    zero_gradients: tuple[int, int] | None = None  # (inputs with an all-zero gradient, inputs measured)
+    zero_gradients: tuple[int, int] | None = None  # (inputs with an all-zero softmax gradient, inputs measured)
+    zero_logit_gradients: tuple[int, int] | None = None  # (inputs with an all-zero gradient of every logit, inputs)
     randomized: tuple[int, int] | None = None  # (inputs whose logits differ between two calls, inputs)
     # JSMA at the same Upsilon: name -> [(that attack won, JSMA-F won)] per (input, target)
     jsma_pairs: dict[str, list[tuple[bool, bool]]] = field(default_factory=dict)
@@ -137,8 +138,8 @@ def _share_check(name: str, k: int, n: int, threshold: float, words: str, eviden
     fire_above=False), clear when on the other side, undecided when it straddles it."""
     low, high = interval(k, n)
     share = k / n if n else 0.0
-    if kind == "attack failure":  # the attack is trusted until it is shown to fail: fired or clear, never undecided
-        status = "fired" if (high < threshold if not fire_above else low > threshold) else "clear"
+    if kind == "attack failure":  # an unbounded attack must reach every target (Carlini et al. 2019): any miss
+        status = "fired" if k < n else "clear"
     elif fire_above:
         status = "fired" if low > threshold else "clear" if high < threshold else "undecided"
     else:
@@ -149,10 +150,14 @@ def _share_check(name: str, k: int, n: int, threshold: float, words: str, eviden
                  status=status, kind=kind, gradient=gradient, n=n, low=low, high=high, n_needed=needed)
 
 
-def _beats(pairs: list[tuple[float | None, float | None]]) -> int:
-    """Inputs where our example reaches the target with an L2 below the white-box's minimal one by the
-    margin, or where the white-box found none."""
-    return sum(1 for a, w in pairs if a is not None and (w is None or a * L2_MARGIN < w))
+def _beats(pairs: list[tuple[float | None, float | None]], whitebox_failed: bool) -> tuple[int, int]:
+    """(inputs where our example reaches the target with an L2 below the white-box's minimal one by the
+    margin, or where the white-box found none; inputs compared). When the unbounded white-box attack
+    failed, its misses say that *it* failed, not that gradients are masked: those inputs are left out
+    (the verdict is then "inconclusive" unless another sign of masking fired)."""
+    if whitebox_failed:
+        pairs = [(a, w) for a, w in pairs if w is not None]
+    return sum(1 for a, w in pairs if a is not None and (w is None or a * L2_MARGIN < w)), len(pairs)
 
 
 def run_checks(e: Evidence) -> list[Check]:
@@ -161,7 +166,13 @@ def run_checks(e: Evidence) -> list[Check]:
         z, n = e.zero_gradients
         checks.append(_share_check("vanishing gradients", z, n, SHARE,
                                    f"inputs with an exactly zero deployed-softmax input gradient > {_pct(SHARE)}",
-                                   "inputs whose input gradient is exactly 0 in float32", gradient=SOFTMAX))
+                                   "inputs whose softmax input gradient is exactly 0 in float32", gradient=SOFTMAX))
+    if e.zero_logit_gradients is not None and e.zero_logit_gradients[1]:
+        z, n = e.zero_logit_gradients
+        checks.append(_share_check("vanishing logit gradients", z, n, SHARE,
+                                   f"inputs with an exactly zero input gradient of every logit > {_pct(SHARE)}",
+                                   "inputs whose logits' input gradient is exactly 0 (shattered gradients, e.g. a "
+                                   "quantised input: BPDA is the remedy)", gradient=LOGITS))
     if e.randomized is not None and e.randomized[1]:
         r, n = e.randomized
         checks.append(_share_check("randomized outputs", r, n, SHARE,
@@ -176,12 +187,14 @@ def run_checks(e: Evidence) -> list[Check]:
         checks.append(_share_check(f"{name} beats JSMA-F", k, len(pairs), SHARE,
                                    f"attacks {name} wins and JSMA-F loses, both within {up}, > {_pct(SHARE)}",
                                    f"attacks won by {name} and lost by JSMA-F, both at {up}", gradient=SOFTMAX))
+    cw_failed = any(w is None for w in e.cw_l2)
     for name, pairs in e.l2_pairs.items():
-        if not pairs:
+        k, n = _beats(pairs, cw_failed)
+        if not n:
             continue
         kind = "gradient-free" if name in e.gradient_free else "transfer"
         checks.append(_share_check(
-            f"{kind} beats white-box: {name}", _beats(pairs), len(pairs), SHARE,
+            f"{kind} beats white-box: {name}", k, n, SHARE,
             f"inputs where {name} reaches the target with an L2 {L2_MARGIN:g}x below CW-L2's minimal one "
             f"(or CW-L2 found none) > {_pct(SHARE)}",
             f"inputs where {name} found a smaller example than CW-L2 on the logits", gradient=LOGITS))
@@ -189,8 +202,9 @@ def run_checks(e: Evidence) -> list[Check]:
         ok = sum(1 for w in e.cw_l2 if w is not None)
         settings = ", ".join(f"{k} {v:g}" for k, v in e.cw_settings.items()
                              if k in ("binary_search_steps", "max_iterations", "initial_const", "learning_rate"))
-        checks.append(_share_check("unbounded attack below 100%", ok, len(e.cw_l2), UNBOUNDED,
-                                   f"CW-L2 (no distortion bound) reaches the target on < {_pct(UNBOUNDED)} of attacks",
+        checks.append(_share_check("unbounded attack below 100%", ok, len(e.cw_l2), 1.0,
+                                   "CW-L2 has no distortion bound: it must reach every target; any miss is a failure "
+                                   "of the attack (budget or bug), its misses are then not counted against it",
                                    "attacks CW-L2 on the logits reached the target on"
                                    + (f" ({settings})" if settings else ""),
                                    kind="attack failure", fire_above=False))

@@ -98,7 +98,9 @@ def measure_evidence(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *
     q = float(s.queries[s.success].double().mean()) if s.success.any() else None
     return Evidence(
         model=name, whitebox_success=float(f.success.float().mean()), upsilon=cfg.upsilon,
-        zero_gradients=(amp["zero_inputs"], amp["n_inputs"]), randomized=(amp["randomized_inputs"], amp["n_inputs"]),
+        zero_gradients=(amp["zero_inputs"], amp["n_inputs"]),
+        zero_logit_gradients=(amp["zero_logit_inputs"], amp["n_inputs"]),
+        randomized=(amp["randomized_inputs"], amp["n_inputs"]),
         jsma_pairs=pairs, l2_pairs=l2_pairs, gradient_free=["SimBA"], cw_l2=cw,
         cw_settings={k: getattr(cfg.cw, k) for k in ("binary_search_steps", "max_iterations", "initial_const",
                                                      "learning_rate")},

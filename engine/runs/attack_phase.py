@@ -97,8 +97,9 @@ def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | Non
     for model in models:
         net = exp.models[model]
         checkpoint = model_digest(net.state_dict())
-        if gradients.get(model, {}).get("checkpoint", checkpoint) != checkpoint:
-            del gradients[model]  # measured on another checkpoint of this model: measured again
+        old = gradients.get(model)
+        if old is not None and (old.get("checkpoint", checkpoint) != checkpoint or "randomized_inputs" not in old):
+            del gradients[model]  # measured on another checkpoint, or by an older version: measured again
         if model not in gradients:
             amp = {**gradient_amplitude(net, exp.data.x_test[chosen], 1.0, exp.device), "checkpoint": checkpoint}
             atomic_write_json(exp.rundir.path / ATTACKS / f"{model}-gradients.json", amp)

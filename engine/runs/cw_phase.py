@@ -44,10 +44,16 @@ def run_cw(method: str, model: torch.nn.Module, x: torch.Tensor, targets: torch.
                    pause_point=pause_point)
 
 
-def cw_targets(labels: torch.Tensor, cases: list[str], seed: int,
-               num_classes: int = 10) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(input index, target, is the input's average-case attack) per attack."""
-    offset = torch.randint(1, num_classes, (len(labels),), generator=torch.Generator().manual_seed(seed + 7919))
+def cw_targets(labels: torch.Tensor, cases: list[str], seed: int, num_classes: int = 10,
+               held_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input index, target, is the input's average-case attack) per attack. With `held_out` (the inputs'
+    indices in the held-out set) an input's random target depends on which input it is, not on its place
+    in this list: a sweep's baseline and students, or a later attack on other inputs, pair up."""
+    gen = torch.Generator().manual_seed(seed + 7919)
+    if held_out is not None and len(held_out):
+        offset = torch.randint(1, num_classes, (int(held_out.max()) + 1,), generator=gen)[held_out]
+    else:
+        offset = torch.randint(1, num_classes, (len(labels),), generator=gen)
     if any(c in cases for c in ("best", "worst")):
         idx = torch.arange(len(labels)).repeat_interleave(num_classes - 1)
         offs = torch.arange(1, num_classes).repeat(len(labels))
@@ -93,7 +99,7 @@ def cw_attack(exp: Any, summary: dict[str, Any], model_name: str, method: str, c
     settings = cw_settings(acfg, method)
     inputs = chosen[: settings.samples or len(chosen)]
     labels = exp.data.y_test[inputs]
-    idx, targets, average = cw_targets(labels, list(acfg.cw_cases), acfg.seed)
+    idx, targets, average = cw_targets(labels, list(acfg.cw_cases), acfg.seed, held_out=inputs)
     x = exp.data.x_test[inputs][idx]
     key = f"{model_name}-{method}"
     temperature = 1.0 if model_name == "baseline" else float(exp.temperature)

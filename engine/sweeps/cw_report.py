@@ -146,7 +146,7 @@ def paired_lines(run_dir: Path, cw: dict[str, dict[str, Any]]) -> list[str]:
             if not path.exists():
                 break
             with np.load(path) as d:
-                inputs = cw[model]["inputs"] if "inputs" in cw[model] else None
+                inputs = cw[model][method].get("inputs")
                 if inputs is None:
                     break
                 rows[model] = {(int(inputs[int(s)]), int(t)): float(v) for s, t, v, ok in
