@@ -43,7 +43,8 @@ def verdict_section(rows: list[tuple[str, dict[str, Any] | None]]) -> list[str]:
     if not rows:
         return []
     old = [k for k, v in rows if any("status" not in c for c in v["checks"])]
-    note = ([f"The verdicts of {', '.join(old)} were judged by the earlier rules (attacks compared at unequal budgets, "
+    which = "All the verdicts below" if len(old) == len(rows) else f"The verdicts of {', '.join(old)}"
+    note = ([f"{which} were judged by the earlier rules (attacks compared at unequal budgets, "
              "no intervals, \"mixed\" and \"not measured\"), which docs/verdict.md replaces: run "
              "`defdistill-engine verdict` on the run directories to judge them again.", ""] if old else [])
     return ["## Is the robustness real?", "", EXPLAIN, "", *note, *HEADER, *(_row(k, v) for k, v in rows), ""]
