@@ -11,7 +11,8 @@ EXPLAIN = ("Each verdict comes from checks that compare two attacks on the same 
            "deployed-softmax gradients; logits that differ between two identical calls; another output (or the "
            "baseline's JSMA-F examples) winning where JSMA-F loses at the same Upsilon; a transfer or SimBA example "
            "with an L2 1.25x below CW-L2's minimal one for that input; exactly zero logit gradients. Attack failure: "
-           "CW-L2, which has no distortion bound, missing any target. \"masked\": a masking check fired (which gradient is named); "
+           "CW-L2, which has no distortion bound, missing any target. \"masked\": a masking check fired (which "
+           "gradient is named); "
            "\"inconclusive\": the attack failed, n is too small (the n that would decide is given) or nothing was "
            "measured; \"no sign of masking\": every check clear. That is not a claim of robustness. "
            "See docs/verdict.md.")
