@@ -247,6 +247,7 @@ class AttackFinished(Payload):
     inputs_no_target_reached: int = 0
     is_lower_bound: bool = False
     inputs_digest: str = ""  # which held-out inputs were attacked: equal digests = paired comparisons
+    checkpoint: str = ""  # digest of the weights attacked (engine.checkpoints.model_digest)
     examples: list[Example] = field(default_factory=list)
 
 
@@ -283,6 +284,7 @@ class CWFinished(Payload):
     reduced: str = ""  # why the settings differ from the reference code's, if they do
     n_pixels: int = 0
     inputs_digest: str = ""
+    checkpoint: str = ""  # digest of the weights attacked (engine.checkpoints.model_digest)
     examples: list[Example] = field(default_factory=list)
 
 
