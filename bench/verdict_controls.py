@@ -110,8 +110,8 @@ def main() -> None:
         cfg = MeasureConfig(upsilon=acfg.upsilon, cw=CWL2Config(**acfg.cw_l2.model_dump(exclude={"samples"})),
                             simba=SimBAConfig(epsilon=acfg.simba_epsilon, max_queries=acfg.simba_queries),
                             kappas=tuple(acfg.transfer_kappas))
-        rows = judge_controls({"baseline": baseline, "student": student, "adversarial": adversarial}, x, targets, cfg,
-                              preset.distillation.temperature,
+        rows = judge_controls({"baseline": baseline, "student": student, "adversarial": adversarial}, x, y, targets,
+                              cfg, preset.distillation.temperature,
                               on_judged=lambda c, v: print(f"{c.name}: {v.verdict}", file=sys.stderr))
         models = {"baseline": baseline, "student": student, "adversarial": adversarial}
         with torch.no_grad():  # held-out accuracy of each control, as deployed

@@ -131,7 +131,7 @@ def test_known_answer_controls_are_all_judged_right(tmp_path_factory):
     targets = (y + 1 + torch.arange(len(y)) % 9) % 10
     cfg = MeasureConfig(cw=CWL2Config(learning_rate=0.05, binary_search_steps=5, max_iterations=200,
                                       initial_const=0.1), simba=SimBAConfig(max_queries=1500), kappas=(0.0, 40.0))
-    rows = judge_controls(models, x, targets, cfg, 100.0)
+    rows = judge_controls(models, x, y, targets, cfg, 100.0)
     assert len(rows) == len(CONTROLS)
     report = "\n".join(f"{c.name}: {v.verdict}: {v.text}" for c, v in rows)
     assert all(judged_right(c, v.verdict) for c, v in rows), report
@@ -154,9 +154,10 @@ def build(width: int = 8):
 def wrong_shape():
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 3))
 '''
-ATTACK = ["attack.samples=10", "attack.outputs=['softmax', 'logits']", "attack.methods=['jsma', 'cw_l2']",
-          "attack.models=['baseline']", "attack.checks=['blackbox']", "attack.cw_l2.binary_search_steps=4",
-          "attack.cw_l2.max_iterations=100", "attack.cw_l2.learning_rate=0.05", "attack.cw_l2.initial_const=0.1",
+ATTACK = ["attack.enabled=true", "attack.samples=10", "attack.outputs=['softmax', 'logits']",
+          "attack.methods=['jsma', 'cw_l2']", "attack.models=['baseline']", "attack.checks=['blackbox']",
+          "attack.cw_l2.binary_search_steps=4", "attack.cw_l2.max_iterations=100", "attack.cw_l2.learning_rate=0.05",
+          "attack.cw_l2.initial_const=0.1",
           "attack.simba_queries=500"]
 
 
@@ -241,7 +242,7 @@ def test_results_of_another_checkpoint_are_left_out_and_named_until_measured_aga
     shutil.copy(run / "checkpoints" / "teacher.safetensors", run / "checkpoints" / "student.safetensors")
     after = json.loads(cli("verdict", str(run), "--json").stdout)["verdicts"]["student"]
     assert "measured on another checkpoint of student" in after["text"], after["text"]
-    assert "student-softmax.json" in after["text"] and "student-logits.json" in after["text"]
+    assert "student-softmax.json" in after["text"] and "student-logits.json" in after["text"], after["text"]
     assert f"defdistill-engine attack {run} --model student --checks" in after["text"]
     assert not after["evidence"]["jsma_pairs"]  # the old student's attacks are not combined with the new one
     again = cli("attack", str(run), "--model", "student", "--output", "softmax", "--output", "logits",

@@ -118,12 +118,12 @@ def confusion(rows: list[tuple[Control, str]]) -> dict[str, dict[str, int]]:
     return out
 
 
-def judge_controls(models: dict[str, nn.Module], x: torch.Tensor, targets: torch.Tensor, cfg: MeasureConfig,
-                   student_temperature: float, on_judged: Callable[[Control, Verdict], None] | None = None,
-                   ) -> list[tuple[Control, Verdict]]:
-    """Every control whose models are given, attacked on (x, targets) and judged; transfer examples made
-    once on the baseline, as a run makes them."""
-    transfer = make_transfer_examples(models["baseline"], x, targets, cfg)
+def judge_controls(models: dict[str, nn.Module], x: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor,
+                   cfg: MeasureConfig, student_temperature: float,
+                   on_judged: Callable[[Control, Verdict], None] | None = None) -> list[tuple[Control, Verdict]]:
+    """Every control whose models are given, attacked on (x, targets) (JSMA on every wrong class of
+    `labels`) and judged; transfer examples made once on the baseline, as a run makes them."""
+    transfer = make_transfer_examples(models["baseline"], x, targets, cfg, labels)
     out = []
     for control in CONTROLS:
         if control.needs not in models:
@@ -131,7 +131,8 @@ def judge_controls(models: dict[str, nn.Module], x: torch.Tensor, targets: torch
         model = control.build(models)
         evidence = measure_evidence(model, x, targets, name=control.name, cfg=cfg,
                                     transfer=None if control.name == "baseline" else transfer,
-                                    temperature=student_temperature if control.needs == "student" else None)
+                                    temperature=student_temperature if control.needs == "student" else None,
+                                    labels=labels)
         verdict = judge(evidence)
         out.append((control, verdict))
         if on_judged is not None:

@@ -54,11 +54,20 @@ def per_input_l2(x: torch.Tensor, x_adv: torch.Tensor, hit: torch.Tensor) -> lis
     return [float(v) if h else None for v, h in zip(l2.tolist(), hit.tolist(), strict=True)]
 
 
+def every_target(x: torch.Tensor, labels: torch.Tensor, num_classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each input once per wrong class, as the paper attacks it: JSMA's pairs, many per input, so its
+    comparisons are decided on a few inputs (the L2 checks take one random target per input)."""
+    offsets = torch.arange(1, num_classes).repeat(len(x))
+    idx = torch.arange(len(x)).repeat_interleave(num_classes - 1)
+    return x[idx], (labels[idx] + offsets) % num_classes
+
+
 def make_transfer_examples(source: nn.Module, x: torch.Tensor, targets: torch.Tensor,
-                           cfg: MeasureConfig | None = None) -> TransferExamples:
+                           cfg: MeasureConfig | None = None, labels: torch.Tensor | None = None) -> TransferExamples:
     cfg = cfg or MeasureConfig()
+    xj, tj = every_target(x, labels) if labels is not None else (x, targets)
     with exact_float32():
-        f = jsma(attacked_output(source, "softmax", 1.0), x, targets, JSMAConfig(upsilon=cfg.upsilon))
+        f = jsma(attacked_output(source, "softmax", 1.0), xj, tj, JSMAConfig(upsilon=cfg.upsilon))
         cw = {}
         for k in cfg.kappas:
             made = cw_l2(source, x, targets, replace(cfg.cw, confidence=k))
@@ -68,17 +77,19 @@ def make_transfer_examples(source: nn.Module, x: torch.Tensor, targets: torch.Te
 
 def measure_evidence(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *, name: str = "model",
                      transfer: TransferExamples | None = None, cfg: MeasureConfig | None = None,
-                     temperature: float | None = None) -> Evidence:
-    """Every check's numbers for `model` on (x, targets), one target per input. `transfer`: examples
-    made on an undistilled model for the same inputs; `temperature`: the model's training T, which
+                     temperature: float | None = None, labels: torch.Tensor | None = None) -> Evidence:
+    """Every check's numbers for `model` on (x, targets), one target per input (JSMA on every wrong
+    class when `labels` are given, as the paper and a run attack). `transfer`: examples made on an
+    undistilled model for the same inputs (and `labels`); `temperature`: the model's training T, which
     adds JSMA on softmax(z/T)."""
     cfg = cfg or MeasureConfig()
+    xj, tj = every_target(x, labels) if labels is not None else (x, targets)
     with exact_float32():
-        f = jsma(attacked_output(model, "softmax", 1.0), x, targets, JSMAConfig(upsilon=cfg.upsilon))
-        other = {"JSMA on the logits": jsma(attacked_output(model, "logits", 1.0), x, targets,
+        f = jsma(attacked_output(model, "softmax", 1.0), xj, tj, JSMAConfig(upsilon=cfg.upsilon))
+        other = {"JSMA on the logits": jsma(attacked_output(model, "logits", 1.0), xj, tj,
                                             JSMAConfig(upsilon=cfg.upsilon)).success.tolist()}
         if temperature is not None and temperature != 1.0:
-            other["JSMA on softmax(z/T)"] = jsma(attacked_output(model, "softmax_T", temperature), x, targets,
+            other["JSMA on softmax(z/T)"] = jsma(attacked_output(model, "softmax_T", temperature), xj, tj,
                                                  JSMAConfig(upsilon=cfg.upsilon)).success.tolist()
         c = cw_l2(model, x, targets, cfg.cw)
         s = simba(model, x, targets, cfg.simba)
@@ -89,7 +100,7 @@ def measure_evidence(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *
     l2_pairs = {"SimBA": list(zip(per_input_l2(x, s.x_adv, s.success), cw, strict=True))}
     transfer_share: dict[str, float] = {}
     if transfer is not None:
-        hits = ((_predict(model, transfer.jsma_f) == targets) & transfer.jsma_made).tolist()
+        hits = ((_predict(model, transfer.jsma_f) == tj) & transfer.jsma_made).tolist()
         pairs["JSMA-F transfer from the baseline"] = list(zip(hits, f_won, strict=True))
         for label, (x_adv, made) in transfer.cw.items():
             ours = per_input_l2(x, x_adv, (_predict(model, x_adv) == targets) & made)

@@ -161,5 +161,8 @@ def engine_pid(run_dir: Path) -> int | None:
 
 
 def engine_alive(run_dir: Path) -> bool:
+    """An engine serves the run: its pid is alive and its command socket is there (the pid file stays
+    after an engine ends, and a pid can be reused by an unrelated process, or be this very process when
+    an earlier engine ran in it)."""
     pid = engine_pid(run_dir)
-    return pid is not None and pid > 0 and process_alive(pid)
+    return pid is not None and pid > 0 and process_alive(pid) and socket_path(run_dir).exists()

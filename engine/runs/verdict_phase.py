@@ -217,14 +217,14 @@ def _jsma_pairs(folder: Path, name: str, fix: str, model: nn.Module | None, jsma
                 freshness: Freshness) -> tuple[dict[str, list[tuple[bool, bool]]], float | None]:
     """JSMA on the other outputs, and the baseline's JSMA-F examples replayed here, beside JSMA-F on
     the same (input, target) at the same Upsilon; and JSMA-F's success."""
-    f = _attack_file(folder, f"{name}-softmax", fix, freshness)
+    others = {out: _attack_file(folder, f"{name}-{out}", fix, freshness) for out in ("logits", "softmax_T")}
+    f = _attack_file(folder, f"{name}-softmax", fix, freshness)  # every file looked at: all stale ones named
     if f is None:
         return {}, None
     f_keys, f_arr = f
     f_won = f_arr["success"].astype(bool)
     pairs: dict[str, list[tuple[bool, bool]]] = {}
-    for out in ("logits", "softmax_T"):
-        o = _attack_file(folder, f"{name}-{out}", fix, freshness)
+    for out, o in others.items():
         if o is not None:
             pairs[OUTPUT_NAMES[out]] = [(bool(o[1]["success"][i]), bool(f_won[f_keys[k]]))
                                         for k, i in o[0].items() if k in f_keys]
