@@ -162,23 +162,21 @@ def _beats(pairs: list[tuple[float | None, float | None]], whitebox_failed: bool
 
 def run_checks(e: Evidence) -> list[Check]:
     checks: list[Check] = []
-    if e.zero_gradients is not None and e.zero_gradients[1]:
-        z, n = e.zero_gradients
-        checks.append(_share_check("vanishing gradients", z, n, SHARE,
-                                   f"inputs with an exactly zero deployed-softmax input gradient > {_pct(SHARE)}",
-                                   "inputs whose softmax input gradient is exactly 0 in float32", gradient=SOFTMAX))
-    if e.zero_logit_gradients is not None and e.zero_logit_gradients[1]:
-        z, n = e.zero_logit_gradients
-        checks.append(_share_check("vanishing logit gradients", z, n, SHARE,
-                                   f"inputs with an exactly zero input gradient of every logit > {_pct(SHARE)}",
-                                   "inputs whose logits' input gradient is exactly 0 (shattered gradients, e.g. a "
-                                   "quantised input: BPDA is the remedy)", gradient=LOGITS))
-    if e.randomized is not None and e.randomized[1]:
-        r, n = e.randomized
-        checks.append(_share_check("randomized outputs", r, n, SHARE,
-                                   f"inputs whose logits differ between two identical calls > {_pct(SHARE)}",
-                                   "inputs with different logits on a second call (stochastic gradients: attack the "
-                                   "expectation, EOT)", gradient=EVERY))
+    # (name, (k, n), the sign in words, the evidence in words, the gradient it is about): shares of inputs
+    per_input = (
+        ("vanishing gradients", e.zero_gradients, "inputs with an exactly zero deployed-softmax input gradient",
+         "inputs whose softmax input gradient is exactly 0 in float32", SOFTMAX),
+        ("vanishing logit gradients", e.zero_logit_gradients,
+         "inputs with an exactly zero input gradient of every logit",
+         "inputs whose logits' input gradient is exactly 0 (shattered gradients, e.g. a quantised input: BPDA is "
+         "the remedy)", LOGITS),
+        ("randomized outputs", e.randomized, "inputs whose logits differ between two identical calls",
+         "inputs with different logits on a second call (stochastic gradients: attack the expectation, EOT)", EVERY),
+    )
+    for name, counted, sign, words, gradient in per_input:
+        if counted is not None and counted[1]:
+            checks.append(_share_check(name, counted[0], counted[1], SHARE, f"{sign} > {_pct(SHARE)}", words,
+                                       gradient=gradient))
     up = f"Upsilon {100 * e.upsilon:g}%"
     for name, pairs in e.jsma_pairs.items():
         if not pairs:
