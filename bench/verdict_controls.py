@@ -115,7 +115,7 @@ def main() -> None:
                               on_judged=lambda c, v: print(f"{c.name}: {v.verdict}", file=sys.stderr))
         models = {"baseline": baseline, "student": student, "adversarial": adversarial}
         with torch.no_grad():  # held-out accuracy of each control, as deployed
-            accuracy = {c.name: float((c.build(models)(data.x_test).argmax(1) == data.y_test).float().mean())
+            accuracy = {c.name: float((c.build(models).eval()(data.x_test).argmax(1) == data.y_test).float().mean())
                         for c, _v in rows}
     right = sum(judged_right(c, v.verdict) for c, v in rows)
     print(f"\nverdict controls on {args.preset}: {right}/{len(rows)} judged right, n = {len(x)} inputs "

@@ -128,7 +128,7 @@ def judge_controls(models: dict[str, nn.Module], x: torch.Tensor, labels: torch.
     for control in CONTROLS:
         if control.needs not in models:
             continue
-        model = control.build(models)
+        model = control.build(models).eval()  # a new wrapper starts in training mode: dropout would be on
         evidence = measure_evidence(model, x, targets, name=control.name, cfg=cfg,
                                     transfer=None if control.name == "baseline" else transfer,
                                     temperature=student_temperature if control.needs == "student" else None,
