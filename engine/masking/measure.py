@@ -16,6 +16,7 @@ from engine.attacks.outputs import attacked_output
 from engine.attacks.simba import SimBAConfig, simba
 from engine.masking.budget import jsma_curve, l2_curve
 from engine.masking.checks import Evidence
+from engine.masking.transfer import hits, per_input_l2
 from engine.metrics import gradient_amplitude
 from engine.numerics import exact_float32
 
@@ -36,22 +37,6 @@ class TransferExamples:
     jsma_f: torch.Tensor  # (N, ...) JSMA-F's x_adv at the same Upsilon
     jsma_made: torch.Tensor  # (N,) bool
     cw: dict[str, tuple[torch.Tensor, torch.Tensor]]  # "CW-L2 kappa=40 from the source" -> (x_adv, made)
-
-
-def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    device = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        pred = model(x.to(device)).argmax(1).cpu()
-    model.train(was)
-    return pred
-
-
-def per_input_l2(x: torch.Tensor, x_adv: torch.Tensor, hit: torch.Tensor) -> list[float | None]:
-    """L2 of each example that reaches its target (None where it does not): the lists the checks pair."""
-    l2 = (x_adv - x).flatten(1).double().norm(dim=1)
-    return [float(v) if h else None for v, h in zip(l2.tolist(), hit.tolist(), strict=True)]
 
 
 def every_target(x: torch.Tensor, labels: torch.Tensor, num_classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,10 +85,10 @@ def measure_evidence(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *
     l2_pairs = {"SimBA": list(zip(per_input_l2(x, s.x_adv, s.success), cw, strict=True))}
     transfer_share: dict[str, float] = {}
     if transfer is not None:
-        hits = ((_predict(model, transfer.jsma_f) == tj) & transfer.jsma_made).tolist()
-        pairs["JSMA-F transfer from the baseline"] = list(zip(hits, f_won, strict=True))
+        replayed = hits(model, transfer.jsma_f, tj, transfer.jsma_made).tolist()
+        pairs["JSMA-F transfer from the baseline"] = list(zip(replayed, f_won, strict=True))
         for label, (x_adv, made) in transfer.cw.items():
-            ours = per_input_l2(x, x_adv, (_predict(model, x_adv) == targets) & made)
+            ours = per_input_l2(x, x_adv, hits(model, x_adv, targets, made))
             l2_pairs[label] = list(zip(ours, cw, strict=True))
             transfer_share[label] = sum(v is not None for v in ours) / len(ours)
     q = float(s.queries[s.success].double().mean()) if s.success.any() else None

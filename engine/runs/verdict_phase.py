@@ -33,6 +33,7 @@ from engine.device import attack_batch_size, pair_chunk_elems
 from engine.errors import RunDirError
 from engine.masking.budget import jsma_curve, l2_curve
 from engine.masking.checks import Evidence, judge
+from engine.masking.transfer import hits, per_input_l2
 from engine.numerics import exact_float32
 from engine.runs.events import AttackProgress, AttackStarted, CheckRow, VerdictMade
 from engine.runs.rundir import ATTACKS, RunDir, atomic_write_bytes, atomic_write_json, read_json
@@ -97,22 +98,6 @@ def make_transfer_examples(exp: Any, inputs: torch.Tensor, x: torch.Tensor, targ
 Key = tuple[int, int]  # (held-out input index, target)
 
 
-def _predict(model: nn.Module, x: np.ndarray) -> np.ndarray:
-    device = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        xs = torch.from_numpy(x)
-        pred = torch.cat([model(xs[i:i + 1024].to(device)).argmax(1).cpu() for i in range(0, len(xs), 1024)]) \
-            if len(xs) else torch.zeros(0, dtype=torch.long)
-    model.train(was)
-    return pred.numpy()
-
-
-def _l2(x: np.ndarray, x_adv: np.ndarray) -> np.ndarray:
-    return np.sqrt(((x_adv.astype(np.float64) - x.astype(np.float64)) ** 2).reshape(len(x), -1).sum(1))
-
-
 class Freshness:
     """Which result files were measured on the checkpoint a model has now (engine.checkpoints.model_digest):
     a file made on another one is left out of the verdict and named, with how to measure it again."""
@@ -150,6 +135,14 @@ def _attack_file(folder: Path, key: str, fix: str,
     return keys, arrays
 
 
+def _replayed_l2(model: nn.Module, keys: list[Key], x: np.ndarray, x_adv: np.ndarray, targets: np.ndarray,
+                 made: np.ndarray) -> dict[Key, float | None]:
+    """Per (input, target): the L2 of an example made on the baseline that reaches its target on `model`."""
+    x_adv_t = torch.from_numpy(x_adv)
+    hit = hits(model, x_adv_t, torch.from_numpy(targets), torch.from_numpy(made))
+    return dict(zip(keys, per_input_l2(torch.from_numpy(x), x_adv_t, hit), strict=True))
+
+
 def transfer_l2(model: nn.Module, transfer_npz: Path) -> dict[str, dict[Key, float | None]]:
     """The baseline's CW-L2 examples at each kappa replayed on `model`: per (input, target) the
     example's L2 where it was made on the baseline and reaches the target on `model`, else None."""
@@ -159,11 +152,8 @@ def transfer_l2(model: nn.Module, transfer_npz: Path) -> dict[str, dict[Key, flo
             return out  # made by an older version, without the inputs it was made for: not comparable
         keys = list(zip(data["inputs"].tolist(), data["target"].tolist(), strict=True))
         for k in data["kappas"].tolist():
-            x_adv, made = data[f"x_adv_k{k:g}"], data[f"made_k{k:g}"]
-            hit = (_predict(model, x_adv) == data["target"]) & made
-            l2 = _l2(data["x"], x_adv)
-            out[f"CW-L2 kappa={k:g} from the baseline"] = {key: float(l2[i]) if hit[i] else None
-                                                          for i, key in enumerate(keys)}
+            out[f"CW-L2 kappa={k:g} from the baseline"] = _replayed_l2(
+                model, keys, data["x"], data[f"x_adv_k{k:g}"], data["target"], data[f"made_k{k:g}"])
     return out
 
 
@@ -203,13 +193,12 @@ def measure_model(exp: Any, name: str, inputs: torch.Tensor, targets: torch.Tens
         rate = float(res.success.float().mean())
         q = float(res.queries[res.success].double().mean()) if res.success.any() else None
         found["blackbox"], found["blackbox_queries"] = {"SimBA": rate}, {"SimBA": q}
-        l2 = _l2(x.numpy(), res.x_adv.numpy())
         atomic_write_json(folder / f"{name}-simba.json",
                           {"model": name, "success_rate": rate, "mean_queries_per_success": q, "n_attacks": len(x),
                            "max_queries": acfg.simba_queries, "epsilon": acfg.simba_epsilon,
                            "seconds": time.perf_counter() - t0, "inputs": inputs.tolist(),
                            "targets": targets.tolist(), "checkpoint": checkpoint,
-                           "l2": [float(v) if ok else None for v, ok in zip(l2, res.success.tolist(), strict=True)]})
+                           "l2": per_input_l2(x, res.x_adv, res.success)})
     return found
 
 
@@ -232,7 +221,8 @@ def _jsma_pairs(folder: Path, name: str, fix: str, model: nn.Module | None, jsma
         b = _attack_file(jsma_npz.parent, jsma_npz.stem, fix)
         if b is not None:
             b_keys, b_arr = b
-            hit = (_predict(model, b_arr["x_adv"]) == b_arr["target"]) & b_arr["success"].astype(bool)
+            hit = hits(model, torch.from_numpy(b_arr["x_adv"]), torch.from_numpy(b_arr["target"]),
+                       torch.from_numpy(b_arr["success"])).numpy()
             pairs["JSMA-F transfer from the baseline"] = [(bool(hit[i]), bool(f_won[f_keys[k]]))
                                                         for k, i in b_keys.items() if k in f_keys]
     return pairs, float(f_won.mean()) if len(f_won) else 0.0
@@ -253,8 +243,8 @@ def assemble_verdict(run_dir: Path, summary: dict[str, Any], name: str, model: n
     sim = read_json(folder / f"{name}-simba.json", fix)
     sim = sim if freshness.fresh(sim, f"{name}-simba.json") else None
     pairs, wb = _jsma_pairs(folder, name, fix, model, jsma_npz, freshness)
-    if wb is None and budget.get("jsma_budget"):  # JSMA-F not in the attack table: its budget run at 14.5%
-        upsilon = (read_json(folder / f"{name}-softmax.json", fix) or {}).get("upsilon", 0.145)
+    upsilon = float((read_json(folder / f"{name}-softmax.json", fix) or {}).get("upsilon", 0.145))
+    if wb is None and budget.get("jsma_budget"):  # JSMA-F not in the attack table: its budget run at Upsilon
         wb = budget["jsma_budget"].get(f"{upsilon:g}")
     cw = _attack_file(folder, f"{name}-cw_l2", fix, freshness)
     cw_rec = read_json(folder / f"{name}-cw_l2.json", fix) or {} if cw is not None else {}
@@ -273,10 +263,9 @@ def assemble_verdict(run_dir: Path, summary: dict[str, Any], name: str, model: n
         base_cw = _attack_file(jsma_npz.parent, "baseline-cw_l2", fix) if jsma_npz is not None else None
         if base_cw is not None:  # the baseline's own CW-L2 (kappa 0) of the attack phase, replayed here
             keys, arr = base_cw
-            hit = (_predict(model, arr["x_adv"]) == arr["target"]) & arr["success"].astype(bool)
-            l2 = _l2(arr["x"], arr["x_adv"])
-            replayed.setdefault("CW-L2 kappa=0 from the baseline",
-                                {k: float(l2[i]) if hit[i] else None for k, i in keys.items()})
+            rows = list(keys.values())
+            replayed.setdefault("CW-L2 kappa=0 from the baseline", _replayed_l2(
+                model, list(keys), *(arr[k][rows] for k in ("x", "x_adv", "target", "success"))))
         for label, by_key in replayed.items():
             l2_pairs[label] = [(v, whitebox[k]) for k, v in by_key.items() if k in whitebox]
             transfer_share[label] = sum(v is not None for v in by_key.values()) / max(len(by_key), 1)
@@ -286,7 +275,7 @@ def assemble_verdict(run_dir: Path, summary: dict[str, Any], name: str, model: n
     zeros = grads.get("zero_inputs", round(grads.get("zero_share", 0.0) * n_grad))
     e = Evidence(
         model=name, whitebox="JSMA-F", whitebox_success=float(wb or 0.0),
-        upsilon=float((read_json(folder / f"{name}-softmax.json", fix) or {}).get("upsilon", 0.145)),
+        upsilon=upsilon,
         zero_gradients=(int(zeros), n_grad) if n_grad else None,
         randomized=(int(grads["randomized_inputs"]), n_grad) if n_grad and "randomized_inputs" in grads else None,
         zero_logit_gradients=(int(grads["zero_logit_inputs"]), n_grad) if n_grad and "zero_logit_inputs" in grads
