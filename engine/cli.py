@@ -4,79 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
+from engine.command_line import (
+    RUN_DIR_COMPLETION,
+    OneLineParser,
+    add_completion,
+    linux_only,
+    preset_argument,
+    run_dir_argument,
+    version_line,
+)
 from engine.errors import EXIT_USER_ERROR, UserError
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse's usage errors as one line and exit 2, like every other user error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message[:300]}; see `{self.prog} --help`\n")
-
-
-def version_line(prog: str) -> str:
-    """`--version`: this package, and the torch a result would be measured with (read from the installed
-    package's metadata: asking the version never waits for torch to import)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import engine
-
-    try:
-        torch_version = version("torch")
-    except PackageNotFoundError:
-        torch_version = "not installed"
-    return (f"{prog} {engine.__version__} (torch {torch_version}, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.machine()})")
-
-
-def linux_only(prog: str) -> None:
-    """One line and exit 2 on another system: run locks (fcntl.flock), the command channel's caller check
-    (SO_PEERCRED) and the engine's liveness (/proc) are Linux's."""
-    if not sys.platform.startswith("linux"):
-        print(f"{prog}: error: Linux only (it relies on fcntl locks, SO_PEERCRED and /proc), and this is "
-              f"{sys.platform}; run it on a Linux machine, or in WSL2 on Windows", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR)
-
-
-def add_completion(parser: argparse.ArgumentParser) -> None:
-    """`--print-completion bash|zsh|tcsh` (shtab): a static script, preset names included."""
-    import shtab
-
-    shtab.add_argument_to(parser, ["--print-completion"], preamble=completion_preamble(),
-                          help=f"print a shell completion script and exit, e.g. `{parser.prog} --print-completion "
-                          f"bash > ~/.local/share/bash-completion/completions/{parser.prog}`")
-
-
-# Preset arguments complete to the shipped preset names (and .toml files); run directories to folders.
-PRESET_COMPLETION = {"bash": "_defdistill_presets", "zsh": "_files -g '*.toml'", "tcsh": "f"}
-RUN_DIR_COMPLETION = {"bash": "_shtab_compgen_dirs", "zsh": "_files -/", "tcsh": "d"}
-
-
-def completion_preamble() -> dict[str, str]:
-    from engine.presets import available_presets
-
-    names = " ".join(available_presets())
-    return {"bash": f"""
-_defdistill_presets() {{
-  compgen -W "{names}" -- "$1"
-  compgen -f -X '!*.toml' -- "$1"
-}}
-"""}
-
-
-def preset_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("preset", nargs="?", default="digits",
-                   help="preset name (see `defdistill-engine presets`) or a .toml path (default: digits)"
-                   ).complete = PRESET_COMPLETION
-
-
-def run_dir_argument(p: argparse.ArgumentParser, name: str, help: str) -> None:
-    p.add_argument(name, help=help).complete = RUN_DIR_COMPLETION
+from engine.runs.job import Job
 
 
 def _overrides(p: argparse.ArgumentParser) -> None:
@@ -166,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     run_dir_argument(rep, "path", "a finished run or sweep directory")
     rep.add_argument("--compare", metavar="SWEEP_DIR", help="another sweep (e.g. the quick profile) for the fidelity "
                      "section; kept as compare-sweep.json beside sweep.json").complete = RUN_DIR_COMPLETION
+    rep.add_argument("--json", action="store_true", help="write the figures too (a run: a grid of its adversarial "
+                     "examples) and print {\"files\": [report.md, PNGs]} as JSON")
 
     tb = sub.add_parser("export-tensorboard", help="write a run's (or a sweep's runs') curves as TensorBoard events")
     run_dir_argument(tb, "path", "a run or sweep directory")
@@ -214,64 +157,14 @@ def split_ray_address(argv: list[str]) -> list[str]:
     return out
 
 
-def _run_to_end(session, quiet: bool) -> None:
-    """Start the session and wait for its end with progress; Ctrl-C (or SIGTERM, or `stop` on the
-    command channel) stops it cleanly with a checkpoint. A dropped terminal (SIGHUP) does not."""
-    import signal
-
-    from engine.runs.channel import CommandServer, write_pid
-    from engine.runs.progress import HeadlessProgress, quiet_printer
-
-    for problem in session.problems():  # said once, before any progress
-        print(f"defdistill-engine: warning: {problem}", file=sys.stderr)
-    progress = None if quiet else HeadlessProgress()
-    session.subscribe(quiet_printer if progress is None else progress)
-    if progress is not None:
-        progress.__enter__()
-    server = CommandServer(session.run_dir, session)
-    write_pid(session.run_dir)
-    # restored on the way out: a caller running several sessions in one process (a sweep, the tests)
-    # must not be left ignoring SIGHUP, nor pass that on to the processes it starts
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGHUP, signal.SIGTERM)}
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: session.stop())
-    session.start()
-    try:
-        while not session.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        session.stop()
-        session.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        server.close()
-        if progress is not None:
-            progress.__exit__(None, None, None)
-
-
-def _follow(session, quiet: bool) -> int:
-    """Run the session to its end; the exit code and one line say how it ended."""
-    _run_to_end(session, quiet)
-    if session.state == "failed":
-        print(f"defdistill-engine: {'error' if session.user_error else 'run failed'}: {session.error}",
-              file=sys.stderr)
-        return EXIT_USER_ERROR if session.user_error else 1
-    if session.state == "stopped":
-        print(f"stopped; continue with: defdistill-engine resume {session.run_dir}", file=sys.stderr)
-        return 130
-    summary = session.rundir.read_summary()
-    print(json.dumps({"run_dir": str(session.run_dir), **_headline(summary)}, indent=2))
-    return 0
-
-
 def _sweep(args: argparse.Namespace) -> int:
     import signal
     import time
     from pathlib import Path
 
-    from engine.sweeps.report import write_report
-    from engine.sweeps.sweep import parse_seeds, parse_temperatures, run_sweep
+    from engine.reports.report import write_report
+    from engine.sweeps.plan import parse_seeds, parse_temperatures
+    from engine.sweeps.sweep import run_sweep
 
     temps = parse_temperatures(args.temperatures)
     seeds = parse_seeds(args.seeds)
@@ -319,7 +212,9 @@ def _wait_for_run(run_dir: str) -> None:
 
 def _sweep_step(session, quiet: bool) -> int:
     """One run of a sweep; the sweep prints one summary at the end."""
-    _run_to_end(session, quiet)
+    from engine.runs.host import run_to_end
+
+    run_to_end(session, quiet)
     return 0 if session.state == "finished" else 1
 
 
@@ -330,11 +225,18 @@ def _methods(args: argparse.Namespace) -> list[str] | None:
     return args.method
 
 
-def _headline(summary: dict | None) -> dict:
-    if not summary:
-        return {}
-    keys = ("accuracy", "mean_abs_logit", "saturated_share", "attacks", "seconds")
-    return {k: summary[k] for k in keys if k in summary}
+def _job(args: argparse.Namespace) -> Job:
+    """run, resume and attack as the engine process's typed job (engine/runs/job.py)."""
+    common = {"data_root": args.data_root, "quiet": args.quiet}
+    if args.command == "run":
+        return Job("run", preset=args.preset, overrides=tuple(args.overrides), run_dir=args.run_dir,
+                   download=args.download, **common)
+    if args.command == "resume":
+        return Job("resume", run_dir=args.run_dir, **common)
+    methods = _methods(args)
+    return Job("attack", run_dir=args.run_dir, samples=args.samples, checks=args.checks,
+               models=tuple(args.model) if args.model else None, outputs=tuple(args.output) if args.output else None,
+               methods=None if methods is None else tuple(methods), **common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -351,7 +253,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     from engine.presets import available_presets, load_preset
 
     if args.command in ("run", "resume", "attack"):  # torch is imported by the commands that use it only
-        from engine.runs.session import ThreadSession
+        from engine.runs.host import host
+
+        return host(_job(args))
     if args.command == "presets":
         for name in available_presets():
             print(f"{name:<16} {load_preset(name).description}")
@@ -359,13 +263,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         print(load_preset(args.preset, args.overrides).to_toml(), end="")
         return 0
-    if args.command == "run":
-        preset = load_preset(args.preset, args.overrides)
-        session = ThreadSession.create(preset, args.run_dir, data_root=args.data_root,
-                                       download=True if args.download else None)
-        return _follow(session, args.quiet)
-    if args.command == "resume":
-        return _follow(ThreadSession.resume_from(args.run_dir, data_root=args.data_root), args.quiet)
     if args.command == "ps":
         from engine.runs.listing import format_runs, list_runs, runs_as_json
 
@@ -380,18 +277,23 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sweep":
         return _sweep(args)
     if args.command == "report":
-        from engine.sweeps.report import write_report
+        if args.json:
+            from engine.reports.run_figures import result_files
+
+            print(json.dumps({"files": [str(f) for f in result_files(args.path, args.compare)]}))
+            return 0
+        from engine.reports.report import write_report
 
         print(write_report(args.path, args.compare))
         return 0
     if args.command == "export-tensorboard":
-        from engine.sweeps.tensorboard_export import export
+        from engine.reports.tensorboard_export import export
 
         logdir, counts = export(args.path, args.logdir)
         print(json.dumps({"logdir": str(logdir), "runs": counts, "view": f"tensorboard --logdir {logdir}"}, indent=2))
         return 0
     if args.command == "verdict":
-        from engine.sweeps.verdicts import format_verdicts, verdict_rows
+        from engine.reports.verdicts import format_verdicts, verdict_rows
 
         rows = verdict_rows(args.path)
         if args.json:
@@ -403,19 +305,6 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"defdistill-engine: verdict {', '.join(found)} found (--fail-on)", file=sys.stderr)
             return 1
         return 0
-    if args.command == "attack":
-        from engine.runs.channel import engine_alive, send
-
-        if engine_alive(args.run_dir):  # the live engine owns the directory: it queues the attack itself
-            send(args.run_dir, "attack", models=args.model, outputs=args.output, samples=args.samples,
-                 methods=_methods(args), checks=args.checks)
-            print(f"queued on the engine running {args.run_dir}; watch it with `defdistill-tui --attach "
-                  f"{args.run_dir}`")
-            return 0
-        session = ThreadSession.for_attack(args.run_dir, models=args.model, outputs=args.output,
-                                           samples=args.samples, methods=_methods(args), checks=args.checks,
-                                           data_root=args.data_root)
-        return _follow(session, args.quiet)
     raise AssertionError(args.command)
 
 

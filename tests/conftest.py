@@ -171,7 +171,7 @@ def trained_run(tmp_path_factory) -> TrainedRun:
     """One finished quick digits run (baseline, teacher and student at T=20), no attacks yet."""
     def train(folder: Path) -> None:
         from engine.presets import load_preset
-        from engine.runs.session import ThreadSession
+        from engine.runs.thread_session import ThreadSession
 
         session = ThreadSession.create(load_preset("digits", QUICK), folder / "trained")
         session.start()

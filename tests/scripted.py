@@ -111,7 +111,9 @@ def write_run(path: Path, stage: str, shown_dir: str | None = None) -> Path:
                 temperature=100.0 if (model == "student" and out == "softmax_T") else 1.0))
             add(AttackProgress(key=key, n_attacks=n, attempted=n, succeeded=won, attacks_per_second=80.0))
             matrix = {"attempts": [[0 if s == tt else 3 for tt in range(10)] for s in range(10)],
-                      "successes": [[0 if s == tt else (3 * won) // n for tt in range(10)] for s in range(10)]}
+                      # every pair a source can reach at 100% where the model falls at all: the widest cells
+                      "successes": [[0 if s == tt else 3 if won and (s + tt) % 4 == 0 else (3 * won) // n
+                                     for tt in range(10)] for s in range(10)]}
             ex = [Example(label=labels[i], target=(labels[i] + 1) % 10, success=won > 0,
                           prediction=(labels[i] + 1) % 10 if won else labels[i], side=28,
                           x=[round(v, 3) for v in x[i].flatten().tolist()],

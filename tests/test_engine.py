@@ -17,7 +17,7 @@ from conftest import ROOT, SMALL, assert_one_line_error, cli, copy_run, wait_unt
 from engine.presets import load_preset
 from engine.runs.events import EventType
 from engine.runs.rundir import iter_events
-from engine.runs.session import ThreadSession
+from engine.runs.thread_session import ThreadSession
 
 
 def test_finished_run_directory_is_self_describing(trained_run):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.sweeps.fidelity import points, saturation_rank_correlation, section
+from engine.reports.fidelity import points, saturation_rank_correlation, section
 
 
 def _sweep(success: dict[float, float], saturated: dict[float, float], spread: dict[float, float] | None = None,
@@ -57,8 +57,8 @@ def test_a_sweep_whose_runs_came_from_different_code_says_so(tmp_path):
     """A resumed sweep can mix commits and torch versions; the report's setup names them all."""
     import json
 
-    from engine.sweeps.report import _setup
-    from engine.sweeps.sweep import _provenance
+    from engine.reports.report import _setup
+    from engine.sweeps.collect import _provenance
 
     runs = []
     for name, commit, torch in [("baseline", "aaaaaaaaaaaa1", "2.14.1"), ("T-100", "bbbbbbbbbbbb2", "2.14.1")]:

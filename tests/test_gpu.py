@@ -18,7 +18,7 @@ from engine.networks import build_network
 from engine.numerics import exact_float32
 from engine.presets import load_preset
 from engine.runs.events import EventType
-from engine.runs.session import ThreadSession
+from engine.runs.thread_session import ThreadSession
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 ON_CUDA = [s for s in QUICK if not s.startswith("device")] + ["device='cuda'"]

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT, SMALL, cli, wait_until
 from engine.runs.channel import send
-from engine.runs.events import Batch, RunSummary, SoftLabels, TemperatureChanged
+from engine.runs.events import AttackStarted, Batch, RunSummary, SoftLabels, TemperatureChanged
 from engine.runs.rundir import iter_events
 
 TWELVE = [*SMALL, "training.epochs=12"]
@@ -73,3 +73,11 @@ def test_a_change_in_the_student_phase_says_the_soft_labels_keep_their_temperatu
     assert "soft labels stay those made at T=20" in change[0].applies
     assert _batches(run_dir, "student")[-1].temperature == 50.0  # the student trains on at the new T
     assert json.loads((run_dir / "summary.json").read_text())["soft_label_temperature"] == 20.0
+    # each model is attacked at the T it was trained at, read from its own checkpoint: the teacher at 20
+    # (before, every non-baseline model was attacked at the run's last T, 50)
+    res = cli("attack", str(run_dir), "--quiet", "--model", "teacher", "--model", "student", "--output", "softmax_T",
+              "--method", "jsma", "--samples", "1")
+    assert res.returncode == 0, res.stderr
+    started = {d.model: d.temperature for d in (e.data for e in iter_events(run_dir / "events.jsonl"))
+               if isinstance(d, AttackStarted)}
+    assert started == {"teacher": 20.0, "student": 50.0}, started

@@ -14,7 +14,7 @@ from engine.networks import build_network
 from engine.numerics import RNG_CPU, exact_float32, set_tf32, tf32_enabled
 from engine.presets import TrainingConfig, load_preset
 from engine.runs.events import EventType
-from engine.runs.session import ThreadSession
+from engine.runs.thread_session import ThreadSession
 from engine.training import LossReport, make_optimizer
 from engine.training_step import TrainStep
 

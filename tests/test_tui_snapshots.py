@@ -67,9 +67,21 @@ def test_main_screen_during_attacks(snap_compare, tmp_path):
     assert snap_compare(app, terminal_size=(120, 40), run_before=_settled(app))
 
 
-def test_results_screen_after_run(snap_compare, tmp_path):
+@pytest.mark.parametrize("size", [(120, 40), (160, 50)])
+def test_results_screen_after_run(snap_compare, tmp_path, size):
+    """The source x target matrix keeps every "100" whole (rich cut them to "1…" before) at both widths."""
     app = _app(tmp_path, "finished")
-    assert snap_compare(app, terminal_size=(120, 40), run_before=_settled(app, "r"))
+    settle = _settled(app, "r")
+
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        matrix = app.screen.query_one("#results-matrix")
+        lines = [strip.text for strip in matrix.render_lines(matrix.content_region.reset_offset)]
+        cells = [line.split()[1:] for line in lines if line.strip()[:1].isdigit()]
+        assert len(cells) == 10 and all(len(row) == 10 for row in cells), lines
+        assert "100" in {c for row in cells for c in row} and not any("…" in line for line in lines), lines
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def test_temperature_modal_rejects_invalid_value(snap_compare, tmp_path):

@@ -6,15 +6,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.cli import (
+from engine.client import (
+    EXIT_USER_ERROR,
     RUN_DIR_COMPLETION,
     OneLineParser,
+    Session,
+    UserError,
     add_completion,
     linux_only,
     preset_argument,
     version_line,
 )
-from engine.errors import EXIT_USER_ERROR, UserError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _pick_run(runs_dir: str) -> str:
-    from engine.runs.listing import format_runs, list_runs
+    from engine.client import format_runs, list_runs
 
     runs = list_runs(runs_dir)
     if not runs:
@@ -67,39 +69,15 @@ def _pick_run(runs_dir: str) -> str:
     return str(runs[int(choice) - 1].path)
 
 
-def build_session(args: argparse.Namespace):
+def build_session(args: argparse.Namespace) -> Session:
+    from engine import client
+
     if args.open_dir:
-        from engine.runs.replay import ReplaySession
-
-        return ReplaySession(args.open_dir)
+        return client.replay(args.open_dir)
     if args.attach is not None:
-        from pathlib import Path
-
-        from engine.runs.process_session import ProcessSession
-        from engine.runs.rundir import RunDir
-
-        target = Path(args.attach or _pick_run(args.runs))
-        if (target / "sweep-plan.json").exists():  # a sweep: watch its current run, its progress on top
-            from engine.sweeps.progress import sweep_progress
-
-            _line, run = sweep_progress(target)
-            if run is None:
-                raise UserError(f"no run of the sweep {target} has started yet; attach again in a moment")
-            session = ProcessSession.attach(run)
-            session.sweep_dir = target
-            return session
-        return ProcessSession.attach(RunDir.open(target).path)
-    if args.in_process:
-        from engine.presets import load_preset
-        from engine.runs.session import ThreadSession
-
-        preset = load_preset(args.preset, args.overrides)
-        return ThreadSession.create(preset, args.run_dir, data_root=args.data_root,
-                                    download=True if args.download else None)
-    from engine.runs.process_session import ProcessSession
-
-    return ProcessSession.launch(args.preset, args.overrides, args.run_dir, data_root=args.data_root,
-                                 download=args.download)
+        return client.attach(args.attach or _pick_run(args.runs))
+    start = client.in_process if args.in_process else client.launch
+    return start(args.preset, args.overrides, args.run_dir, data_root=args.data_root, download=args.download)
 
 
 def _serve(args: argparse.Namespace) -> int:

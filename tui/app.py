@@ -6,7 +6,6 @@ replaceable message, and every widget change happens on the UI thread in its han
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections import deque
@@ -19,11 +18,7 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.widgets import Log
 
-from engine.errors import UserError
-from engine.paper import PAPER_TEMPERATURES
-from engine.runs.events import Event
-from engine.runs.session import Session
-from engine.runs.telemetry import Sample, Telemetry
+from engine.client import PAPER_TEMPERATURES, Event, Sample, Session, SweepWatch, Telemetry, UserError, result_files
 from tui.messages import EventsAvailable, SystemSampled
 from tui.screens.attack import AttackModal
 from tui.screens.confirm import ConfirmModal
@@ -77,8 +72,7 @@ class DefdistillApp(App[None]):
         self.sweep_overrides: list[str] = []
         # the sweep on screen: one this dashboard launched (its own engine process), or the one attached to
         self.sweep_dir: Path | None = session.sweep_dir
-        self._sweep_process: subprocess.Popen | None = None
-        self._sweep_log: Path | None = None
+        self._sweep: SweepWatch | None = SweepWatch(session.sweep_dir) if session.sweep_dir is not None else None
         self._telemetry = telemetry
         self._telemetry_off_thread = False  # a test's fixed sample is shown at once, on the UI thread
         self._start_session = start_session
@@ -198,24 +192,8 @@ class DefdistillApp(App[None]):
             main.query_one(SystemPanel).show(sample)
 
     def _sweep_line(self) -> str:
-        from engine.sweeps.launch import sweep_state
-        from engine.sweeps.progress import sweep_progress
-
-        assert self.sweep_dir is not None
-        proc = self._sweep_process
-        state = sweep_state(self.sweep_dir)
-        if state == "finished":
-            return f"sweep done: {self.sweep_dir / 'report.md'}"
-        if proc is not None and proc.poll() not in (None, 0):
-            last = [ln for ln in self._sweep_log.read_text(errors="replace").splitlines() if ln.strip()] \
-                if self._sweep_log else []
-            return f"sweep failed: {(last[-1] if last else f'exit code {proc.returncode}')[-200:]}"
-        if state == "waiting":
-            return "sweep waiting for this run to end"
-        try:
-            return sweep_progress(self.sweep_dir)[0]
-        except UserError as exc:
-            return f"sweep unreadable: {exc}"
+        assert self._sweep is not None
+        return self._sweep.line()
 
     def _say_problems(self) -> None:
         """What the session could not read, once each, in the log and as a notification."""
@@ -258,7 +236,7 @@ class DefdistillApp(App[None]):
         return self.sweep_dir is not None and not self._sweep_ended()
 
     def _sweep_ended(self) -> bool:
-        return self.state.sweep.startswith(("sweep done", "sweep failed"))  # the two lines _sweep_line ends with
+        return SweepWatch.ended(self.state.sweep)
 
     # -- actions ----------------------------------------------------------------------------------
     def _command(self, fn: Callable[[], object]) -> bool:
@@ -320,9 +298,8 @@ class DefdistillApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="downloads")
     def action_download_results(self) -> None:
-        """report.md and the PNG figures of this run (or of the sweep on screen), as browser downloads."""
-        from engine.sweeps.run_figures import result_files
-
+        """report.md and the PNG figures of this run (or of the sweep on screen), as browser downloads;
+        an engine process writes them (the dashboard never imports matplotlib)."""
         try:
             files = result_files(Path(self.session.run_dir), self.sweep_dir)
         except UserError as exc:
@@ -377,10 +354,8 @@ class DefdistillApp(App[None]):
                                       f"dashboard)? Figures and report.md go to {sweep_dir}"), answer)
 
     def _launch_sweep(self, sweep_dir: Path) -> None:
-        from engine.sweeps.launch import launch_sweep
-
         try:
-            self._sweep_process, self._sweep_log = launch_sweep(
+            self._sweep = SweepWatch.start(
                 Path(self.session.run_dir) / "preset.toml", sweep_dir, after=Path(self.session.run_dir),
                 temperatures=self.sweep_temperatures, overrides=self.sweep_overrides,
                 data_root=self.session.preset.data.root)
@@ -388,7 +363,7 @@ class DefdistillApp(App[None]):
             self.notify(f"cannot start the sweep: {exc}", severity="error")
             return
         self.sweep_dir = sweep_dir
-        self._note(f"sweep started (pid {self._sweep_process.pid}): defdistill-tui --attach {sweep_dir}")
+        self._note(f"sweep started (pid {self._sweep.pid}): defdistill-tui --attach {sweep_dir}")
         self._sample_system()
 
     @work(thread=True, exclusive=True, exit_on_error=False)

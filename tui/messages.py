@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from engine.runs.telemetry import Sample
+from engine.client import Sample
 
 
 class EventsAvailable(Message, bubble=False):

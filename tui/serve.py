@@ -17,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from engine.errors import UserError
+from engine.client import UserError
 
 COOKIE = "defdistill_token"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

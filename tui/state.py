@@ -10,7 +10,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from engine.runs.events import (
+from engine.client import (
     AttackFinished,
     AttackProgress,
     AttackStarted,

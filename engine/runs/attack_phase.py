@@ -11,18 +11,18 @@ import numpy as np
 import torch
 
 from engine.attacks.jsma import ENDED, JSMAConfig, jsma
-from engine.attacks.outputs import attacked_output
-from engine.checkpoints import model_digest
-from engine.device import attack_batch_size, pair_chunk_elems
-from engine.errors import AttackConfigError
-from engine.metrics import (
+from engine.attacks.jsma_metrics import (
     ended_counts,
-    gradient_amplitude,
     mean_features_changed,
     rho_adv,
     success_matrix,
     success_rate,
 )
+from engine.attacks.outputs import attacked_output
+from engine.checkpoints import model_digest
+from engine.device import attack_batch_size, pair_chunk_elems
+from engine.errors import AttackConfigError
+from engine.metrics import gradient_amplitude
 from engine.numerics import exact_float32
 from engine.runs.cw_phase import cw_attack
 from engine.runs.events import AttackFinished, AttackProgress, AttackStarted, Example
@@ -50,7 +50,7 @@ def attack_pairs(labels: torch.Tensor, num_classes: int = 10) -> tuple[torch.Ten
 
 
 def _training_temperature(exp: Any, model: str) -> float:
-    return 1.0 if model == "baseline" else float(exp.temperature)
+    return exp.attack_temperature(model)
 
 
 def inputs_digest(indices: torch.Tensor) -> str:

@@ -102,7 +102,7 @@ def cw_attack(exp: Any, summary: dict[str, Any], model_name: str, method: str, c
     idx, targets, average = cw_targets(labels, list(acfg.cw_cases), acfg.seed, held_out=inputs)
     x = exp.data.x_test[inputs][idx]
     key = f"{model_name}-{method}"
-    temperature = 1.0 if model_name == "baseline" else float(exp.temperature)
+    temperature = exp.attack_temperature(model_name)
     exp.emit(AttackStarted(key=key, model=model_name, output="logits", n_attacks=len(x), samples=len(inputs),
                            temperature=temperature, method=method))
     counts = {"attempted": 0, "succeeded": 0}

@@ -80,6 +80,25 @@ class Experiment:
         self.models: dict[str, nn.Module] = {}
         self.phase: str | None = None
         self.soft_label_t: float | None = None  # the T that made the student's soft labels, once known
+        self.trained_at: dict[str, float] = {}  # each trained model's T, as its complete checkpoint says
+
+    def attack_temperature(self, model: str) -> float:
+        """The T a model is attacked at (JSMA on softmax(z/T), the checks' training-T outputs): the T it
+        was trained at, from its own checkpoint; a teacher stays at its T after a change in the student phase."""
+        return self.trained_at.get(model, 1.0 if model == "baseline" else float(self.temperature))
+
+    def resume_temperature(self) -> None:
+        """On resume, the distillation T from the checkpoints alone: the newest phase's checkpoint records
+        the T its next batch trains at, and the one the next phase starts from (a change made during the
+        baseline, for the teacher, included)."""
+        for phase in reversed(PHASE_ORDER):
+            saved = self.rundir.load_tensors(phase)
+            if saved is not None:
+                meta = saved[1]
+                t = meta.get("distill_temperature", meta.get("temperature") if phase != "baseline" else None)
+                if t is not None:
+                    self.temperature = float(t)
+                return
 
     # -- commands arriving at pause points ------------------------------------------------
     def pause_point(self) -> None:
@@ -128,12 +147,13 @@ class Experiment:
                               f"({self.preset.network.factory or 'Table I net'}); not trained"))
         optimizer = make_optimizer(model, self.preset.training)
         tensors, meta = pack_state(model, optimizer)
-        meta.update(phase=phase, epoch=0, batch=0, temperature=1.0, complete=True)
+        meta.update(phase=phase, epoch=0, batch=0, temperature=1.0, complete=True, distill_temperature=self.temperature)
         path = self.rundir.save_tensors(phase, tensors, meta)
         self.emit(Checkpoint(phase=phase, epoch=0, batch=0, complete=True,
                              path=str(path.relative_to(self.rundir.path))))
         model.eval()
         self.models[phase] = model
+        self.trained_at[phase] = 1.0
         accuracy = evaluate(model, self.data.x_test, self.data.y_test, self.device, 1.0)[1]
         self.emit(PhaseFinished(phase=phase, seconds=0.0, val_accuracy=accuracy, temperature=1.0))
 
@@ -159,6 +179,7 @@ class Experiment:
             if complete:
                 model.eval()
                 self.models[phase] = model
+                self.trained_at[phase] = saved_t
                 self._refuse_collapsed(phase, model, False, resumed=True)  # stops where the first session did
                 return
         self.phase = phase
@@ -170,7 +191,8 @@ class Experiment:
         def save(epoch: int, batch: int, t: float, complete: bool) -> None:
             tensors, meta = pack_state(model, optimizer)
             tensors.update(rng_state(self.device))
-            meta.update(phase=phase, epoch=epoch, batch=batch, temperature=t, complete=complete)
+            meta.update(phase=phase, epoch=epoch, batch=batch, temperature=t, complete=complete,
+                        distill_temperature=self.temperature)
             path = self.rundir.save_tensors(phase, tensors, meta)
             self.emit(Checkpoint(phase=phase, epoch=epoch, batch=batch, complete=complete,
                                  path=str(path.relative_to(self.rundir.path))))
@@ -190,6 +212,7 @@ class Experiment:
                               phase_index=PHASE_ORDER.index(phase), start_epoch=start_epoch,
                               start_batch=start_batch, phase_name=phase)
         self.models[phase] = model
+        self.trained_at[phase] = float(metrics.get("temperature", temperature))
         self.emit(PhaseFinished(phase=phase, seconds=time.perf_counter() - t0, val_accuracy=metrics.get("val_accuracy"),
                                 temperature=metrics.get("temperature", temperature)))
         self._refuse_collapsed(phase, model, bool(metrics.get("collapsed")), resumed=saved is not None)

@@ -15,11 +15,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.device import cuda_available
 from engine.errors import UserError
 from engine.presets import load_preset
 from engine.runs.channel import ChannelError, engine_alive, engine_pid, send
 from engine.runs.control import check_temperature
+from engine.runs.job import Job
 from engine.runs.listing import run_state
 from engine.runs.replay import ReplaySession
 from engine.runs.rundir import EVENTS_FILE, default_run_dir
@@ -28,6 +28,7 @@ ENGINE_NICE = 10  # the engine yields the CPU to the dashboard on the same machi
 
 
 def engine_command(*args: str) -> list[str]:
+    """defdistill-engine's command line (a sweep: the one engine job that is not a Job)."""
     return [sys.executable, "-m", "engine.cli", *args]
 
 
@@ -41,8 +42,18 @@ def spawn_detached(cmd: list[str], log_path: Path, nice: int = ENGINE_NICE) -> s
 def engine_nice(device: str) -> int:
     """A CPU engine yields the cores to the dashboard; a GPU engine's CPU work only feeds the GPU,
     and at nice 10 the UI would starve the device instead."""
-    on_gpu = device == "cuda" or (device == "auto" and cuda_available())
+    on_gpu = device == "cuda" or (device == "auto" and nvidia_gpu_visible())
     return 0 if on_gpu else ENGINE_NICE
+
+
+def nvidia_gpu_visible() -> bool:
+    """Whether an engine with device "auto" would find a CUDA GPU, told without importing torch (the
+    dashboard's start stays light): an NVIDIA driver with a GPU, not hidden by CUDA_VISIBLE_DEVICES."""
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if hidden is not None and hidden.strip() in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
 
 
 class ProcessSession(ReplaySession):
@@ -60,16 +71,11 @@ class ProcessSession(ReplaySession):
         is raised here, before any UI, as the headless engine would print it."""
         p = load_preset(preset, overrides)  # preset errors at once, without starting anything
         target = Path(run_dir) if run_dir else default_run_dir(p.name)
-        args = ["run", preset, "--run-dir", str(target), "--quiet"]
-        for o in overrides:
-            args += ["--set", o]
-        if data_root:
-            args += ["--data-root", data_root]
-        if download:
-            args.append("--download")
+        job = Job("run", preset=preset, overrides=tuple(overrides), run_dir=str(target), data_root=data_root,
+                  download=download)
         fd, log = tempfile.mkstemp(prefix="defdistill-engine-", suffix=".log")
         os.close(fd)
-        proc = spawn_detached(engine_command(*args), Path(log), nice=engine_nice(p.device))
+        proc = spawn_detached(job.command_line(), Path(log), nice=engine_nice(p.device))
         deadline = time.time() + wait_seconds
         while time.time() < deadline:
             if (target / EVENTS_FILE).exists() and (target / EVENTS_FILE).stat().st_size > 0:
@@ -110,18 +116,10 @@ class ProcessSession(ReplaySession):
             raise ChannelError(f"the run has no engine and has not finished; `defdistill-engine resume "
                                f"{self.run_dir}` first")
         # a finished run's engine has exited: a new one attacks it and appends to the same log
-        args = ["attack", str(self.run_dir), "--quiet"]
-        for m in models or ():
-            args += ["--model", m]
-        for o in outputs or ():
-            args += ["--output", o]
-        for m in methods or ():
-            args += ["--method", m]
-        if checks:
-            args.append("--checks")
-        if samples:
-            args += ["--samples", str(samples)]
-        self.process = spawn_detached(engine_command(*args), Path(tempfile.mkstemp(prefix="defdistill-attack-")[1]))
+        job = Job("attack", run_dir=str(self.run_dir), samples=samples or None, checks=checks,
+                  models=tuple(models) if models else None, outputs=tuple(outputs) if outputs else None,
+                  methods=None if methods is None else tuple(methods))
+        self.process = spawn_detached(job.command_line(), Path(tempfile.mkstemp(prefix="defdistill-attack-")[1]))
 
     def stop(self) -> None:
         if engine_alive(self.run_dir):

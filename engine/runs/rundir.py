@@ -248,3 +248,14 @@ def iter_events(path: Path, report: ReadReport | None = None) -> Iterator[Event]
         raise RunDirError(f"cannot read {path} ({exc.strerror or exc}); check its permissions") from None
     complete = data[: data.rfind(b"\n") + 1]
     yield from parse_lines(complete.split(b"\n"), report)
+
+
+def preset_and_meta(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    from engine.presets import preset_from_toml
+
+    preset = preset_from_toml(RunDir(run_dir).read_preset_toml(), str(run_dir / "preset.toml"))
+    meta = read_json(run_dir / "meta.json", "it only labels the report: delete it to go on without it") or {}
+    if not isinstance(meta, dict):
+        raise RunDirError(f"{run_dir / 'meta.json'} has the wrong shape (not an object); it only labels the report: "
+                          "delete it to go on without it")
+    return preset.model_dump(mode="json"), meta

@@ -162,7 +162,7 @@ def measure_model(exp: Any, name: str, inputs: torch.Tensor, targets: torch.Tens
     acfg = exp.preset.attack
     model = exp.models[name]
     x = exp.data.x_test[inputs]
-    t_train = 1.0 if name == "baseline" else float(exp.temperature)
+    t_train = exp.attack_temperature(name)
     found: dict[str, Any] = {}
     folder = exp.rundir.path / ATTACKS
     checkpoint = model_digest(model.state_dict())

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.runs.process_session import engine_command, spawn_detached
-from engine.sweeps.sweep import PLAN_FILE, SWEEP_FILE
+from engine.sweeps.plan import PLAN_FILE, SWEEP_FILE
 
 
 def launch_sweep(preset_path: Path, sweep_dir: Path, *, after: Path | None = None, quick: bool = True,

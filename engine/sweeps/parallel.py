@@ -16,22 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from engine.runs.events import SweepProgress
+from engine.runs.job import Job
 from engine.runs.lock import RunLock
-from engine.runs.process_session import engine_command
-from engine.sweeps.sweep import _finished, finish_sweep, prepare_sweep
+from engine.sweeps.collect import finish_sweep
+from engine.sweeps.plan import finished, prepare_sweep
 from engine.sweeps.sweep_log import SweepLog, run_status, status_line
 
 
 def _command(preset: str, overrides: list[str], run_dir: Path, data_root: str | None) -> list[str]:
     if (run_dir / "preset.toml").exists():
-        args = ["resume", str(run_dir), "--quiet"]
-    else:
-        args = ["run", preset, "--run-dir", str(run_dir), "--quiet"]
-        for o in overrides:
-            args += ["--set", o]
-    if data_root:
-        args += ["--data-root", data_root]
-    return engine_command(*args)
+        return Job("resume", run_dir=str(run_dir), data_root=data_root).command_line()
+    return Job("run", preset=preset, overrides=tuple(overrides), run_dir=str(run_dir),
+               data_root=data_root).command_line()
 
 
 def run_sweep_parallel(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float], sweep_dir: Path,
@@ -41,7 +37,7 @@ def run_sweep_parallel(preset_name: str, overrides: Sequence[str], temperatures:
     with RunLock.acquire(sweep_dir, "sweep"):
         plan, runs = prepare_sweep(preset_name, overrides, temperatures, sweep_dir, quick, seeds)
         names = [n for n, _ in runs]
-        todo = [(n, o) for n, o in runs if not _finished(sweep_dir / n)]
+        todo = [(n, o) for n, o in runs if not finished(sweep_dir / n)]
         log = SweepLog(sweep_dir)
         done: set[str] = set()
         failed: dict[str, str] = {}

@@ -7,7 +7,7 @@ from pathlib import Path
 from engine.errors import RunDirError
 from engine.runs.listing import run_state
 from engine.runs.rundir import read_json
-from engine.sweeps.sweep import PLAN_FILE, sweep_runs
+from engine.sweeps.plan import PLAN_FILE, sweep_runs
 
 
 def sweep_progress(sweep_dir: str | Path) -> tuple[str, Path | None]:

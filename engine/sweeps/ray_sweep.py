@@ -20,7 +20,8 @@ from engine.errors import UserError
 from engine.runs.events import SweepProgress
 from engine.runs.lock import RunLock
 from engine.runs.rundir import atomic_write_json
-from engine.sweeps.sweep import _finished, finish_sweep, prepare_sweep
+from engine.sweeps.collect import finish_sweep
+from engine.sweeps.plan import finished, prepare_sweep
 from engine.sweeps.sweep_log import SweepLog, run_status, status_line
 
 MAX_RETRIES = 3
@@ -107,7 +108,7 @@ def _run_on_ray(ray: Any, preset_name: str, overrides: Sequence[str], temperatur
     t0 = time.time()
     names = [n for n, _ in runs]
     pending = {task.remote(preset_path, o, str(sweep_dir / n), data_root): n
-               for n, o in runs if not _finished(sweep_dir / n)}
+               for n, o in runs if not finished(sweep_dir / n)}
     done: set[str] = set()
     failed: dict[str, str] = {}
     placed: dict[str, dict[str, Any]] = {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.runs.events import SweepProgress, make_event
-from engine.sweeps.sweep import _finished
+from engine.sweeps.plan import finished
 
 
 class SweepLog:
@@ -27,7 +27,7 @@ def run_status(sweep_dir: Path, names: list[str], done: set[str], failed: dict[s
     for n in names:
         if n in failed:
             out[n] = "failed"
-        elif n in done or _finished(sweep_dir / n):
+        elif n in done or finished(sweep_dir / n):
             out[n] = "done"
         elif (sweep_dir / n / "events.jsonl").exists():
             out[n] = "running"

@@ -1,5 +1,5 @@
-"""Verdicts for a finished run or sweep directory, from its files (`defdistill-engine verdict`, the
-sweep's collection, the report). A sweep's students never saw the baseline in their own runs, so
+"""Verdicts for a finished run directory, from its files (the sweep's collection, `defdistill-engine
+verdict`, the report). A sweep's students never saw the baseline in their own runs, so
 the baseline's transfer examples (baseline/attacks/baseline-transfer.npz, and its JSMA-F examples)
 are replayed here on each student's checkpoint."""
 
@@ -49,35 +49,3 @@ def run_verdicts(run_dir: Path, baseline_dir: Path | None = None) -> dict[str, d
         out[name] = asdict(assemble_verdict(run_dir, summary, name, model, transfer if model is not None else None,
                                             source / ATTACKS / "baseline-softmax.npz"))
     return out
-
-
-def format_verdicts(rows: list[tuple[str, dict[str, Any]]]) -> str:
-    """The table `defdistill-engine verdict` prints: one block per model, its checks beneath."""
-    lines = []
-    for label, v in rows:
-        lines.append(f"{label:<22} {v['verdict'].upper()}: {v['text']}")
-        for c in v["checks"]:
-            status = c.get("status") or ("fired" if c["fired"] else "clear")
-            lines.append(f"  {status.upper():<9} {c['name']:<48} {c['evidence']}")
-    return "\n".join(lines)
-
-
-def verdict_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    """(model, or T for a sweep) -> its verdict's fields, for `verdict` and `verdict --json`."""
-    from engine.sweeps.sweep import SWEEP_FILE
-
-    path = Path(path)
-    if (path / SWEEP_FILE).exists():
-        from engine.runs.rundir import read_json
-
-        r = read_json(path / SWEEP_FILE, "run the same `defdistill-engine sweep` again to rebuild it")
-        rows = [("no distillation", r["baseline"].get("verdict"))]
-        rows += [(f"T={t}", e.get("verdict")) for t, e in r["by_temperature"].items()]
-        return [(k, v) for k, v in rows if v]
-    if (path / "summary.json").exists():
-        return list(run_verdicts(path).items())
-    raise RunDirError(f"{path} holds neither sweep.json nor summary.json; give a finished run or sweep directory")
-
-
-def verdict_table(path: Path) -> str:
-    return format_verdicts(verdict_rows(path))

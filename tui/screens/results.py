@@ -11,7 +11,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from engine.runs.events import AttackFinished, CWFinished
+from engine.client import AttackFinished, CWFinished
 from tui.state import METHOD_NAMES, DashboardState
 from tui.widgets.image import half_block
 
@@ -91,11 +91,13 @@ class ResultsScreen(Screen[None]):
 
     @staticmethod
     def _matrix(key: str, r: AttackFinished) -> Table:
+        # one space before each column and none after: "100" keeps its three digits in the 47 columns
+        # the examples leave (with (0, 1) padding rich cut every 100 to "1…")
         m = Table(title=f"{key}: success % by source (row) x target (col)   [←/→ other results]",
-                  title_justify="left", box=None, padding=(0, 1))
-        m.add_column("src", style="dim")
+                  title_justify="left", box=None, padding=(0, 0, 0, 1))
+        m.add_column("src", style="dim", no_wrap=True)
         for t in range(10):
-            m.add_column(str(t), justify="right")
+            m.add_column(str(t), justify="right", min_width=3, no_wrap=True)
         att, win = r.matrix["attempts"], r.matrix["successes"]
         for s in range(10):
             row = []

@@ -8,8 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from engine.errors import UserError
-from engine.runs.control import check_temperature
+from engine.client import UserError, check_temperature
 
 
 class TemperatureModal(ModalScreen[float | None]):

@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.runs.telemetry import Sample
+from engine.client import Sample
 
 
 class SystemPanel(Static):

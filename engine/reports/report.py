@@ -7,13 +7,13 @@ from typing import Any
 
 from engine.errors import RunDirError
 from engine.paper import CW, GRADIENT_REDUCTION, HEADLINE, SUCCESS_VS_T, paper_key
-from engine.presets import preset_from_toml
-from engine.runs.rundir import RunDir, atomic_write_bytes, atomic_write_json, read_json
-from engine.sweeps.cw_report import run_section, sweep_section
-from engine.sweeps.fidelity import figure as fidelity_figure
-from engine.sweeps.fidelity import section as fidelity_section
-from engine.sweeps.sweep import SWEEP_FILE
-from engine.sweeps.verdict_report import transfer_lines, verdict_section
+from engine.reports.cw_report import run_section, sweep_section
+from engine.reports.fidelity import figure as fidelity_figure
+from engine.reports.fidelity import section as fidelity_section
+from engine.reports.figures import write_sweep_figures
+from engine.reports.verdict_report import transfer_lines, verdict_section
+from engine.runs.rundir import RunDir, atomic_write_bytes, atomic_write_json, preset_and_meta, read_json
+from engine.sweeps.plan import SWEEP_FILE
 
 OUTPUTS = ("softmax", "logits", "softmax_T")
 
@@ -215,15 +215,6 @@ def _required(path: Path, fix: str) -> Any:
     return data
 
 
-def preset_and_meta(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    preset = preset_from_toml(RunDir(run_dir).read_preset_toml(), str(run_dir / "preset.toml"))
-    meta = read_json(run_dir / "meta.json", "it only labels the report: delete it to go on without it") or {}
-    if not isinstance(meta, dict):
-        raise RunDirError(f"{run_dir / 'meta.json'} has the wrong shape (not an object); it only labels the report: "
-                          "delete it to go on without it")
-    return preset.model_dump(mode="json"), meta
-
-
 COMPARE_FILE = "compare-sweep.json"  # another sweep's sweep.json (e.g. the quick profile), for the fidelity section
 
 
@@ -236,6 +227,8 @@ def write_report(path: Path, compare: Path | None = None) -> Path:
         atomic_write_json(path / COMPARE_FILE, other)
     try:
         if (path / SWEEP_FILE).exists():
+            write_sweep_figures(path, _required(path / SWEEP_FILE, "run the same `defdistill-engine sweep` again "
+                                                "to rebuild it"))
             text = sweep_report(path)
         elif (path / "summary.json").exists():
             text = run_report(path)

@@ -87,7 +87,7 @@ def cw_distance_vs_temperature(result: dict[str, Any], path: Path) -> None:
     ys = [e.get("cw_distance", {}).get("cw_l2", {}).get("l2") for e in entries]
     if all(y is None for y in ys):
         return
-    from engine.sweeps.cw_report import pearson
+    from engine.reports.cw_report import pearson
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.6))

@@ -136,7 +136,7 @@ def _findings(pts: list[dict[str, Any]], outside: list[dict[str, Any]], other: d
 
 
 def figure(r: dict[str, Any], path: Path, compare: dict[str, Any] | None = None) -> None:
-    from engine.sweeps.figures import _plt, _save
+    from engine.reports.figures import _plt, _save
 
     pts = points(r)
     if not pts:
