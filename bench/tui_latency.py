@@ -34,25 +34,22 @@ def probe_index(session: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--presses", type=int, default=60)
-    ap.add_argument("--paused", action="store_true", help="pause training first: the idle reference")
-    args = ap.parse_args()
+def measure(tree: Path, presses: int, paused: bool) -> tuple[list[float], str]:
+    """Latencies (ms) of `presses` key presses on the dashboard of `tree` (a checkout) training digits."""
     session = "defdistill-latency"
     subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40",
-             f"cd {ROOT} && {ENV}{sys.executable} -m tui digits --run-dir {tmp}/run --set attack.enabled=false")
+             f"cd {tree} && {ENV}{sys.executable} -m tui digits --run-dir {tmp}/run --set attack.enabled=false")
         try:
             deadline = time.time() + 120
             while time.time() < deadline and "epoch 2/" not in tmux("capture-pane", "-p", "-t", session):
                 time.sleep(0.2)
-            if args.paused:
+            if paused:
                 tmux("send-keys", "-t", session, "p")
                 time.sleep(2)
             latencies = []
-            for _ in range(args.presses):
+            for _ in range(presses):
                 before = probe_index(session)
                 t0 = time.perf_counter()
                 tmux("send-keys", "-t", session, "n")
@@ -65,15 +62,55 @@ def main() -> None:
             training = m.group(0) if m else "?"
         finally:
             subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
-    latencies.sort()
-    p95 = latencies[int(0.95 * (len(latencies) - 1))]
-    row = {"paused": args.paused, "presses": len(latencies), "median_ms": statistics.median(latencies), "p95_ms": p95,
-           "max_ms": latencies[-1], "while": training}
+    return latencies, training
+
+
+def summary(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {"presses": len(ordered), "median_ms": statistics.median(ordered),
+            "p95_ms": ordered[int(0.95 * (len(ordered) - 1))], "max_ms": ordered[-1]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--presses", type=int, default=60)
+    ap.add_argument("--paused", action="store_true", help="pause training first: the idle reference")
+    ap.add_argument("--before", metavar="REV", help="also measure the dashboard of this commit (a git worktree), "
+                    "in alternating rounds with this tree's, so both see the same machine")
+    ap.add_argument("--rounds", type=int, default=3, help="with --before: rounds of presses/rounds presses each")
+    args = ap.parse_args()
     when = "(paused)" if args.paused else "while training"
-    print(f"key -> screen latency over {len(latencies)} presses {when}: median {row['median_ms']:.0f} ms, "
-          f"p95 {p95:.0f} ms, max {row['max_ms']:.0f} ms")
+    if not args.before:
+        latencies, training = measure(ROOT, args.presses, args.paused)
+        row = {"paused": args.paused, **summary(latencies), "while": training}
+        print(f"key -> screen latency over {len(latencies)} presses {when}: median {row['median_ms']:.0f} ms, "
+              f"p95 {row['p95_ms']:.0f} ms, max {row['max_ms']:.0f} ms")
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"tui-latency{'-paused' if args.paused else ''}.json").write_text(json.dumps(row, indent=2) + "\n")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        before = Path(tmp) / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            trees = {f"before ({args.before})": before, "after (this tree)": ROOT}
+            found: dict[str, list[float]] = {k: [] for k in trees}
+            for _ in range(args.rounds):
+                for label, tree in trees.items():
+                    found[label] += measure(tree, max(1, args.presses // args.rounds), args.paused)[0]
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, capture_output=True)
+    rows = {k: summary(v) for k, v in found.items()}
+    print(f"key -> screen latency {when}, {args.rounds} alternating rounds")
+    for label, r in rows.items():
+        print(f"  {label:<24} median {r['median_ms']:4.0f} ms  p95 {r['p95_ms']:4.0f} ms  max {r['max_ms']:4.0f} ms "
+              f"({r['presses']} presses)")
+    b, a = rows[f"before ({args.before})"], rows["after (this tree)"]
+    print(f"  after / before: median {a['median_ms'] / b['median_ms']:.2f}x, p95 {a['p95_ms'] / b['p95_ms']:.2f}x")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"tui-latency{'-paused' if args.paused else ''}.json").write_text(json.dumps(row, indent=2) + "\n")
+    (RESULTS / "tui-latency-before-after.json").write_text(json.dumps(
+        {"paused": args.paused, "rounds": args.rounds, "results": rows,
+         "latencies_ms": found}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

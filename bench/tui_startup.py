@@ -35,7 +35,8 @@ def tmux(*args: str) -> str:
 
 def small_run(tmp: Path) -> Path:
     run = tmp / "run"
-    sets = ["training.epochs=2", "data.train_limit=256", "data.test_limit=64", "attack.samples=3",
+    sets = ["training.epochs=4", "data.train_limit=800", "data.test_limit=200", "training.optimizer='adam'",
+            "training.lr=0.002", "training.lr_decay=1.0", "distillation.temperature=20", "attack.samples=3",
             "attack.methods=['jsma']", "attack.outputs=['softmax']", "attack.checks=[]", "device='cpu'"]
     subprocess.run([sys.executable, "-m", "engine.cli", "run", "digits", "--run-dir", str(run), "--quiet",
                     *[a for s in sets for a in ("--set", s)]], cwd=ROOT, check=True, capture_output=True)
