@@ -24,6 +24,7 @@ from engine.device import attack_batch_size, pair_chunk_elems
 from engine.errors import AttackConfigError
 from engine.metrics import gradient_amplitude
 from engine.numerics import exact_float32
+from engine.runs.context import RunContext
 from engine.runs.cw_phase import cw_attack
 from engine.runs.events import AttackFinished, AttackProgress, AttackStarted, Example
 from engine.runs.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
@@ -31,7 +32,7 @@ from engine.runs.verdict_phase import run_verdict_phase
 from engine.training import predict_logits
 
 
-def choose_samples(exp: Any, model_names: list[str], samples: int, seed: int) -> torch.Tensor:
+def choose_samples(exp: RunContext, model_names: list[str], samples: int, seed: int) -> torch.Tensor:
     """Held-out inputs every attacked model classifies correctly, in a seeded order, so baseline
     and student are attacked on the very same inputs."""
     y = exp.data.y_test
@@ -49,16 +50,13 @@ def attack_pairs(labels: torch.Tensor, num_classes: int = 10) -> tuple[torch.Ten
     return idx, (labels[idx] + offsets) % num_classes
 
 
-def _training_temperature(exp: Any, model: str) -> float:
-    return exp.attack_temperature(model)
-
 
 def inputs_digest(indices: torch.Tensor) -> str:
     """Which held-out inputs were attacked, in a few characters: equal digests = paired comparisons."""
     return hashlib.sha1(",".join(map(str, indices.tolist())).encode()).hexdigest()[:12]
 
 
-def run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None = None,
+def run_attack_phase(exp: RunContext, summary: dict[str, Any], models: list[str] | None = None,
                      outputs: list[str] | None = None, samples: int | None = None,
                      methods: list[str] | None = None, checks: bool = False) -> None:
     """Attack each requested (model, output, method) (None: the preset's; [] methods: none), then with
@@ -69,7 +67,7 @@ def run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None
         run_verdict_phase(exp, summary, chosen, models_run)
 
 
-def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | None, outputs: list[str] | None,
+def _run_attack_phase(exp: RunContext, summary: dict[str, Any], models: list[str] | None, outputs: list[str] | None,
                       samples: int | None, methods: list[str] | None) -> tuple[torch.Tensor, list[str]]:
     acfg = exp.preset.attack
     models = list(models or acfg.models)
@@ -95,7 +93,8 @@ def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | Non
     table = summary.setdefault("attacks", {})
     gradients = summary.setdefault("gradient_amplitude", {})
     for model in models:
-        net = exp.models[model]
+        trained = exp.trained(model)
+        net = trained.network
         checkpoint = model_digest(net.state_dict())
         old = gradients.get(model)
         if old is not None and (old.get("checkpoint", checkpoint) != checkpoint or "randomized_inputs" not in old):
@@ -106,7 +105,7 @@ def _run_attack_phase(exp: Any, summary: dict[str, Any], models: list[str] | Non
             gradients[model] = {k: v for k, v in amp.items() if k != "values"}
         for out_name in outputs if "jsma" in methods else ():
             key = f"{model}-{out_name}"
-            output = attacked_output(net, out_name, _training_temperature(exp, model))
+            output = attacked_output(net, out_name, trained.temperature)
             counts = {"attempted": 0, "succeeded": 0}
             exp.emit(AttackStarted(key=key, model=model, output=out_name, n_attacks=len(x), samples=len(chosen),
                                    temperature=output.temperature))

@@ -21,17 +21,23 @@ from engine.attacks.cw_l2 import CWL2Config, cw_l2
 from engine.attacks.cw_linf import CWLinfConfig, cw_linf
 from engine.attacks.cw_result import CWResult
 from engine.checkpoints import model_digest
+from engine.presets import AttackConfig, CWL0Settings, CWL2Settings, CWLinfSettings
+from engine.runs.context import RunContext
 from engine.runs.events import AttackProgress, AttackStarted, CWCase, CWFinished, Example
 from engine.runs.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
 
 NORM = {"cw_l2": "l2", "cw_l0": "l0", "cw_linf": "linf"}  # the distance each attack minimises
 
 
-def cw_settings(acfg: Any, method: str) -> Any:
-    return {"cw_l2": acfg.cw_l2, "cw_l0": acfg.cw_l0, "cw_linf": acfg.cw_linf}[method]
+CWSettings = CWL2Settings | CWL0Settings | CWLinfSettings
 
 
-def run_cw(method: str, model: torch.nn.Module, x: torch.Tensor, targets: torch.Tensor, settings: Any,
+def cw_settings(acfg: AttackConfig, method: str) -> CWSettings:
+    settings: dict[str, CWSettings] = {"cw_l2": acfg.cw_l2, "cw_l0": acfg.cw_l0, "cw_linf": acfg.cw_linf}
+    return settings[method]
+
+
+def run_cw(method: str, model: torch.nn.Module, x: torch.Tensor, targets: torch.Tensor, settings: CWSettings,
            batch_size: int, on_finished, pause_point) -> CWResult:
     fields = settings.model_dump(exclude={"samples"})
     if method == "cw_l2":
@@ -92,7 +98,7 @@ def case_summary(result: CWResult, idx: torch.Tensor, average: torch.Tensor, cas
                   mean_linf=_mean(dist["linf"][chosen]))
 
 
-def cw_attack(exp: Any, summary: dict[str, Any], model_name: str, method: str, chosen: torch.Tensor,
+def cw_attack(exp: RunContext, summary: dict[str, Any], model_name: str, method: str, chosen: torch.Tensor,
               digest: str, batch_size: int) -> None:
     """One (model, C&W method): attack, then attacks/<model>-<method>.json and .npz, summary row, event."""
     acfg = exp.preset.attack
@@ -102,7 +108,8 @@ def cw_attack(exp: Any, summary: dict[str, Any], model_name: str, method: str, c
     idx, targets, average = cw_targets(labels, list(acfg.cw_cases), acfg.seed, held_out=inputs)
     x = exp.data.x_test[inputs][idx]
     key = f"{model_name}-{method}"
-    temperature = exp.attack_temperature(model_name)
+    trained = exp.trained(model_name)
+    temperature = trained.temperature
     exp.emit(AttackStarted(key=key, model=model_name, output="logits", n_attacks=len(x), samples=len(inputs),
                            temperature=temperature, method=method))
     counts = {"attempted": 0, "succeeded": 0}
@@ -114,7 +121,7 @@ def cw_attack(exp: Any, summary: dict[str, Any], model_name: str, method: str, c
         exp.emit(AttackProgress(key=key, n_attacks=len(x), **counts,
                                 attacks_per_second=counts["attempted"] / max(time.perf_counter() - t0, 1e-9)))
 
-    result = run_cw(method, exp.models[model_name], x, targets, settings, batch_size, finished, exp.pause_point)
+    result = run_cw(method, trained.network, x, targets, settings, batch_size, finished, exp.pause_point)
     seconds = time.perf_counter() - t0
     cases = {c: case_summary(result, idx, average, c, NORM[method]) for c in acfg.cw_cases}
     consts = result.const[result.success]
@@ -127,7 +134,7 @@ def cw_attack(exp: Any, summary: dict[str, Any], model_name: str, method: str, c
         "seconds": seconds, "attacks_per_second": len(x) / max(seconds, 1e-9),
         "settings": settings.model_dump(exclude={"samples"}), "reduced": acfg.cw_reduced,
         "n_pixels": result.n_pixels, "inputs_digest": digest,
-        "checkpoint": model_digest(exp.models[model_name].state_dict()),
+        "checkpoint": model_digest(trained.network.state_dict()),
     }
     atomic_write_json(exp.rundir.path / ATTACKS / f"{key}.json", {**record, "inputs": inputs.tolist()})
     _save(exp.rundir.path / ATTACKS / f"{key}.npz", x, result, labels[idx], targets, idx)

@@ -20,6 +20,7 @@ from engine.errors import CheckpointError
 from engine.model_factory import build_model
 from engine.numerics import restore_rng_state, rng_state
 from engine.presets import Preset
+from engine.runs.context import TrainedModel
 from engine.runs.control import Control
 from engine.runs.events import (
     Batch,
@@ -86,6 +87,9 @@ class Experiment:
         """The T a model is attacked at (JSMA on softmax(z/T), the checks' training-T outputs): the T it
         was trained at, from its own checkpoint; a teacher stays at its T after a change in the student phase."""
         return self.trained_at.get(model, 1.0 if model == "baseline" else float(self.temperature))
+
+    def trained(self, name: str) -> TrainedModel:
+        return TrainedModel(name=name, network=self.models[name], temperature=self.attack_temperature(name))
 
     def resume_temperature(self) -> None:
         """On resume, the distillation T from the checkpoints alone: the newest phase's checkpoint records

@@ -35,6 +35,7 @@ from engine.masking.budget import jsma_curve, l2_curve
 from engine.masking.checks import Evidence, judge
 from engine.masking.transfer import hits, per_input_l2
 from engine.numerics import exact_float32
+from engine.runs.context import RunContext
 from engine.runs.events import AttackProgress, AttackStarted, CheckRow, VerdictMade
 from engine.runs.rundir import ATTACKS, RunDir, atomic_write_bytes, atomic_write_json, read_json
 
@@ -43,7 +44,7 @@ OUTPUT_NAMES = {"softmax_T": "JSMA on softmax(z/T)", "logits": "JSMA on the logi
                 "cw_l0": "CW-L0 on the logits", "cw_linf": "CW-Linf on the logits"}
 
 
-def check_inputs(exp: Any, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def check_inputs(exp: RunContext, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(inputs, their labels, one seeded random wrong target each): C&W's average case."""
     from engine.runs.cw_phase import cw_targets
 
@@ -54,7 +55,7 @@ def check_inputs(exp: Any, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return inputs, labels, targets
 
 
-def _progress(exp: Any, key: str, model: str, n: int, what: str, temperature: float):
+def _progress(exp: RunContext, key: str, model: str, n: int, what: str, temperature: float):
     exp.emit(AttackStarted(key=key, model=model, output=what, n_attacks=n, samples=n, temperature=temperature,
                            method=key.split("-", 1)[1]))
     counts = {"attempted": 0, "succeeded": 0}
@@ -69,7 +70,7 @@ def _progress(exp: Any, key: str, model: str, n: int, what: str, temperature: fl
     return finished
 
 
-def make_transfer_examples(exp: Any, inputs: torch.Tensor, x: torch.Tensor, targets: torch.Tensor) -> Path:
+def make_transfer_examples(exp: RunContext, inputs: torch.Tensor, x: torch.Tensor, targets: torch.Tensor) -> Path:
     """CW-L2 at each kappa on the baseline (attacks/baseline-transfer.npz), made once per run."""
     acfg = exp.preset.attack
     path = exp.rundir.path / ATTACKS / TRANSFER_FILE
@@ -157,12 +158,12 @@ def transfer_l2(model: nn.Module, transfer_npz: Path) -> dict[str, dict[Key, flo
     return out
 
 
-def measure_model(exp: Any, name: str, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
+def measure_model(exp: RunContext, name: str, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
     """Budget curve and SimBA for one model; results in attacks/<model>-budget.json / -simba.json."""
     acfg = exp.preset.attack
-    model = exp.models[name]
+    trained = exp.trained(name)
+    model, t_train = trained.network, trained.temperature
     x = exp.data.x_test[inputs]
-    t_train = exp.attack_temperature(name)
     found: dict[str, Any] = {}
     folder = exp.rundir.path / ATTACKS
     checkpoint = model_digest(model.state_dict())
@@ -299,7 +300,7 @@ def assemble_verdict(run_dir: Path, summary: dict[str, Any], name: str, model: n
                        checks=[CheckRow(**asdict(c)) for c in v.checks], evidence=asdict(e))
 
 
-def run_verdict_phase(exp: Any, summary: dict[str, Any], chosen: torch.Tensor, models: list[str]) -> None:
+def run_verdict_phase(exp: RunContext, summary: dict[str, Any], chosen: torch.Tensor, models: list[str]) -> None:
     acfg = exp.preset.attack
     if not acfg.checks:
         return
