@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from engine.command_line import (
     RUN_DIR_COMPLETION,
@@ -69,11 +69,16 @@ def _parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="one baseline, then a distilled student per temperature, each attacked")
     preset_argument(sw)
     sw.add_argument("--temperatures", metavar="T,T,...",
-                    help="comma-separated (default: the paper's 1,2,5,10,20,30,40,50,100)")
+                    help="comma-separated (default: an existing sweep's own, else the paper's "
+                    "1,2,5,10,20,30,40,50,100); on an existing sweep, new ones join its plan and only these run")
     sw.add_argument("--quick", action="store_true", help="5 epochs (lr halved every 2) and 20 attack inputs: "
                     "a laptop profile, labelled as such in the report")
     sw.add_argument("--sweep-dir", metavar="DIR",
-                    help="default runs/sweep-<preset>-<UTC time>; give an existing one to resume it"
+                    help="default: the newest unfinished sweep of this command under --runs, else "
+                         "runs/sweep-<preset>-<UTC time>; an existing one is resumed, and grows by --temperatures"
+                    ).complete = RUN_DIR_COMPLETION
+    sw.add_argument("--runs", default="runs", metavar="DIR",
+                    help="where a sweep without --sweep-dir is looked for and made (default: runs)"
                     ).complete = RUN_DIR_COMPLETION
     _overrides(sw)
     _data_root(sw)
@@ -159,24 +164,23 @@ def split_ray_address(argv: list[str]) -> list[str]:
 
 def _sweep(args: argparse.Namespace) -> int:
     import signal
-    import time
     from pathlib import Path
 
     from engine.reports.report import write_report
-    from engine.sweeps.plan import parse_seeds, parse_temperatures
-    from engine.sweeps.sweep import run_sweep
+    from engine.sweeps.plan import check_sweep_preset, parse_seeds, parse_temperatures
+    from engine.sweeps.sweep import SweepStopped, run_sweep
 
-    temps = parse_temperatures(args.temperatures)
+    temps = parse_temperatures(args.temperatures) if args.temperatures else None  # None: the plan's, or the paper's
     seeds = parse_seeds(args.seeds)
+    check_sweep_preset(args.preset, args.overrides, args.quick)  # bad input: one line, before any folder is made
     # the whole sweep outlives a dropped terminal, between runs too (each run restores what it found)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if args.after:
         _wait_for_run(args.after)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    sweep_dir = Path(args.sweep_dir or f"runs/sweep-{args.preset}-{stamp}")
     if args.parallel < 1 or args.runs_per_gpu < 1:
         raise UserError("--parallel and --runs-per-gpu take a whole number >= 1, e.g. --parallel 4")
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    sweep_dir = Path(args.sweep_dir) if args.sweep_dir else _default_sweep_dir(args, temps, seeds, say)
     if args.ray is not None:
         from engine.sweeps.ray_sweep import run_sweep_on_ray
 
@@ -189,15 +193,47 @@ def _sweep(args: argparse.Namespace) -> int:
         result = run_sweep_parallel(args.preset, args.overrides, temps, sweep_dir, parallel=args.parallel,
                                     quick=args.quick, data_root=args.data_root, seeds=seeds, progress=say)
     else:
-        result = run_sweep(args.preset, args.overrides, temps, sweep_dir, quick=args.quick, data_root=args.data_root,
-                           seeds=seeds, follow=lambda session: _sweep_step(session, args.quiet))
+        try:
+            result = run_sweep(args.preset, args.overrides, temps, sweep_dir, quick=args.quick,
+                               data_root=args.data_root, seeds=seeds,
+                               follow=lambda session: _sweep_step(session, args.quiet))
+        except SweepStopped as exc:
+            from engine.runs.host import EXIT_STOPPED
+
+            print(f"defdistill-engine: {exc}", file=sys.stderr)
+            return EXIT_STOPPED
     report = write_report(sweep_dir)
-    print(json.dumps({"sweep_dir": str(sweep_dir), "report": str(report), "temperatures": temps,
+    failed = result.get("failed", {})
+    for name, why in failed.items():  # each failure once more at the end, where a person looks
+        print(f"defdistill-engine: sweep run {sweep_dir / name} failed: {why}", file=sys.stderr)
+    print(json.dumps({"sweep_dir": str(sweep_dir), "report": str(report), "temperatures": result["temperatures"],
                       "success_rate_softmax": {t: v["success_rate"].get("softmax")
                                                for t, v in result["by_temperature"].items()},
                       "baseline_success_rate_softmax": result["baseline"]["success_rate"].get("softmax"),
-                      "failed": result.get("failed", {}), "seconds": result["seconds"]}, indent=2))
-    return 1 if result.get("failed") else 0
+                      "failed": failed, "seconds": result["seconds"]}, indent=2))
+    return 1 if failed else 0
+
+
+def _default_sweep_dir(args: argparse.Namespace, temps: list[float] | None, seeds: list[int] | None,
+                       say: Callable[[str], None]):
+    """Without --sweep-dir: the newest unfinished sweep of the preset under runs/ when this is the command
+    that made it (so re-running a sweep command resumes it), else a new runs/sweep-<preset>-<UTC time>,
+    with the exact command that resumes the unfinished one."""
+    import time
+    from pathlib import Path
+
+    from engine.sweeps.plan import newest_unfinished, resume_command, same_sweep
+
+    found = newest_unfinished(Path(args.runs), args.preset)
+    if found is not None:
+        path, plan = found
+        if same_sweep(plan, args.preset, args.overrides, temps, args.quick, seeds):
+            say(f"resuming the unfinished sweep {path} (pass --sweep-dir to start another)")
+            return path
+        print(f"defdistill-engine: note: {path} is an unfinished sweep of {args.preset} with other settings; "
+              f"resume it with: {resume_command(path, plan)}", file=sys.stderr)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return Path(args.runs) / f"sweep-{Path(args.preset).stem}-{stamp}"
 
 
 def _wait_for_run(run_dir: str) -> None:

@@ -1,4 +1,5 @@
-"""Measurements of a trained model that no attack needs: the amplitude of its input gradients."""
+"""Measurements of a trained model that no attack needs: the amplitude of its input gradients, and
+where they are non-zero at all (gradient support, dead units)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,45 @@ def gradient_amplitude(model: nn.Module, x: torch.Tensor, temperature: float = 1
             "zero_inputs": zeros, "zero_logit_inputs": int((logit_amp == 0).sum()), "randomized_inputs": differing,
             "histogram_log10": ordered, "n_inputs": len(amp), "temperature": temperature,
             "values": amp.tolist()}
+
+
+def gradient_support(model: nn.Module, x: torch.Tensor, device: torch.device | None = None) -> dict[str, Any]:
+    """Where a model's input gradient lives: the share of input features (pixels x channels) on which
+    the gradient of the predicted logit is non-zero, per input and averaged, and per ReLU layer the
+    share of units that are zero on every one of the inputs (dead units; a conv channel counts as one
+    unit). A gradient on a few percent of the pixels stops every white-box attack for a reason that
+    has nothing to do with a saturated softmax, so the two are reported side by side.
+
+    ReLUs are found as nn.ReLU modules: a network that calls relu as a function reports no layers.
+    Measured in eval mode; the model is left in the mode it was found in."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    seen: dict[str, torch.Tensor] = {}  # per ReLU module: the largest activation of each unit so far
+    hooks = []
+
+    def watch(name: str):
+        def hook(_module: nn.Module, _inputs: Any, out: torch.Tensor) -> None:
+            units = out.detach().transpose(0, 1).flatten(1).amax(1)  # per unit (channel), over inputs/positions
+            seen[name] = units if name not in seen else torch.maximum(seen[name], units)
+        return hook
+
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ReLU):
+            hooks.append(module.register_forward_hook(watch(name)))
+    try:
+        x = x.to(device).detach().requires_grad_(True)
+        logits = model(x).float()
+        predicted = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
+        (g,) = torch.autograd.grad(predicted, x)  # inputs are independent in eval mode: one pass serves all
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    per_input = (g.flatten(1) != 0).double().mean(1).cpu()
+    dead = {name: float((units <= 0).double().mean()) for name, units in seen.items()}
+    n_units = {name: len(units) for name, units in seen.items()}
+    total = sum(n_units.values())
+    return {"pixel_share": float(per_input.mean()), "pixel_share_min": float(per_input.min()),
+            "n_inputs": len(per_input), "dead_units": dead, "units": n_units,
+            "dead_unit_share": (sum(dead[k] * n_units[k] for k in dead) / total) if total else None}

@@ -114,6 +114,9 @@ class CWL2Settings(_Strict):
     max_iterations: int = Field(10_000, ge=1)
     abort_early: bool = True
     initial_const: float = Field(1e-3, gt=0)
+    # rounds of a larger budget for a few misses (engine/attacks/cw_l2.py): an unbounded attack must reach
+    # every target, so a miss is the attack's budget; 0 is the reference's single run
+    escalations: int = Field(2, ge=0, le=5)
     samples: int = Field(0, ge=0)  # held-out inputs attacked; 0 = attack.samples
 
 

@@ -36,6 +36,11 @@ def test_finished_run_directory_is_self_describing(trained_run):
     # distillation happened: the deployed student's logits are far larger than the baseline's
     assert summary["mean_abs_logit"]["student"] > 3 * summary["mean_abs_logit"]["baseline"]
     assert 0.0 <= summary["saturated_share"] <= 1.0
+    # where each model's input gradient lives (engine.metrics.gradient_support), for the report and results screen
+    for model, support in summary["gradient_support"].items():
+        assert 0.0 < support["pixel_share"] <= 1.0 and support["n_inputs"] == 100, model
+        assert len(support["dead_units"]) == 4 + 2 and 0.0 <= support["dead_unit_share"] < 1.0  # Table I's ReLUs
+    assert set(summary["gradient_support"]) == {"baseline", "teacher", "student"}
 
 
 def test_events_jsonl_is_the_session_stream(trained_run):

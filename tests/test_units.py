@@ -7,6 +7,7 @@ import torch
 from engine.attacks.jsma import JSMAConfig, jsma
 from engine.attacks.outputs import attacked_output
 from engine.distillation import soft_labels
+from engine.metrics import gradient_support
 from engine.networks import build_network
 from engine.runs.events import Event, TemperatureChanged
 from engine.temperature import loss_at_temperature, loss_scale_factor
@@ -102,3 +103,20 @@ def test_system_panel_says_an_ended_engine_has_ended():
                "the panel to notice the engine's end")  # a zombie (not reaped yet) counts as ended
     child.wait()
     assert telemetry.cpu_sample().fields == {"state": "the engine process has ended"}
+
+
+def test_gradient_support_counts_the_pixels_a_gradient_reaches_and_the_dead_units():
+    """A known answer: the first layer reads only the left half of the image, and one hidden unit of two
+    can never fire (its bias is -1e6), so the gradient is non-zero on exactly half the pixels and half
+    the units are dead."""
+    lin = torch.nn.Linear(16, 2)
+    with torch.no_grad():
+        lin.weight.zero_()
+        lin.weight[:, :8] = 1.0  # pixels 8..15 reach nothing
+        lin.bias.copy_(torch.tensor([0.0, -1e6]))
+    model = torch.nn.Sequential(torch.nn.Flatten(), lin, torch.nn.ReLU(), torch.nn.Linear(2, 3)).train()
+    x = torch.rand(5, 1, 4, 4) + 0.1  # positive inputs: the live unit is on for every one
+    s = gradient_support(model, x, torch.device("cpu"))
+    assert s["pixel_share"] == 0.5 and s["pixel_share_min"] == 0.5 and s["n_inputs"] == 5
+    assert s["dead_units"] == {"2": 0.5} and s["units"] == {"2": 2} and s["dead_unit_share"] == 0.5
+    assert model.training  # left in the mode it was found in

@@ -5,7 +5,7 @@ code's `equal_count` does), L2 and L-inf over every value."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -24,6 +24,17 @@ class CWResult:
     linf: torch.Tensor  # (N,)
     n_pixels: int
     prediction: torch.Tensor | None = None  # (N,) the model's class for x_adv
+    # rounds of a larger budget for the attacks that missed (CW-L2's escalations): budget, attacks, reached
+    escalations: list[dict[str, float | int]] = field(default_factory=list)
+
+    def merge(self, rows: torch.Tensor, again: CWResult) -> None:
+        """Attacks `rows` run again (`again`, in the same order): their new outcome replaces the old one,
+        their iterations add up (both rounds were spent)."""
+        for name in ("x_adv", "success", "const", "l0", "l2", "linf"):
+            getattr(self, name)[rows] = getattr(again, name).to(getattr(self, name).dtype)
+        if self.prediction is not None and again.prediction is not None:
+            self.prediction[rows] = again.prediction
+        self.iterations[rows] += again.iterations
 
 
 def distances(x: torch.Tensor, x_adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

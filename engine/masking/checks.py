@@ -199,7 +199,8 @@ def run_checks(e: Evidence) -> list[Check]:
     if e.cw_l2:
         ok = sum(1 for w in e.cw_l2 if w is not None)
         settings = ", ".join(f"{k} {v:g}" for k, v in e.cw_settings.items()
-                             if k in ("binary_search_steps", "max_iterations", "initial_const", "learning_rate"))
+                             if k in ("binary_search_steps", "max_iterations", "initial_const", "learning_rate",
+                                      "escalations"))
         checks.append(_share_check("unbounded attack below 100%", ok, len(e.cw_l2), 1.0,
                                    "CW-L2 has no distortion bound: it must reach every target; any miss is a failure "
                                    "of the attack (budget or bug), its misses are then not counted against it",

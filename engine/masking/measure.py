@@ -25,7 +25,8 @@ from engine.numerics import exact_float32
 class MeasureConfig:
     upsilon: float = 0.145
     cw: CWL2Config = field(default_factory=lambda: CWL2Config(learning_rate=0.05, binary_search_steps=6,
-                                                              max_iterations=500, initial_const=0.01))
+                                                              max_iterations=500, initial_const=0.01,
+                                                              escalations=2))
     simba: SimBAConfig = field(default_factory=SimBAConfig)
     kappas: tuple[float, ...] = (0.0, 40.0)
 

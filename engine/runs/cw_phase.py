@@ -134,6 +134,7 @@ def cw_attack(exp: RunContext, summary: dict[str, Any], model_name: str, method:
         "seconds": seconds, "attacks_per_second": len(x) / max(seconds, 1e-9),
         "settings": settings.model_dump(exclude={"samples"}), "reduced": acfg.cw_reduced,
         "n_pixels": result.n_pixels, "inputs_digest": digest,
+        "escalations": result.escalations,  # CW-L2: the misses attacked again with a larger budget, per round
         "checkpoint": model_digest(trained.network.state_dict()),
     }
     atomic_write_json(exp.rundir.path / ATTACKS / f"{key}.json", {**record, "inputs": inputs.tolist()})

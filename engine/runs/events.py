@@ -351,6 +351,8 @@ class RunSummary(Payload):
     soft_label_temperature: float | None = None
     attacks: dict[str, AttackRow] = field(default_factory=dict)
     gradient_amplitude: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # model -> engine.metrics.gradient_support: pixel_share, dead_units per ReLU layer, dead_unit_share
+    gradient_support: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
     verdict: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> VerdictMade's fields
 

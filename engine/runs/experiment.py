@@ -17,6 +17,7 @@ from engine.collapse import chance_level, collapse_logged, refuse_collapsed
 from engine.data import DatasetSplit
 from engine.distillation import mean_abs_logit, saturated_share, soft_labels
 from engine.errors import CheckpointError
+from engine.metrics import gradient_support
 from engine.model_factory import build_model
 from engine.numerics import restore_rng_state, rng_state
 from engine.presets import Preset
@@ -43,6 +44,7 @@ from engine.training import PhaseHooks, evaluate, make_optimizer, predict_logits
 
 PHASE_ORDER = ("baseline", "teacher", "student")
 N_PROBES = 8
+SUPPORT_INPUTS = 100  # held-out inputs the gradient support is measured on (the reference's attacked n)
 Emit = Callable[[Payload], Event]
 
 
@@ -275,7 +277,9 @@ class Experiment:
         accuracy: dict[str, float] = {}
         logit_size: dict[str, float] = {}
         saturated: dict[str, float] = {}
+        support: dict[str, dict[str, Any]] = {}
         for name, model in self.models.items():
+            support[name] = gradient_support(model, x[:SUPPORT_INPUTS], self.device)
             logits = predict_logits(model, x, self.device)
             accuracy[name] = evaluate(model, x, y, self.device, 1.0)[1]
             logit_size[name] = mean_abs_logit(logits)
@@ -291,6 +295,7 @@ class Experiment:
             "mean_abs_logit": logit_size,
             "saturated_share": saturated.get("student"),
             "saturated_share_by_model": saturated,
+            "gradient_support": support,
         }
         if "student" in logit_size and "baseline" in logit_size:
             summary["logit_ratio_student_baseline"] = logit_size["student"] / logit_size["baseline"]

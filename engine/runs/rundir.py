@@ -13,6 +13,7 @@ import platform
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,7 +98,8 @@ class RunDir:
             atomic_write_json(rd.path / META_FILE, {
                 "defdistill": engine.__version__, "event_schema": SCHEMA_VERSION, "torch": torch.__version__,
                 "python": platform.python_version(), "device": device, "git_commit": _git_commit(),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **(extra or {}),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "run_id": uuid.uuid4().hex[:12],
+                **(extra or {}),
             })
         except OSError as exc:
             raise RunDirError(f"cannot write run directory {rd.path} ({exc.strerror or exc}); "

@@ -47,11 +47,15 @@ def _read_model_entry(run_dir: Path, model: str) -> dict[str, Any]:
     summary = RunDir(run_dir).read_summary()
     entry: dict[str, Any] = {
         "run_dir": run_dir.name,
+        "run_id": _run_id(run_dir),
         "accuracy": summary["accuracy"][model],
         "mean_abs_logit": summary["mean_abs_logit"][model],
         "saturated_share": summary["saturated_share_by_model"][model],
         "success_rate": {}, "mean_features_changed": {}, "n_attacks": {}, "ended": {},
         "gradient_amplitude": summary.get("gradient_amplitude", {}).get(model),
+        "gradient_support": (support := summary.get("gradient_support", {}).get(model)),
+        "gradient_pixel_share": support["pixel_share"] if support else None,
+        "dead_unit_share": support["dead_unit_share"] if support else None,
         "seconds": summary["seconds"],
     }
     for path in sorted((run_dir / "attacks").glob(f"{model}-*.json")):
@@ -81,6 +85,12 @@ def _read_model_entry(run_dir: Path, model: str) -> dict[str, Any]:
     return entry
 
 
+def _run_id(run_dir: Path) -> str | None:
+    """The id meta.json gave the run when it was created: the same id in a later sweep.json = the run reused."""
+    meta = read_json(run_dir / "meta.json", "it only labels the report: delete it to go on without it")
+    return meta.get("run_id") if isinstance(meta, dict) else None
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     m = sum(values) / len(values)
     return m, (sum((v - m) ** 2 for v in values) / len(values)) ** 0.5
@@ -93,7 +103,7 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any]:
         return entries[0]
     out: dict[str, Any] = dict(entries[0])
     spread: dict[str, Any] = {}
-    for key in ("accuracy", "mean_abs_logit", "saturated_share", "rho_adv"):
+    for key in ("accuracy", "mean_abs_logit", "saturated_share", "rho_adv", "gradient_pixel_share", "dead_unit_share"):
         vals = [e[key] for e in entries if e.get(key) is not None]
         if vals:
             out[key], spread[key] = _mean_std(vals)
@@ -118,6 +128,7 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any]:
         out["verdicts_by_seed"] = verdicts
     out["per_seed"] = entries
     out["run_dir"] = [e["run_dir"] for e in entries]
+    out["run_id"] = [e["run_id"] for e in entries]
     return out
 
 

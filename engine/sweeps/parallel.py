@@ -30,7 +30,8 @@ def _command(preset: str, overrides: list[str], run_dir: Path, data_root: str | 
                data_root=data_root).command_line()
 
 
-def run_sweep_parallel(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float], sweep_dir: Path,
+def run_sweep_parallel(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float] | None,
+                       sweep_dir: Path,
                        *, parallel: int, quick: bool = False, data_root: str | None = None,
                        seeds: Sequence[int] | None = None,
                        progress: Callable[[str], None] = print) -> dict[str, Any]:

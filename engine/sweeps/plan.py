@@ -3,6 +3,7 @@ the files that hold it, and its parsing and checking. Every other sweep module b
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -73,23 +74,99 @@ def finished(run_dir: Path) -> bool:
         e.type == EventType.FINISHED for e in iter_events(run_dir / "events.jsonl"))
 
 
-def prepare_sweep(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float], sweep_dir: Path,
+def check_sweep_preset(preset_name: str, overrides: Sequence[str], quick: bool) -> None:
+    """Every problem with the sweep's preset and overrides, as one PresetError, before any work."""
+    load_preset(preset_name, [*(QUICK_OVERRIDES if quick else ()), *overrides])
+
+
+PLAN_CORE = ("preset", "overrides", "quick", "seeds")  # what makes two sweeps the same sweep; temperatures grow
+
+
+def _differs(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What of the core differs between a sweep directory's plan and this command's, in words."""
+    said = {"preset": "preset", "overrides": "--set/--quick overrides", "quick": "--quick", "seeds": "--seeds"}
+    return ", ".join(f"{said[k]} {old.get(k)!r} here, {new[k]!r} asked" for k in PLAN_CORE if old.get(k) != new[k])
+
+
+def read_plan(sweep_dir: Path) -> dict[str, Any] | None:
+    old = read_json(sweep_dir / PLAN_FILE, "delete the sweep directory's sweep-plan.json and repeat the sweep command")
+    if old is not None and (not isinstance(old, dict) or not all(k in old for k in (*PLAN_CORE, "temperatures"))):
+        raise RunDirError(f"{sweep_dir / PLAN_FILE} has the wrong shape; delete it and repeat the sweep command")
+    return old
+
+
+def prepare_sweep(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float] | None, sweep_dir: Path,
                   quick: bool, seeds: Sequence[int] | None) -> tuple[dict[str, Any], list[tuple[str, list[str]]]]:
+    """The sweep's plan, written or grown, and the runs this command asks for: the baseline per seed and
+    the requested temperatures (None: every temperature of an existing plan, else the paper's).
+
+    An existing sweep directory grows: temperatures it lacks join its plan, and only the requested runs
+    are run (finished ones are reused by every executor). A different preset, --set, --quick or seed set
+    would mix two sweeps in one table, so it is refused."""
     all_overrides = [*(QUICK_OVERRIDES if quick else ()), *overrides]
-    plan = {"preset": preset_name, "overrides": all_overrides, "temperatures": list(temperatures), "quick": quick,
-            "seeds": list(seeds) if seeds else None}
-    load_preset(preset_name, all_overrides)  # every problem with the preset is reported before any work
-    plan_path = sweep_dir / PLAN_FILE
-    old = read_json(plan_path, "delete the sweep directory's sweep-plan.json and repeat the sweep command")
-    if old is not None:
-        if not isinstance(old, dict) or {k: old.get(k) for k in plan} != plan:
-            raise RunDirError(f"{sweep_dir} holds a different sweep ({old.get('preset')}, {old.get('temperatures')}); "
-                              "choose another --sweep-dir or repeat that sweep's arguments to resume it")
+    core = {"preset": preset_name, "overrides": all_overrides, "quick": quick, "seeds": list(seeds) if seeds else None}
+    check_sweep_preset(preset_name, overrides, quick)  # every problem with the preset is reported before any work
+    old = read_plan(sweep_dir)
+    if old is not None and _differs(old, core):
+        raise RunDirError(f"{sweep_dir} holds a different sweep ({_differs(old, core)}); a sweep grows only by "
+                          f"--temperatures: repeat its settings (`{resume_command(sweep_dir, old)}`) or choose "
+                          "another --sweep-dir")
+    if old is None:
+        asked = list(temperatures) if temperatures else [float(t) for t in PAPER_TEMPERATURES]
+        known: list[float] = []
     else:
+        known = [float(t) for t in old["temperatures"]]
+        asked = list(temperatures) if temperatures else known
+    plan = {**core, "temperatures": sorted(set(known) | set(asked))}
+    if plan != old:
         try:
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(plan_path, plan)
+            atomic_write_json(sweep_dir / PLAN_FILE, plan)
         except OSError as exc:
             raise RunDirError(f"cannot write sweep directory {sweep_dir} ({exc.strerror or exc}); "
                               "pass --sweep-dir with a writable folder") from None
-    return plan, sweep_runs(all_overrides, temperatures, seeds)
+    return plan, sweep_runs(all_overrides, sorted(set(asked)), seeds)
+
+
+def resume_command(sweep_dir: Path, plan: dict[str, Any]) -> str:
+    """The exact command that resumes (and only resumes) the sweep of `plan` in `sweep_dir`."""
+    quick = bool(plan.get("quick"))
+    own = list(plan.get("overrides") or [])[len(QUICK_OVERRIDES) if quick else 0:]
+    parts = ["defdistill-engine", "sweep", str(plan["preset"]), "--sweep-dir", str(sweep_dir)]
+    parts += ["--quick"] if quick else []
+    for o in own:
+        parts += ["--set", o]
+    if plan.get("seeds"):
+        parts += ["--seeds", ",".join(str(s) for s in plan["seeds"])]
+    return shlex.join(parts)
+
+
+def sweep_complete(sweep_dir: Path, plan: dict[str, Any]) -> bool:
+    """Every run of the plan finished and sweep.json written after the last of them."""
+    return (sweep_dir / SWEEP_FILE).exists() and all(
+        finished(sweep_dir / name) for name, _ in sweep_runs(plan["overrides"], plan["temperatures"], plan["seeds"]))
+
+
+def newest_unfinished(runs_root: Path, preset_name: str) -> tuple[Path, dict[str, Any]] | None:
+    """The newest sweep directory under `runs_root` of `preset_name` that is not complete (by its plan's
+    time of writing): what re-running a sweep command without --sweep-dir picks up."""
+    found = []
+    for plan_path in runs_root.glob(f"*/{PLAN_FILE}"):
+        try:
+            plan = read_plan(plan_path.parent)
+        except RunDirError:
+            continue  # a damaged sweep is not picked up silently; naming it with --sweep-dir says what is wrong
+        if plan is not None and plan["preset"] == preset_name and not sweep_complete(plan_path.parent, plan):
+            found.append((plan_path.stat().st_mtime, plan_path.parent, plan))
+    if not found:
+        return None
+    _, path, plan = max(found, key=lambda f: f[0])
+    return path, plan
+
+
+def same_sweep(plan: dict[str, Any], preset_name: str, overrides: Sequence[str], temperatures: Sequence[float] | None,
+               quick: bool, seeds: Sequence[int] | None) -> bool:
+    """Whether this command is the one that made `plan` (its temperatures, or none given)."""
+    core = {"preset": preset_name, "overrides": [*(QUICK_OVERRIDES if quick else ()), *overrides], "quick": quick,
+            "seeds": list(seeds) if seeds else None}
+    return not _differs(plan, core) and (not temperatures or set(temperatures) == set(plan["temperatures"]))

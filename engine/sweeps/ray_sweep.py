@@ -70,7 +70,8 @@ def task_gpus(requested: str, cluster_gpus: float, runs_per_gpu: int) -> float:
     return 1.0 / runs_per_gpu
 
 
-def run_sweep_on_ray(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float], sweep_dir: Path, *,
+def run_sweep_on_ray(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float] | None,
+                     sweep_dir: Path, *,
                      address: str | None, quick: bool = False, data_root: str | None = None,
                      seeds: Sequence[int] | None = None, num_cpus: int | None = None,
                      runs_per_gpu: int = 1, progress=print) -> dict[str, Any]:
@@ -83,7 +84,7 @@ def run_sweep_on_ray(preset_name: str, overrides: Sequence[str], temperatures: S
                            num_cpus, runs_per_gpu, progress)
 
 
-def _run_on_ray(ray: Any, preset_name: str, overrides: Sequence[str], temperatures: Sequence[float],
+def _run_on_ray(ray: Any, preset_name: str, overrides: Sequence[str], temperatures: Sequence[float] | None,
                 sweep_dir: Path, address: str | None, quick: bool, data_root: str | None,
                 seeds: Sequence[int] | None, num_cpus: int | None, runs_per_gpu: int,
                 progress: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.errors import RunDirError
+from engine.errors import UserError
 from engine.presets import load_preset
 from engine.runs.lock import RunLock
 from engine.sweeps.collect import finish_sweep
@@ -29,23 +29,37 @@ def open_run(preset_name: str, run_overrides: Sequence[str], run_dir: Path, data
     return ThreadSession.create(load_preset(preset_name, run_overrides), run_dir, data_root=data_root)
 
 
-def run_sweep(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float], sweep_dir: Path, *,
+class SweepStopped(Exception):
+    """A run of the sweep was stopped (Ctrl-C, SIGTERM, `stop`): the sweep stops with it, resumable."""
+
+
+def run_sweep(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float] | None, sweep_dir: Path, *,
               quick: bool = False, data_root: str | None = None, seeds: Sequence[int] | None = None,
               follow: Callable[[Any], int] | None = None) -> dict[str, Any]:
-    """Train and attack every run of the sweep here, one after another (reusing finished ones)."""
+    """Train and attack every requested run of the sweep here, one after another (reusing finished ones).
+
+    A run that fails, or that the engine refuses (a model collapsed to chance), is marked in sweep.json
+    with its reason and the sweep goes on with the next, as --parallel and Ray do; the caller exits 1.
+    A run that was stopped stops the sweep (a person asked for it)."""
     with RunLock.acquire(sweep_dir, "sweep"):
         plan, runs = prepare_sweep(preset_name, overrides, temperatures, sweep_dir, quick, seeds)
         t0 = time.time()
+        failed: dict[str, str] = {}
         for name, run_overrides in runs:
             run_dir = sweep_dir / name
             if finished(run_dir):
                 continue
-            session = open_run(preset_name, run_overrides, run_dir, data_root)
-            code = follow(session) if follow else _run_quietly(session)
-            if code != 0:
-                raise RunDirError(f"sweep run {run_dir} did not finish ({session.error or session.state}); fix it "
-                                  f"and run the same sweep command again to resume")
-        return finish_sweep(sweep_dir, plan, t0)
+            try:
+                session = open_run(preset_name, run_overrides, run_dir, data_root)
+            except UserError as exc:  # e.g. a damaged checkpoint of this run only: the others go on
+                failed[name] = str(exc)[:300]
+                continue
+            follow(session) if follow else _run_quietly(session)
+            if session.state == "stopped":
+                raise SweepStopped(f"the sweep stopped at {run_dir}; run the same sweep command again to resume it")
+            if session.state != "finished":
+                failed[name] = (session.error or session.state)[:300]
+        return finish_sweep(sweep_dir, plan, t0, failed)
 
 
 def _run_quietly(session) -> int:

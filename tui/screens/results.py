@@ -79,6 +79,7 @@ class ResultsScreen(Screen[None]):
                 cells.append("–" if first is None else f"{100 * first.success_rate:.1f}% "
                              f"({first.succeeded}/{first.inputs})")
             table.add_row(m, *cells, f"{100 * acc[m]:.1f}%" if m in acc else "–")
+        table.caption = self._support(models)
         verdicts = self._verdicts()
         self.query_one("#results-table", Static).update(Group(table, verdicts) if verdicts else table)
         key = self.keys[self.index]
@@ -107,6 +108,19 @@ class ResultsScreen(Screen[None]):
         ended = ", ".join(f"{k} {v}" for k, v in r.ended.items() if v)
         m.caption = f"ended: {ended}; rule when no pair qualifies: {r.no_pair_rule}"
         return m
+
+    def _support(self, models: list[str]) -> str | None:
+        """Where each model's input gradient is non-zero: a gradient on few pixels stops white-box
+        attacks for a reason a saturated softmax does not explain, so it sits under their numbers."""
+        support = self.state.summary.gradient_support if self.state.summary else {}
+        parts = []
+        for m in models:
+            s = support.get(m)
+            if s:
+                dead = s.get("dead_unit_share")
+                parts.append(f"{m} {100 * s['pixel_share']:.1f}% of pixels"
+                             + ("" if dead is None else f" (dead units {100 * dead:.0f}%)"))
+        return ("input gradient non-zero on: " + ", ".join(parts)) if parts else None
 
     def _verdicts(self) -> Table | None:
         """Is the robustness real? Each model's verdict and the checks that fired, with their numbers."""
