@@ -66,6 +66,9 @@ class TrainingConfig(_Strict):
     lr_decay: float = Field(1.0, gt=0, le=1)
     momentum_decay: float = Field(1.0, gt=0, le=1)
     decay_every: int = Field(10, ge=1)
+    # lr warm-up: epoch e < warmup_epochs trains at lr x (e + 1) / (warmup_epochs + 1) (0 = none), so the
+    # first large steps at high T do not kill first-layer units (a candidate of bench/training_stability.py)
+    warmup_epochs: int = Field(0, ge=0, le=100)
     # d loss/d z = (p - y)/T, so at T = 100 plain SGD sits at chance; scaling the loss by T
     # (or T^2, as Hinton et al.) restores gradients of the T = 1 size.
     loss_scale: Literal["none", "T", "T2"] = "T"

@@ -39,9 +39,12 @@ def make_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimiz
 
 
 def apply_schedule(optimizer: torch.optim.Optimizer, cfg: TrainingConfig, epoch: int) -> float:
-    """Table II (CIFAR10): lr and momentum multiplied by their decay every `decay_every` epochs."""
+    """Table II (CIFAR10): lr and momentum multiplied by their decay every `decay_every` epochs; during
+    the first `warmup_epochs` the lr rises linearly to it (a function of the epoch alone: resumes agree)."""
     steps = epoch // cfg.decay_every
     lr = cfg.lr * cfg.lr_decay**steps
+    if epoch < cfg.warmup_epochs:
+        lr *= (epoch + 1) / (cfg.warmup_epochs + 1)
     for group in optimizer.param_groups:
         group["lr"] = lr
         if "momentum" in group:

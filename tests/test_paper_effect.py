@@ -27,6 +27,10 @@ def test_default_digits_run_shows_distillation_and_masked_gradients(acceptance_r
     cw = json.loads((run / "attacks" / "student-cw_l2.json").read_text())
     assert cw["cases"]["average"]["inputs"] == 30 and 0 < cw["cases"]["average"]["mean_l2"] < 5
     assert cw["reduced"] and cw["settings"]["max_iterations"] == 500
+    for model in ("baseline", "student"):  # misses attacked again with a larger budget are recorded round by round
+        rec = json.loads((run / "attacks" / f"{model}-cw_l2.json").read_text())
+        assert rec["n_succeeded"] == rec["n_attacks"] and rec["settings"]["escalations"] == 2
+        assert all(0 <= r["reached"] <= r["attacks"] and r["max_iterations"] > 500 for r in rec["escalations"])
     # is the robustness real? the student's is masked gradients, with the checks that fired and their numbers
     verdict = s["verdict"]
     assert verdict["baseline"]["verdict"] == "no sign of masking", verdict["baseline"]["text"]

@@ -68,6 +68,13 @@ def test_two_temperature_sweep_end_to_end(small_sweep, tmp_path):
         assert f"| {t} | " in report and f"{100 * sm:.1f}%" in report
     assert f"{100 * result['baseline']['success_rate']['softmax']:.1f}%" in report
     assert "Carlini" in report and "success_vs_temperature.png" in report
+    # gradient support per T (seed mean and spread), and its columns in the report's table
+    for t in ("2", "5"):
+        entry = result["by_temperature"][t]
+        shares = [e["gradient_support"]["pixel_share"] for e in entry["per_seed"]]
+        assert 0 < entry["gradient_pixel_share"] == pytest.approx(sum(shares) / 2) <= 1
+        assert "gradient_pixel_share" in entry["spread"] and f"{100 * entry['gradient_pixel_share']:.1f}%" in report
+    assert "| input gradient ≠ 0 | dead units |" in report
     assert "## Carlini & Wagner" in report and "| CW-L2 (L2) | average |" in report and "C&W: rho = -0.05" in report
     # the verdict per T: in sweep.json (with its checks), in report.md, and in the success figure
     described = _png_text(sweep / "success_vs_temperature.png")["Description"]

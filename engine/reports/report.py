@@ -37,7 +37,8 @@ def _setup(preset: dict[str, Any], meta: dict[str, Any], data_note: str, seconds
         f"- network: Table I `{preset['network']['arch']}` CNN, dropout {preset['network']['dropout']}",
         f"- training: {tr['optimizer']} lr {tr['lr']} momentum {tr['momentum']}, batch {tr['batch_size']}, "
         f"{tr['epochs']} epochs, lr x{tr['lr_decay']} / momentum x{tr['momentum_decay']} every {tr['decay_every']} "
-        f"epochs, loss scaled by {tr['loss_scale']} (so high T converges), grad-norm clip {tr['grad_clip']}",
+        f"epochs, loss scaled by {tr['loss_scale']} (so high T converges), grad-norm clip {tr['grad_clip']}"
+        + (f", lr warm-up over {tr['warmup_epochs']} epochs" if tr.get("warmup_epochs") else ""),
         f"- attack: JSMA targeted, theta {att['theta']}, Upsilon {100 * att['upsilon']:.1f}%, {att['samples']} "
         f"held-out inputs x 9 targets per model and output; when no pair qualifies: `{att['no_pair']}`",
         f"- attacks run: {', '.join(att.get('methods', ['jsma']))}"
@@ -101,22 +102,24 @@ def sweep_report(sweep_dir: Path) -> str:
         red = ("all exactly 0 in float32" if ga_s.get("mean") == 0 else f"{ga_b['mean'] / ga_s['mean']:.1e}x smaller")
         lines.append(f"| gradient reduction | {GRADIENT_REDUCTION} | {red} "
                      f"({100 * ga_s['zero_share']:.0f}% of inputs with an all-zero gradient) |")
+    support = any(e.get("gradient_pixel_share") is not None for e in [b, *r["by_temperature"].values()])
     lines += ["", "### Success vs temperature (JSMA-F, deployed softmax)", "",
-              "| T | paper (" + (key or "–").upper() + ") | measured softmax | logits | softmax_T | accuracy "
-              "| input gradient ≠ 0 | dead units |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| T | paper (" + (key or "–").upper() + ") | measured softmax | logits | softmax_T | accuracy |"
+              + (" input gradient ≠ 0 | dead units |" if support else ""),
+              "|---|---|---|---|---|---|" + ("---|---|" if support else "")]
     ref = SUCCESS_VS_T.get(key or "", {})
     for t in temps:
         e = r["by_temperature"][f"{t:g}"]
         p = ref.get(int(t)) if float(t).is_integer() else None
         lines.append(f"| {t:g} | {'–' if p is None else f'{p}%'} | {_pct(e['success_rate'].get('softmax'))} | "
                      f"{_pct(e['success_rate'].get('logits'))} | {_pct(e['success_rate'].get('softmax_T'))} | "
-                     f"{_pct(e['accuracy'])} | {_pct(e.get('gradient_pixel_share'))} | "
-                     f"{_pct(e.get('dead_unit_share'))} |")
-    lines += ["", "Input gradient ≠ 0: the share of input pixels on which the gradient of the predicted logit is "
-              "non-zero (mean over held-out inputs); dead units: ReLU units zero on every one of them. A small "
-              f"share stops white-box attacks without any saturation (baseline: {_pct(b.get('gradient_pixel_share'))}"
-              f" of pixels, {_pct(b.get('dead_unit_share'))} dead units)."]
+                     f"{_pct(e['accuracy'])} |" + (f" {_pct(e.get('gradient_pixel_share'))} | "
+                                                   f"{_pct(e.get('dead_unit_share'))} |" if support else ""))
+    if support:  # sweeps made before the engine measured it have no such column
+        lines += ["", "Input gradient ≠ 0: the share of input pixels on which the gradient of the predicted logit "
+                  "is non-zero (mean over held-out inputs); dead units: ReLU units zero on every one of them. A small "
+                  "share stops white-box attacks without any saturation (baseline: "
+                  f"{_pct(b.get('gradient_pixel_share'))} of pixels, {_pct(b.get('dead_unit_share'))} dead units)."]
     lines += ["", "## Masking at a glance (Carlini & Wagner)", "",
               f"On the distilled model (T={top}): JSMA-F (softmax at T=1) {_pct(s['success_rate'].get('softmax'))}, "
               f"JSMA-Z (logits) {_pct(s['success_rate'].get('logits'))}, softmax(z/T) "
