@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from engine.command_line import (
     RUN_DIR_COMPLETION,
@@ -180,7 +180,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.parallel < 1 or args.runs_per_gpu < 1:
         raise UserError("--parallel and --runs-per-gpu take a whole number >= 1, e.g. --parallel 4")
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    sweep_dir = Path(args.sweep_dir) if args.sweep_dir else _default_sweep_dir(args, temps, seeds, say)
+    sweep_dir = Path(args.sweep_dir) if args.sweep_dir else _default_sweep_dir(args, temps, seeds)
     if args.ray is not None:
         from engine.sweeps.ray_sweep import run_sweep_on_ray
 
@@ -214,8 +214,7 @@ def _sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _default_sweep_dir(args: argparse.Namespace, temps: list[float] | None, seeds: list[int] | None,
-                       say: Callable[[str], None]):
+def _default_sweep_dir(args: argparse.Namespace, temps: list[float] | None, seeds: list[int] | None):
     """Without --sweep-dir: the newest unfinished sweep of the preset under runs/ when this is the command
     that made it (so re-running a sweep command resumes it), else a new runs/sweep-<preset>-<UTC time>,
     with the exact command that resumes the unfinished one."""
@@ -228,7 +227,9 @@ def _default_sweep_dir(args: argparse.Namespace, temps: list[float] | None, seed
     if found is not None:
         path, plan = found
         if same_sweep(plan, args.preset, args.overrides, temps, args.quick, seeds):
-            say(f"resuming the unfinished sweep {path} (pass --sweep-dir to start another)")
+            # said even with --quiet: which sweep directory a command writes to is never silent
+            print(f"defdistill-engine: resuming the unfinished sweep {path} (pass --sweep-dir to start another)",
+                  file=sys.stderr)
             return path
         print(f"defdistill-engine: note: {path} is an unfinished sweep of {args.preset} with other settings; "
               f"resume it with: {resume_command(path, plan)}", file=sys.stderr)

@@ -160,7 +160,11 @@ def write_run(path: Path, stage: str, shown_dir: str | None = None) -> Path:
             add(RunSummary(preset="digits", dataset="digits", data_note="", temperature=100.0,
                            accuracy={"baseline": 0.986, "teacher": 0.989, "student": 0.983},
                            mean_abs_logit={"baseline": 9.1, "teacher": 610.0, "student": 722.0},
-                           saturated_share_by_model={"baseline": 0.2, "teacher": 1.0, "student": 1.0}))
+                           saturated_share_by_model={"baseline": 0.2, "teacher": 1.0, "student": 1.0},
+                           gradient_support={m: {"pixel_share": share, "pixel_share_min": share / 2, "n_inputs": 100,
+                                                 "dead_units": {}, "units": {}, "dead_unit_share": dead}
+                                             for m, share, dead in (("baseline", 0.6, 0.05), ("teacher", 0.31, 0.2),
+                                                                    ("student", 0.038, 0.4))}))
             add(Finished(seconds=126.0))
     with open(path / "events.jsonl", "w") as f:
         for e in events:

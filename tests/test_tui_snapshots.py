@@ -80,6 +80,10 @@ def test_results_screen_after_run(snap_compare, tmp_path, size):
         cells = [line.split()[1:] for line in lines if line.strip()[:1].isdigit()]
         assert len(cells) == 10 and all(len(row) == 10 for row in cells), lines
         assert "100" in {c for row in cells for c in row} and not any("…" in line for line in lines), lines
+        table = app.screen.query_one("#results-table")
+        text = " ".join(s.text for s in table.render_lines(table.content_region.reset_offset))
+        # where each model's input gradient lives, under the attack numbers it explains
+        assert "baseline 60.0% of pixels (dead units 5%)" in text and "student 3.8% of pixels" in text, text
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 

@@ -248,9 +248,6 @@ class AttackFinished(Payload):
     is_lower_bound: bool = False
     inputs_digest: str = ""  # which held-out inputs were attacked: equal digests = paired comparisons
     checkpoint: str = ""  # digest of the weights attacked (engine.checkpoints.model_digest)
-    # CW-L2: rounds of a larger budget for the misses (engine/attacks/cw_l2.py), each with its budget,
-    # the attacks it ran and those it reached
-    escalations: list[dict[str, float | int]] = field(default_factory=list)
     examples: list[Example] = field(default_factory=list)
 
 
@@ -288,6 +285,9 @@ class CWFinished(Payload):
     n_pixels: int = 0
     inputs_digest: str = ""
     checkpoint: str = ""  # digest of the weights attacked (engine.checkpoints.model_digest)
+    # CW-L2: rounds of a larger budget for the misses (engine/attacks/cw_l2.py), each with its budget,
+    # the attacks it ran and those it reached
+    escalations: list[dict[str, float | int]] = field(default_factory=list)
     examples: list[Example] = field(default_factory=list)
 
 
