@@ -248,8 +248,13 @@ def test_results_of_another_checkpoint_are_left_out_and_named_until_measured_aga
     assert "student-softmax.json" in after["text"] and "student-logits.json" in after["text"], after["text"]
     assert f"defdistill-engine attack {run} --model student --checks" in after["text"]
     assert not after["evidence"]["jsma_pairs"]  # the old student's attacks are not combined with the new one
+    assert cli("report", str(run)).returncode == 0  # the report marks them too, and says how to re-measure
+    report = (run / "report.md").read_text()
+    assert "(stale)" in report and "measured on another checkpoint of student" in report, report
+    assert f"`defdistill-engine attack {run} --model student`" in report
     again = cli("attack", str(run), "--model", "student", "--output", "softmax", "--output", "logits",
                 "--method", "jsma", "--samples", "10", "--quiet")
     assert again.returncode == 0, again.stderr[-2000:]
     fresh = json.loads(cli("verdict", str(run), "--json").stdout)["verdicts"]["student"]
     assert "another checkpoint" not in fresh["text"] and fresh["evidence"]["jsma_pairs"], fresh["text"]
+    assert cli("report", str(run)).returncode == 0 and "stale" not in (run / "report.md").read_text().lower()

@@ -195,12 +195,18 @@ def run_report(run_dir: Path) -> str:
         paper = head.get("accuracy_baseline" if m == "baseline" else "accuracy_distilled")
         lines.append(f"| {m} | {_pct(acc)} | {'–' if paper is None or m == 'teacher' else f'~{paper}%'} |")
     attacks = summary.get("attacks", {})
+    stale = stale_attacks(run_dir, attacks)
     if attacks:
         lines += ["", "## JSMA success rate", "", "| model | " + " | ".join(OUTPUTS) + " |", "|---" * 4 + "|"]
         for m in ("baseline", "teacher", "student"):
             if any(f"{m}-{o}" in attacks for o in OUTPUTS):
-                lines.append(f"| {m} | " + " | ".join(_pct(attacks.get(f"{m}-{o}", {}).get("success_rate"))
-                                                       for o in OUTPUTS) + " |")
+                lines.append(f"| {m} | " + " | ".join(
+                    _pct(attacks.get(f"{m}-{o}", {}).get("success_rate"))
+                    + (" (stale)" if f"{m}-{o}" in stale.get(m, []) else "") for o in OUTPUTS) + " |")
+        for m, keys in stale.items():
+            lines += ["", f"**Stale:** measured on another checkpoint of {m} (its weights changed since): "
+                      f"{', '.join(keys)}; they describe the old model, not this one. Measure them again with "
+                      f"`defdistill-engine attack {run_dir} --model {m}`."]
         if head:
             lines += ["", f"Paper ({key.upper()}): {head['success_baseline']}% without distillation, "
                       f"{head['success_distilled_T100']}% at T=100 (JSMA-F). {CW}."]
@@ -216,6 +222,21 @@ def run_report(run_dir: Path) -> str:
               f"baseline {summary['mean_abs_logit'].get('baseline', 0):.1f}; "
               f"{_pct(summary.get('saturated_share'))} of held-out inputs have a T=1 softmax of exactly 1.0.", ""]
     return "\n".join(lines) + "\n"
+
+
+def stale_attacks(run_dir: Path, attacks: dict[str, Any]) -> dict[str, list[str]]:
+    """Per model, the attack results (summary keys) measured on another checkpoint than the one the model
+    has now: a report never shows them as this model's without saying so."""
+    from engine.runs.verdict_phase import Freshness
+
+    fresh: dict[str, Freshness] = {}
+    out: dict[str, list[str]] = {}
+    for key, row in attacks.items():
+        model = key.split("-", 1)[0]
+        check = fresh.setdefault(model, Freshness(run_dir, model))
+        if not check.fresh(row, key):
+            out.setdefault(model, []).append(key)
+    return out
 
 
 def _support_lines(support: dict[str, Any]) -> list[str]:
