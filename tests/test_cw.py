@@ -204,3 +204,16 @@ def test_cases_average_best_worst_follow_cw_definitions():
     worst = case_summary(r, idx, average, "worst", "l2")
     assert best.success_rate == 1.0 and best.mean_l2 == pytest.approx((0 + 9) / 2)
     assert worst.success_rate == 0.5 and worst.mean_l2 == pytest.approx(8.0)
+
+
+def test_cw_l2_says_which_attacks_ran_out_of_iterations_with_the_loss_still_falling():
+    """Pintor et al.'s incomplete optimisation, from abort_early's own test: cut at 3 iterations, the loss
+    is still falling on most attacks (those whose loss stood still abort, as the reference's test says);
+    given room, no attack's last step is cut; without abort_early there is no such test, so nothing is claimed."""
+    cut = cw_l2(TINY, X, TARGETS, CWL2Config(max_iterations=3, binary_search_steps=2, learning_rate=0.01))
+    assert cut.capped is not None and int(cut.capped.sum()) >= 9
+    roomy = cw_l2(TINY, X, TARGETS, CWL2Config(max_iterations=2000, binary_search_steps=3, learning_rate=0.1,
+                                               initial_const=1.0))
+    assert roomy.capped is not None and not bool(roomy.capped.any())
+    blind = cw_l2(TINY, X[:2], TARGETS[:2], CWL2Config(max_iterations=3, binary_search_steps=1, abort_early=False))
+    assert not bool(blind.capped.any())

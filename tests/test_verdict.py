@@ -78,6 +78,21 @@ def test_an_unbounded_attack_that_fails_is_inconclusive_not_masked():
     assert judge(e).verdict == "inconclusive", judge(e).text  # the attack failed: not masking
 
 
+def test_an_unfinished_white_box_optimisation_is_an_attack_failure_not_masking():
+    e = _clean()
+    e.l2_pairs["SimBA"] = [(1.0, 1.5)] * 30  # SimBA "beats" CW-L2 on every input...
+    assert judge(e).verdict == "masked"
+    e.cw_unconverged = (20, 30)  # ...but CW-L2 was cut with its loss still falling on 20 of 30
+    v = judge(e)
+    assert v.verdict == "inconclusive" and "white-box optimisation unfinished" in v.text and "20/30" in v.text, v.text
+    e.zero_gradients = (30, 30)  # a sign that needs no distance comparison still says masked
+    assert judge(e).verdict == "masked"
+    assert judge(_clean()).verdict == "no sign of masking"
+    clean = _clean()
+    clean.cw_unconverged = (0, 30)
+    assert judge(clean).verdict == "no sign of masking"
+
+
 def test_too_few_inputs_is_inconclusive_with_the_n_that_would_do():
     v = judge(_clean(n=6))
     assert v.verdict == "inconclusive" and "n too small" in v.text and "17 would decide" in v.text, v.text

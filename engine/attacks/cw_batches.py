@@ -13,8 +13,9 @@ from engine.attacks.cw_result import CWResult, OnFinished, finish
 from engine.attacks.margin import require_logits
 from engine.attacks.model_state import attack_mode
 
-# (model, x, targets, on_finished, pause_point) -> (x_adv, found, iterations, const) for one batch
-BatchAttack = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+# (model, x, targets, on_finished, pause_point) -> (x_adv, found, iterations, const[, capped]) for one batch;
+# capped (CW-L2): the attack's last binary step ran out of iterations with its loss still falling
+BatchAttack = Callable[..., tuple[torch.Tensor, ...]]
 
 
 def run_in_batches(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, batch_size: int, name: str,
@@ -26,12 +27,19 @@ def run_in_batches(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, bat
     found = torch.zeros(len(x), dtype=torch.bool)
     iters = torch.zeros(len(x), dtype=torch.long)
     const = torch.full((len(x),), float("nan"), dtype=torch.float64)
+    capped: torch.Tensor | None = None
     with attack_mode(model) as model:
         for start in range(0, len(x), batch_size):
             sl = slice(start, min(start + batch_size, len(x)))
-            adv, ok, it, c = attack_batch(model, x[sl].to(device), targets[sl].to(device), on_finished, pause_point)
+            adv, ok, it, c, *rest = attack_batch(model, x[sl].to(device), targets[sl].to(device), on_finished,
+                                                 pause_point)
             out_adv[sl], found[sl], iters[sl], const[sl] = adv.cpu(), ok.cpu(), it.cpu(), c.cpu()
-        return finish(x, out_adv, found, lambda xb: model(xb.to(device)).cpu(), targets, iters, const)
+            if rest:
+                capped = torch.zeros(len(x), dtype=torch.bool) if capped is None else capped
+                capped[sl] = rest[0].cpu()
+        result = finish(x, out_adv, found, lambda xb: model(xb.to(device)).cpu(), targets, iters, const)
+        result.capped = capped
+        return result
 
 
 def fresh_outcomes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -24,16 +24,23 @@ class CWResult:
     linf: torch.Tensor  # (N,)
     n_pixels: int
     prediction: torch.Tensor | None = None  # (N,) the model's class for x_adv
+    # (N,) CW-L2 with abort_early: the last binary step ran out of iterations with the loss still falling
+    capped: torch.Tensor | None = None
     # rounds of a larger budget for the attacks that missed (CW-L2's escalations): budget, attacks, reached
     escalations: list[dict[str, float | int]] = field(default_factory=list)
 
     def merge(self, rows: torch.Tensor, again: CWResult) -> None:
-        """Attacks `rows` run again (`again`, in the same order): their new outcome replaces the old one,
-        their iterations add up (both rounds were spent)."""
+        """Attacks `rows` run again (`again`, in the same order): the new example replaces the old one
+        where it succeeded with a smaller L2 (or the old one had failed), iterations add up (both rounds
+        were spent), and whether the optimisation finished is the longer run's word."""
+        better = again.success & (~self.success[rows] | (again.l2 < self.l2[rows]))
+        take = rows[better]
         for name in ("x_adv", "success", "const", "l0", "l2", "linf"):
-            getattr(self, name)[rows] = getattr(again, name).to(getattr(self, name).dtype)
+            getattr(self, name)[take] = getattr(again, name)[better].to(getattr(self, name).dtype)
         if self.prediction is not None and again.prediction is not None:
-            self.prediction[rows] = again.prediction
+            self.prediction[take] = again.prediction[better]
+        if self.capped is not None and again.capped is not None:
+            self.capped[rows] = again.capped
         self.iterations[rows] += again.iterations
 
 

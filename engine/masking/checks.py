@@ -21,7 +21,10 @@ Masking (which gradient it is about in brackets):
   +-epsilon, as its reference).
 Attack failure (the attack, not the model):
 - unbounded attack below 100%: CW-L2 has no distortion bound, so it must reach every target; any miss
-  fires it, and its misses then count for no transfer or gradient-free check (only the inputs it reached).
+  fires it, and its misses then count for no transfer or gradient-free check (only the inputs it reached);
+- white-box optimisation unfinished: CW-L2 attacks whose last binary step ran out of iterations with the
+  loss still falling (abort_early's own test), above the threshold with its interval: their distances are
+  over-estimates, so the gradient-free and transfer comparisons are not to be read as masking.
 
 A check fires when the 95% Clopper-Pearson interval of its share lies above its threshold; it is
 clear when the interval lies below; otherwise it is undecided, with the n that would decide it at the
@@ -45,6 +48,8 @@ L2_MARGIN = 1.25  # a transfer or gradient-free example beats CW-L2 when its L2 
 CONFIDENCE = 0.95
 MAX_N = 5000
 
+UNFINISHED = "white-box optimisation unfinished"
+L2_PAIR_CHECKS = ("transfer beats white-box", "gradient-free beats white-box")  # compared with CW-L2's distances
 SOFTMAX = "the deployed softmax's gradient"
 LOGITS = "the logits' gradient"
 EVERY = "every gradient (a randomized model)"
@@ -107,6 +112,8 @@ class Evidence:
     gradient_free: list[str] = field(default_factory=list)  # which of l2_pairs use no gradient at all
     cw_l2: list[float | None] = field(default_factory=list)  # every CW-L2 attack on this model: its L2 or None
     cw_settings: dict[str, Any] = field(default_factory=dict)
+    # (CW-L2 attacks whose last binary step ran out of iterations with the loss still falling, attacks)
+    cw_unconverged: tuple[int, int] | None = None
     # shares, for reports, figures and the dashboard
     zero_gradient_share: float | None = None
     other_outputs: dict[str, float] = field(default_factory=dict)
@@ -133,12 +140,13 @@ def _pct(v: float) -> str:
 
 
 def _share_check(name: str, k: int, n: int, threshold: float, words: str, evidence: str, *, kind: str = "masking",
-                 gradient: str = "", fire_above: bool = True) -> Check:
+                 gradient: str = "", fire_above: bool = True, every: bool = False) -> Check:
     """A check on k of n: fires when the interval lies above `threshold` (below it, with
-    fire_above=False), clear when on the other side, undecided when it straddles it."""
+    fire_above=False), clear when on the other side, undecided when it straddles it. With `every`, any
+    of the n that misses fires it (an unbounded attack must reach every target: Carlini et al. 2019)."""
     low, high = interval(k, n)
     share = k / n if n else 0.0
-    if kind == "attack failure":  # an unbounded attack must reach every target (Carlini et al. 2019): any miss
+    if every:
         status = "fired" if k < n else "clear"
     elif fire_above:
         status = "fired" if low > threshold else "clear" if high < threshold else "undecided"
@@ -206,7 +214,15 @@ def run_checks(e: Evidence) -> list[Check]:
                                    "of the attack (budget or bug), its misses are then not counted against it",
                                    "attacks CW-L2 on the logits reached the target on"
                                    + (f" ({settings})" if settings else ""),
-                                   kind="attack failure", fire_above=False))
+                                   kind="attack failure", fire_above=False, every=True))
+    if e.cw_unconverged is not None and e.cw_unconverged[1]:
+        k, n = e.cw_unconverged
+        checks.append(_share_check(UNFINISHED, k, n, SHARE,
+                                   f"CW-L2 attacks whose last binary step ran out of iterations with the loss still "
+                                   f"falling > {_pct(SHARE)}: their distances over-estimate the minimal ones, so a "
+                                   "gradient-free or transfer example beating them says little",
+                                   "CW-L2 attacks cut at max_iterations with the loss still falling (Pintor et al. "
+                                   "2022: incomplete optimisation)", kind="attack failure"))
     return checks
 
 
@@ -218,6 +234,9 @@ def judge(e: Evidence) -> Verdict:
     checks = run_checks(e)
     masking = [c for c in checks if c.kind == "masking"]
     fired = [c for c in masking if c.fired]
+    if any(c.name == UNFINISHED and c.fired for c in checks):
+        # CW-L2's distances are over-estimates: an example smaller than them is no evidence of masking
+        fired = [c for c in fired if not c.name.startswith(L2_PAIR_CHECKS)]
     if fired:
         gradients = sorted({c.gradient for c in fired})
         return Verdict(e.model, "masked", f"masked: {' and '.join(gradients)}; " + "; ".join(_line(c) for c in fired),
@@ -226,7 +245,8 @@ def judge(e: Evidence) -> Verdict:
     if failed:
         return Verdict(e.model, "inconclusive", "inconclusive: the attack failed, not necessarily the model: "
                        + "; ".join(_line(c) for c in failed) + ". Raise attack.cw_l2.binary_search_steps and "
-                       "max_iterations (or initial_const) until CW-L2 reaches every target, then judge again", checks)
+                       "max_iterations (or initial_const) until CW-L2 reaches every target with its loss settled, "
+                       "then judge again", checks)
     if not masking:
         return Verdict(e.model, "inconclusive", "inconclusive (not measured): no masking check could be measured; "
                        "run the attacks with `attack --checks` (attack.methods with cw_l2, attack.checks with "

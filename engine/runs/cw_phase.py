@@ -135,6 +135,8 @@ def cw_attack(exp: RunContext, summary: dict[str, Any], model_name: str, method:
         "settings": settings.model_dump(exclude={"samples"}), "reduced": acfg.cw_reduced,
         "n_pixels": result.n_pixels, "inputs_digest": digest,
         "escalations": result.escalations,  # CW-L2: the misses attacked again with a larger budget, per round
+        # CW-L2: attacks whose last binary step ran out of iterations with the loss still falling (None: not known)
+        "unconverged": None if result.capped is None else int(result.capped.sum()),
         "checkpoint": model_digest(trained.network.state_dict()),
     }
     atomic_write_json(exp.rundir.path / ATTACKS / f"{key}.json", {**record, "inputs": inputs.tolist()})

@@ -288,6 +288,7 @@ class CWFinished(Payload):
     # CW-L2: rounds of a larger budget for the misses (engine/attacks/cw_l2.py), each with its budget,
     # the attacks it ran and those it reached
     escalations: list[dict[str, float | int]] = field(default_factory=list)
+    unconverged: int | None = None  # CW-L2: attacks whose last binary step was cut with the loss still falling
     examples: list[Example] = field(default_factory=list)
 
 

@@ -283,6 +283,8 @@ def assemble_verdict(run_dir: Path, summary: dict[str, Any], name: str, model: n
         else None,
         jsma_pairs=pairs, l2_pairs=l2_pairs, gradient_free=["SimBA"],
         cw_l2=list(whitebox.values()), cw_settings=cw_rec.get("settings", {}),
+        cw_unconverged=(int(cw_rec["unconverged"]), int(cw_rec["n_attacks"]))
+        if cw_rec.get("unconverged") is not None else None,
         zero_gradient_share=grads.get("zero_share"),
         other_outputs={k: sum(o for o, _f in v) / len(v) for k, v in pairs.items()
                        if v and k in OUTPUT_NAMES.values()},
