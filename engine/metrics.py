@@ -4,10 +4,23 @@ where they are non-zero at all (gradient support, dead units)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode for a measurement (dropout off), then back in the mode it was found in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def gradient_amplitude(model: nn.Module, x: torch.Tensor, temperature: float = 1.0,
@@ -21,9 +34,7 @@ def gradient_amplitude(model: nn.Module, x: torch.Tensor, temperature: float = 1
     The model is measured in eval mode and left in the mode it was found in.
     """
     device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         x = x.to(device).detach().requires_grad_(True)
         # float32, as deployed: a saturated softmax underflows to exact zeros, which is the point.
         logits = model(x).float()
@@ -39,8 +50,6 @@ def gradient_amplitude(model: nn.Module, x: torch.Tensor, temperature: float = 1
         for j in range(logits.shape[1]):  # the logits' own gradient: zero too only when the input path is cut
             (g,) = torch.autograd.grad(logits[:, j].sum(), x, retain_graph=j + 1 < logits.shape[1])
             logit_amp += g.double().abs().flatten(1).mean(1)
-    finally:
-        model.train(was_training)
     amp = (amp / probs.shape[1]).cpu()
     zeros = int((amp == 0).sum())
     logs = torch.log10(amp[amp > 0])
@@ -65,8 +74,6 @@ def gradient_support(model: nn.Module, x: torch.Tensor, device: torch.device | N
     ReLUs are found as nn.ReLU modules: a network that calls relu as a function reports no layers.
     Measured in eval mode; the model is left in the mode it was found in."""
     device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     seen: dict[str, torch.Tensor] = {}  # per ReLU module: the largest activation of each unit so far
     hooks = []
 
@@ -80,14 +87,14 @@ def gradient_support(model: nn.Module, x: torch.Tensor, device: torch.device | N
         if isinstance(module, nn.ReLU):
             hooks.append(module.register_forward_hook(watch(name)))
     try:
-        x = x.to(device).detach().requires_grad_(True)
-        logits = model(x).float()
-        predicted = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
-        (g,) = torch.autograd.grad(predicted, x)  # inputs are independent in eval mode: one pass serves all
+        with eval_mode(model):
+            x = x.to(device).detach().requires_grad_(True)
+            logits = model(x).float()
+            predicted = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
+            (g,) = torch.autograd.grad(predicted, x)  # inputs are independent in eval mode: one pass serves all
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
     per_input = (g.flatten(1) != 0).double().mean(1).cpu()
     dead = {name: float((units <= 0).double().mean()) for name, units in seen.items()}
     n_units = {name: len(units) for name, units in seen.items()}

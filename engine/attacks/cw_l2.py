@@ -82,7 +82,7 @@ def cw_l2(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, cfg: CWL2Con
             missed = torch.zeros_like(missed)  # most missed: the gradient is the suspect, not the budget
         # a success cut with its loss still falling: its distance over-estimates the minimal one (always
         # attacked again: the loss was still moving, so more iterations are not wasted)
-        unfinished = result.success & result.capped if result.capped is not None else torch.zeros_like(missed)
+        unfinished = result.success & result.capped  # _attack_batch always reports capped
         redo = (missed | unfinished).nonzero().flatten()
         if len(redo) == 0:
             break

@@ -50,7 +50,6 @@ def attack_pairs(labels: torch.Tensor, num_classes: int = 10) -> tuple[torch.Ten
     return idx, (labels[idx] + offsets) % num_classes
 
 
-
 def inputs_digest(indices: torch.Tensor) -> str:
     """Which held-out inputs were attacked, in a few characters: equal digests = paired comparisons."""
     return hashlib.sha1(",".join(map(str, indices.tolist())).encode()).hexdigest()[:12]

@@ -74,12 +74,18 @@ def finished(run_dir: Path) -> bool:
         e.type == EventType.FINISHED for e in iter_events(run_dir / "events.jsonl"))
 
 
+PLAN_CORE = ("preset", "overrides", "quick", "seeds")  # what makes two sweeps the same sweep; temperatures grow
+
+
+def _core(preset_name: str, overrides: Sequence[str], quick: bool, seeds: Sequence[int] | None) -> dict[str, Any]:
+    """A command's PLAN_CORE as the plan records it (the quick profile's overrides first)."""
+    return {"preset": preset_name, "overrides": [*(QUICK_OVERRIDES if quick else ()), *overrides], "quick": quick,
+            "seeds": list(seeds) if seeds else None}
+
+
 def check_sweep_preset(preset_name: str, overrides: Sequence[str], quick: bool) -> None:
     """Every problem with the sweep's preset and overrides, as one PresetError, before any work."""
-    load_preset(preset_name, [*(QUICK_OVERRIDES if quick else ()), *overrides])
-
-
-PLAN_CORE = ("preset", "overrides", "quick", "seeds")  # what makes two sweeps the same sweep; temperatures grow
+    load_preset(preset_name, _core(preset_name, overrides, quick, None)["overrides"])
 
 
 def _differs(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -103,8 +109,7 @@ def prepare_sweep(preset_name: str, overrides: Sequence[str], temperatures: Sequ
     An existing sweep directory grows: temperatures it lacks join its plan, and only the requested runs
     are run (finished ones are reused by every executor). A different preset, --set, --quick or seed set
     would mix two sweeps in one table, so it is refused."""
-    all_overrides = [*(QUICK_OVERRIDES if quick else ()), *overrides]
-    core = {"preset": preset_name, "overrides": all_overrides, "quick": quick, "seeds": list(seeds) if seeds else None}
+    core = _core(preset_name, overrides, quick, seeds)
     check_sweep_preset(preset_name, overrides, quick)  # every problem with the preset is reported before any work
     old = read_plan(sweep_dir)
     if old is not None and _differs(old, core):
@@ -125,7 +130,7 @@ def prepare_sweep(preset_name: str, overrides: Sequence[str], temperatures: Sequ
         except OSError as exc:
             raise RunDirError(f"cannot write sweep directory {sweep_dir} ({exc.strerror or exc}); "
                               "pass --sweep-dir with a writable folder") from None
-    return plan, sweep_runs(all_overrides, sorted(set(asked)), seeds)
+    return plan, sweep_runs(core["overrides"], sorted(set(asked)), seeds)
 
 
 def resume_command(sweep_dir: Path, plan: dict[str, Any]) -> str:
@@ -167,6 +172,5 @@ def newest_unfinished(runs_root: Path, preset_name: str) -> tuple[Path, dict[str
 def same_sweep(plan: dict[str, Any], preset_name: str, overrides: Sequence[str], temperatures: Sequence[float] | None,
                quick: bool, seeds: Sequence[int] | None) -> bool:
     """Whether this command is the one that made `plan` (its temperatures, or none given)."""
-    core = {"preset": preset_name, "overrides": [*(QUICK_OVERRIDES if quick else ()), *overrides], "quick": quick,
-            "seeds": list(seeds) if seeds else None}
-    return not _differs(plan, core) and (not temperatures or set(temperatures) == set(plan["temperatures"]))
+    return not _differs(plan, _core(preset_name, overrides, quick, seeds)) and \
+        (not temperatures or set(temperatures) == set(plan["temperatures"]))
