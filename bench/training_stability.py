@@ -143,9 +143,11 @@ def _figure(cells: dict[str, dict[str, dict[str, Any]]], temps: list[float], out
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    # Left: accuracy (and collapses); right: where the student's input gradient lives, the measure that
+    # told a dead-unit student from a masked one.
+    fig, (ax, gx) = plt.subplots(1, 2, figsize=(12, 4))
     for i, (setting, by_run) in enumerate(cells.items()):
-        xs, ys, xc = [], [], []
+        xs, ys, xc, gs = [], [], [], []
         for t in temps:
             for name, r in by_run.items():
                 if not name.startswith(f"T-{t:g}-"):
@@ -156,15 +158,22 @@ def _figure(cells: dict[str, dict[str, dict[str, Any]]], temps: list[float], out
                 elif r["student"]["final"] is not None:
                     xs.append(x)
                     ys.append(100 * r["student"]["final"])
+                if r["student_pixel_share"] is not None:
+                    gs.append((x, 100 * r["student_pixel_share"]))
         line = ax.plot(xs, ys, "o", ms=4, label=setting)[0]
         if xc:
             ax.plot(xc, [2] * len(xc), "x", ms=8, color=line.get_color())
-    ax.set_xticks(range(len(temps)), [f"{t:g}" for t in temps])
-    ax.set_xlabel("distillation temperature T")
+        if gs:
+            gx.plot(*zip(*gs, strict=True), "o", ms=4, color=line.get_color(), label=setting)
+    for a in (ax, gx):
+        a.set_xticks(range(len(temps)), [f"{t:g}" for t in temps])
+        a.set_xlabel("distillation temperature T")
+        a.set_ylim(0, 100)
+        a.grid(alpha=0.3)
     ax.set_ylabel("student held-out accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left", title="x at the bottom: a collapse", title_fontsize=7)
+    gx.set_ylabel("student: input pixels with a gradient (%)")
+    gx.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=110)
 
