@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from dataclasses import asdict, replace
@@ -34,7 +33,7 @@ from engine.masking.checks import interval  # noqa: E402
 from engine.model_factory import build_model  # noqa: E402
 from engine.presets import preset_from_toml  # noqa: E402
 from engine.runs.experiment import fit_checkpoint  # noqa: E402
-from engine.runs.rundir import ATTACKS, RunDir, atomic_write_bytes, preset_and_meta, read_json  # noqa: E402
+from engine.runs.rundir import ATTACKS, RunDir, _git_commit, atomic_write_bytes, read_json  # noqa: E402
 
 REFERENCE = CWL2Config(learning_rate=1e-2, binary_search_steps=9, max_iterations=10_000, abort_early=True,
                        initial_const=1e-3, escalations=0)
@@ -139,11 +138,12 @@ def main() -> None:
             print(f"{run} {model}: CW-L2 again ...", flush=True)  # stdout: stderr is for the one-line refusals
             rows.append(measure(run, model, reference))
             print("\n".join(table(rows[-1:])[2:]), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    presets = {r["run"]: preset_and_meta(Path(r["run"]))[1].get("git_commit") for r in rows}
+    commit = (_git_commit() or "")[:7]
+    metas = {r["run"]: read_json(Path(r["run"]) / "meta.json", "it only labels this table") or {} for r in rows}
+    run_commits = {run: meta.get("git_commit") for run, meta in metas.items()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"torch": torch.__version__, "commit": commit.strip(), "run_commits": presets, "rows": rows}
+    record = {"torch": torch.__version__, "commit": commit, "run_commits": run_commits, "rows": rows}
     atomic_write_bytes(out.with_suffix(".json"), json.dumps(record, indent=1).encode())
     label = ("the reference's settings" if reference == REFERENCE else "the run's own settings" if reference is None
              else f"{reference.binary_search_steps} binary steps of {reference.max_iterations} iterations "
@@ -151,7 +151,7 @@ def main() -> None:
     how = "" if reference is None else (f": Adam lr {reference.learning_rate}, c from {reference.initial_const}, "
                                         "abort_early, no escalation")
     lines = [f"CW-L2 on the same inputs and targets at the run's CPU budget and at {label}{how} "
-             f"(torch {torch.__version__}, commit {commit.strip()})", "", *table(rows)]
+             f"(torch {torch.__version__}, commit {commit})", "", *table(rows)]
     atomic_write_bytes(out.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 
