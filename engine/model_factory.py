@@ -111,3 +111,20 @@ def build_model(preset: Preset, *, load_weights: bool = True) -> nn.Module:
     if load_weights and cfg.weights:
         _load_weights(model, Path(cfg.weights).expanduser())
     return model
+
+
+def surrogate_preset(preset: Preset) -> Preset:
+    """The preset whose network is the run's named surrogate (attack.surrogate), or a Table I net of the
+    preset's arch: what build_model builds for the transfer source of the baseline."""
+    s = preset.attack.surrogate
+    network = preset.network.model_copy(update={"factory": s.factory, "factory_args": dict(s.factory_args),
+                                                "weights": s.weights})
+    return preset.model_copy(update={"network": network})
+
+
+def build_surrogate(preset: Preset, *, load_weights: bool = True) -> nn.Module:
+    """The surrogate, checked as build_model checks a network (a factory's logits, a weights file that fits)."""
+    try:
+        return build_model(surrogate_preset(preset), load_weights=load_weights)
+    except PresetError as exc:  # the same problems as the network's, named as the surrogate's
+        raise PresetError(str(exc).replace("network.", "attack.surrogate.")) from None

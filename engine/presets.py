@@ -24,7 +24,7 @@ AttackedOutput = Literal["softmax", "logits", "softmax_T"]
 AttackedModel = Literal["baseline", "teacher", "student"]
 AttackMethod = Literal["jsma", "cw_l2", "cw_l0", "cw_linf"]
 CWCase = Literal["average", "best", "worst"]
-MaskingCheck = Literal["transfer", "blackbox", "budget"]
+MaskingCheck = Literal["transfer", "blackbox", "budget", "decision", "estimated"]
 
 
 class _Strict(BaseModel):
@@ -142,6 +142,20 @@ class CWLinfSettings(_Strict):
     samples: int = Field(0, ge=0)
 
 
+class SurrogateConfig(_Strict):
+    # The transfer source of the baseline (a student's is the baseline): a network trained apart on the same
+    # data. Empty: the run's teacher when it trains one, else a Table I net (network.arch) trained here at
+    # T = 1 with the preset's training settings (checkpoint "surrogate"). A factory ("package.module:callable")
+    # and its arguments name another architecture; `weights` (a state dict) loads it instead of training it.
+    factory: str = ""
+    factory_args: dict[str, bool | int | float | str | list[int] | list[float]] = {}
+    weights: str = ""
+
+    @property
+    def named(self) -> bool:
+        return bool(self.factory or self.weights)
+
+
 class AttackConfig(_Strict):
     enabled: bool = True
     # Which attacks run: JSMA on each of `outputs`, and C&W's attacks (always on the logits).
@@ -165,15 +179,25 @@ class AttackConfig(_Strict):
     cw_l2: CWL2Settings = CWL2Settings()
     cw_l0: CWL0Settings = CWL0Settings()
     cw_linf: CWLinfSettings = CWLinfSettings()
-    # Is the robustness real? Evidence measured beyond the attacks above (vanishing gradients and
-    # other outputs come from them): transfer from the baseline (CW-L2 at each kappa, and JSMA-F),
-    # a gradient-free attack (SimBA on the deployed log-scores), and budget curves (JSMA-F up to
-    # Upsilon = 100%). Then a verdict per model.
+    # Is the robustness real? Evidence measured beyond the attacks above (vanishing gradients, gradient
+    # honesty, randomized decisions and the other outputs are always measured): transfer from the baseline,
+    # or for the baseline from its surrogate (CW-L2 at kappa 0 and each of transfer_kappas, and JSMA-F), a
+    # gradient-free attack (SimBA on the deployed log-scores), a decision-based one (HopSkipJump), CW-L2 on
+    # gradients estimated from the forward function alone (estimated), and budget curves (JSMA-F up to
+    # Upsilon = 100%). Then a verdict per model (docs/verdict.md).
     checks: list[MaskingCheck] = []
     check_samples: int = Field(0, ge=0)  # held-out inputs (average-case targets); 0 = attack.samples
     transfer_kappas: list[float] = [0.0, 10.0, 20.0, 30.0, 40.0]
     simba_queries: int = Field(2000, ge=1)
     simba_epsilon: float = Field(0.2, gt=0, le=1)
+    hsja_steps: int = Field(10, ge=1, le=200)  # HopSkipJump iterations (each ~100 sqrt(step) decisions)
+    # A model judged masked: run the remedy that matches what fired (CW-L2 on estimated gradients for a
+    # backward that lies or vanishes, CW-L2 with EOT for randomized decisions; the logits, for a saturated
+    # softmax, are CW-L2's own), at CW-L2's budget, and say what it reached.
+    remedy: bool = True
+    estimate_samples: int = Field(16, ge=1, le=1024)  # antithetic pairs of queries per estimated gradient
+    estimate_sigma: float = Field(0.01, gt=0, le=0.5)  # their smoothing scale
+    surrogate: SurrogateConfig = SurrogateConfig()
 
     @model_validator(mode="after")
     def _distinct(self) -> AttackConfig:

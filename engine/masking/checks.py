@@ -1,80 +1,67 @@
 """Is the robustness real? Masking checks at equal budgets, each with its n and a 95% interval, and
-the verdict they add up to. Never a verdict without its evidence.
+the verdict they add up to, with the remedy that matches what fired. Never a verdict without its evidence.
 
 The field's references: Carlini et al. 2019 ("On Evaluating Adversarial Robustness": an unbounded
 attack must reach 100%, or the attack is broken; a black-box attack beating the white-box one at the
 same budget is the sign of masking); Athalye et al. 2018 (shattered, stochastic and vanishing
-gradients); AutoAttack's flags (zero gradients, randomized outputs); Pintor et al. 2022 ("Indicators
-of Attack Failure"). Each check compares two attacks *on the same input at the same budget*:
+gradients; BPDA and EOT); Tramer et al. 2020 (adaptive attacks); AutoAttack's flags; Pintor et al.
+2022 ("Indicators of Attack Failure"). Each check is built from a principle that covers a class of
+mechanisms, not from the control that needed it:
 
 Masking (which gradient it is about in brackets):
 - vanishing gradients [deployed softmax]: inputs whose softmax input gradient is exactly 0 in float32;
-- randomized outputs [all]: inputs whose logits differ between two identical calls (EOT is the remedy);
-- another output restores JSMA [deployed softmax]: attacks (input, target) that JSMA on softmax(z/T)
-  or the logits wins within the same Upsilon where JSMA-F loses;
-- JSMA-F transfer [deployed softmax]: the baseline's JSMA-F examples (same Upsilon) reaching the
-  target here where JSMA-F on this model does not;
-- transfer beats white-box [logits]: a transfer example that reaches the target here with an L2
-  distortion below CW-L2's own minimal one for that input (by a margin, `L2_MARGIN`), or where CW-L2
-  found none;
-- gradient-free beats white-box [logits]: the same for SimBA (no gradient at all; each pixel within
-  +-epsilon, as its reference).
+- vanishing logit gradients [logits]: inputs whose every logit has an exactly zero input gradient;
+- gradient honesty [logits]: inputs whose autograd directional derivatives disagree with finite
+  differences of the forward function at an attack's scale (engine/masking/honesty.py): a custom or
+  straight-through backward, a detached part of the input, quantisation, a discontinuous activation;
+- randomized decisions [all]: inputs whose decision, on the input or on its white-box adversarial
+  example, changes between calls (randomness that an attack sees; EOT is the remedy);
+- another output restores JSMA [deployed softmax]: inputs on which JSMA on softmax(z/T) or the logits
+  wins more of the targets than JSMA-F, at the same Upsilon;
+- JSMA-F transfer [deployed softmax]: the same for the transfer source's JSMA-F examples;
+- beats white-box [logits; every gradient for EOT]: inputs where an attack that does not rely on this
+  model's backward (transfer, gradient-free SimBA, decision-based HopSkipJump, CW-L2 on estimated
+  gradients, EOT) reaches the target with an L2 `L2_MARGIN` x below CW-L2's minimal one, or reaches
+  a target that CW-L2 missed after its misses were attacked again with a larger budget.
+Paired comparisons count inputs in both directions and need the exact sign test to agree.
 Attack failure (the attack, not the model):
-- unbounded attack below 100%: CW-L2 has no distortion bound, so it must reach every target; any miss
-  fires it, and its misses then count for no transfer or gradient-free check (only the inputs it reached);
-- white-box optimisation unfinished: CW-L2 attacks whose last binary step ran out of iterations with the
-  loss still falling (abort_early's own test), above the threshold with its interval: their distances are
-  over-estimates, so the gradient-free and transfer comparisons are not to be read as masking.
+- white-box missed what no attack reached: CW-L2 has no distortion bound, so a target that no attack
+  reached is a failure of the attacks' budget; a miss that another attack reached is evidence about
+  the gradient instead (above), once CW-L2 was given more budget on it;
+- white-box optimisation unfinished: CW-L2 attacks whose last binary step ran out of iterations with
+  the loss still falling, or ended with the loss rising (an oscillating optimiser), after the escalations.
 
-A check fires when the 95% Clopper-Pearson interval of its share lies above its threshold; it is
-clear when the interval lies below; otherwise it is undecided, with the n that would decide it at the
-observed share. Verdicts: "masked" (a masking check fired: which gradient, which evidence);
-"inconclusive" (the attack failed, or n too small, or nothing measured: what to run); "no sign of
-masking" (every measured check clear, at least one of them gradient-free or transfer). "No sign of
-masking" is not "robust": it says the gradients did not hide anything these attacks could find.
+A share check fires when the 95% Clopper-Pearson interval of its share lies above 20%; it is clear when
+the interval lies below; otherwise undecided, with the n from which it stays decided at the observed
+share. Verdicts: "masked" (a masking check fired: which gradient, which evidence, and what the matching
+remedy reached); "inconclusive" (the attack failed, or n too small, or nothing measured: what to run);
+"no sign of masking" (every measured check clear, at least one of them comparing an attack that does
+not use this model's gradient). "No sign of masking" is not "robust".
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from scipy.stats import binomtest
+from engine.masking.statistics import MAX_N, SIGN_ALPHA, interval, n_to_decide, sign_test
 
-SHARE = 0.20  # a check fires when at least this share of inputs (or attacks) shows the sign, interval and all
-L2_MARGIN = 1.25  # a transfer or gradient-free example beats CW-L2 when its L2 is this many times smaller
-CONFIDENCE = 0.95
-MAX_N = 5000
+SHARE = 0.20  # a check fires when at least this share of inputs shows the sign, interval and all
+L2_MARGIN = 1.25  # another attack's example beats CW-L2 when its L2 is this many times smaller
 
 UNFINISHED = "white-box optimisation unfinished"
-L2_PAIR_CHECKS = ("transfer beats white-box", "gradient-free beats white-box")  # compared with CW-L2's distances
+MISSED = "white-box missed what no attack reached"
+BEATS = "beats white-box"
 SOFTMAX = "the deployed softmax's gradient"
 LOGITS = "the logits' gradient"
 EVERY = "every gradient (a randomized model)"
 
-
-@lru_cache(maxsize=4096)
-def interval(k: int, n: int) -> tuple[float, float]:
-    """95% Clopper-Pearson interval of k successes in n (exact: no normal approximation at n = 10)."""
-    if n == 0:
-        return 0.0, 1.0
-    ci = binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE, method="exact")
-    return float(ci.low), float(ci.high)
-
-
-def n_to_decide(share: float, threshold: float) -> int | None:
-    """The smallest n at which the observed share's interval clears `threshold` (None: not within MAX_N)."""
-    if share == threshold:  # on the threshold itself no n decides: the share just below it is what more inputs need
-        share = threshold - 1e-9
-    n = 1
-    while n <= MAX_N:
-        low, high = interval(round(share * n), n)
-        if (share > threshold and low > threshold) or (share < threshold and high < threshold):
-            return n
-        n = n + 1 if n < 500 else math.ceil(n * 1.02)
-    return None
+# the comparators of CW-L2, by kind, and the gradient their win is about
+TRANSFER, GRADIENT_FREE, DECISION, ESTIMATED, EOT = ("transfer", "gradient-free", "decision-based",
+                                                     "estimated-gradient", "EOT")
+KIND_GRADIENT = {TRANSFER: LOGITS, GRADIENT_FREE: LOGITS, DECISION: LOGITS, ESTIMATED: LOGITS, EOT: EVERY}
+# the remedy that matches each masked gradient, and the attack (a key of Evidence.remedies) that runs it
+REMEDY_ATTACK = {SOFTMAX: "CW-L2 on the logits", LOGITS: "CW-L2 on estimated gradients", EVERY: "CW-L2 with EOT"}
 
 
 @dataclass
@@ -90,13 +77,14 @@ class Check:
     n: int = 0
     low: float | None = None
     high: float | None = None
-    n_needed: int | None = None  # undecided: the n that would decide it at the observed share
+    n_needed: int | None = None  # undecided: the n from which it stays decided at the observed share
+    short: str = ""  # one short reason, for the compact table
 
 
 @dataclass
 class Evidence:
-    """What the checks read, as pairs of one attack beside another on the same input and target at the
-    same budget. Shares are kept beside them for reports and figures."""
+    """What the checks read. Per-input facts, and pairs of one attack beside another on the same input
+    and target at the same budget; shares beside them for reports and figures."""
 
     model: str
     whitebox: str = "JSMA-F"  # the attack the robustness is claimed against
@@ -104,16 +92,27 @@ class Evidence:
     upsilon: float = 0.145
     zero_gradients: tuple[int, int] | None = None  # (inputs with an all-zero softmax gradient, inputs measured)
     zero_logit_gradients: tuple[int, int] | None = None  # (inputs with an all-zero gradient of every logit, inputs)
-    randomized: tuple[int, int] | None = None  # (inputs whose logits differ between two calls, inputs)
-    # JSMA at the same Upsilon: name -> [(that attack won, JSMA-F won)] per (input, target)
-    jsma_pairs: dict[str, list[tuple[bool, bool]]] = field(default_factory=dict)
-    # L2 of an example that reaches the target (None: none found): name -> [(that attack's, CW-L2's minimal)]
-    l2_pairs: dict[str, list[tuple[float | None, float | None]]] = field(default_factory=dict)
-    gradient_free: list[str] = field(default_factory=list)  # which of l2_pairs use no gradient at all
-    cw_l2: list[float | None] = field(default_factory=list)  # every CW-L2 attack on this model: its L2 or None
+    # (inputs whose backward disagrees with finite differences of the forward at an attack's step, inputs)
+    honesty: tuple[int, int] | None = None
+    honesty_every_step: int | None = None  # of those, disagreeing at every step (a backward of another function)
+    honesty_errors: dict[str, float] = field(default_factory=dict)  # median relative error by step size
+    # (inputs whose decision on the input or its white-box example changed between calls, inputs)
+    randomized: tuple[int, int] | None = None
+    randomized_calls: int = 0  # calls compared (2 and bit for bit: measured by a version before decisions)
+    # JSMA at the same Upsilon: name -> [(input, that attack won, JSMA-F won)] per (input, target)
+    jsma_pairs: dict[str, list[tuple[int, bool, bool]]] = field(default_factory=dict)
+    # L2 of an example that reaches the target (None: none found), per input, beside CW-L2's list
+    l2_pairs: dict[str, list[float | None]] = field(default_factory=dict)
+    comparator_kinds: dict[str, str] = field(default_factory=dict)  # l2_pairs name -> TRANSFER, GRADIENT_FREE, ...
+    l2_compared: dict[str, list[int]] = field(default_factory=dict)  # a comparator made for some inputs only: which
+    cw_l2: list[float | None] = field(default_factory=list)  # CW-L2 per input: its minimal L2 or None
     cw_settings: dict[str, Any] = field(default_factory=dict)
-    # (CW-L2 attacks whose last binary step ran out of iterations with the loss still falling, attacks)
+    cw_escalated: bool = False  # CW-L2's misses were attacked again with a larger budget (escalations > 0)
+    # (CW-L2 attacks still cut with the loss falling, or ending with it rising, after the escalations, attacks)
     cw_unconverged: tuple[int, int] | None = None
+    settled: dict[str, int] = field(default_factory=dict)  # CW-L2 attacked again where beaten: attacks, improved
+    # the remedies run: attack name -> per input its L2 (None: missed), on CW-L2's inputs and targets
+    remedies: dict[str, list[float | None]] = field(default_factory=dict)
     # shares, for reports, figures and the dashboard
     zero_gradient_share: float | None = None
     other_outputs: dict[str, float] = field(default_factory=dict)
@@ -130,6 +129,7 @@ class Verdict:
     verdict: str  # "masked" | "no sign of masking" | "inconclusive"
     text: str
     checks: list[Check]
+    remedy: str = ""  # masked: what the matching remedy reached, in words
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,95 +139,201 @@ def _pct(v: float) -> str:
     return f"{100 * v:.0f}%"
 
 
-def _share_check(name: str, k: int, n: int, threshold: float, words: str, evidence: str, *, kind: str = "masking",
-                 gradient: str = "", fire_above: bool = True, every: bool = False) -> Check:
-    """A check on k of n: fires when the interval lies above `threshold` (below it, with
-    fire_above=False), clear when on the other side, undecided when it straddles it. With `every`, any
-    of the n that misses fires it (an unbounded attack must reach every target: Carlini et al. 2019)."""
+def _ci(k: int, n: int) -> str:
+    low, high = interval(k, n)
+    return f"{k}/{n} = {_pct(k / n if n else 0.0)} (95% CI {_pct(low)}-{_pct(high)})"
+
+
+def _share_check(name: str, k: int, n: int, threshold: float, words: str, evidence: str, short: str, *,
+                 kind: str = "masking", gradient: str = "", every: bool = False) -> Check:
+    """A check on k of n inputs: fires when the interval lies above `threshold`, clear when below,
+    undecided when it straddles it. With `every`, any of the n fires it."""
     low, high = interval(k, n)
     share = k / n if n else 0.0
     if every:
-        status = "fired" if k < n else "clear"
-    elif fire_above:
-        status = "fired" if low > threshold else "clear" if high < threshold else "undecided"
+        status = "fired" if k > 0 else "clear"
     else:
-        status = "fired" if high < threshold else "clear" if low > threshold else "undecided"
-    needed = n_to_decide(share, threshold) if status == "undecided" else None
-    return Check(name=name, fired=status == "fired", value=share, threshold=words,
-                 evidence=f"{evidence}: {k}/{n} = {_pct(share)} (95% CI {_pct(low)}-{_pct(high)})",
-                 status=status, kind=kind, gradient=gradient, n=n, low=low, high=high, n_needed=needed)
+        status = "fired" if low > threshold else "clear" if high < threshold else "undecided"
+    return Check(name=name, fired=status == "fired", value=share, threshold=words, evidence=f"{evidence}: {_ci(k, n)}",
+                 status=status, kind=kind, gradient=gradient, n=n, low=low, high=high,
+                 n_needed=n_to_decide(share, threshold) if status == "undecided" else None, short=short)
 
 
-def _beats(pairs: list[tuple[float | None, float | None]], whitebox_failed: bool) -> tuple[int, int]:
-    """(inputs where our example reaches the target with an L2 below the white-box's minimal one by the
-    margin, or where the white-box found none; inputs compared). When the unbounded white-box attack
-    failed, its misses say that *it* failed, not that gradients are masked: those inputs are left out
-    (the verdict is then "inconclusive" unless another sign of masking fired)."""
-    if whitebox_failed:
-        pairs = [(a, w) for a, w in pairs if w is not None]
-    return sum(1 for a, w in pairs if a is not None and (w is None or a * L2_MARGIN < w)), len(pairs)
+def _paired_check(name: str, wins: int, losses: int, n: int, words: str, evidence: str, short: str,
+                  gradient: str) -> Check:
+    """Inputs where one attack beats the other (`wins`) and the other way round (`losses`), of n: fires
+    when the interval of wins/n lies above SHARE and the exact sign test says the two directions differ;
+    clear when that interval lies below SHARE, or when the sign test says the other way dominates."""
+    low, high = interval(wins, n)
+    p = sign_test(wins, losses)
+    if low > SHARE and wins > losses and p < SIGN_ALPHA:
+        status = "fired"
+    elif high < SHARE or (losses > wins and p < SIGN_ALPHA):
+        status = "clear"
+    else:
+        status = "undecided"
+    needed = None
+    if status == "undecided":
+        needed = n_to_decide(wins / n, SHARE) if not (low > SHARE or high < SHARE) else _n_for_sign(wins, losses, n)
+    return Check(name=name, fired=status == "fired", value=wins / n if n else 0.0, threshold=words,
+                 evidence=f"{evidence}: {_ci(wins, n)}; the other way {losses}/{n} (exact sign test p = {p:.2g})",
+                 status=status, kind="masking", gradient=gradient, n=n, low=low, high=high, n_needed=needed,
+                 short=short)
+
+
+def _n_for_sign(wins: int, losses: int, n: int) -> int | None:
+    """The n at which the sign test would decide at the observed proportions (None: it never would)."""
+    if wins == losses:
+        return None
+    for scale in range(2, MAX_N // max(n, 1) + 1):
+        if sign_test(wins * scale, losses * scale) < SIGN_ALPHA:
+            return n * scale
+    return None
+
+
+def _jsma_check(name: str, rows: list[tuple[int, bool, bool]], up: str) -> Check:
+    """One unit per input: an input counts for the other attack when it wins more of the input's targets
+    than JSMA-F does (won where JSMA-F lost, against lost where JSMA-F won), and the other way round."""
+    by_input: dict[int, int] = {}
+    for i, other, f in rows:
+        by_input[i] = by_input.get(i, 0) + (other and not f) - (f and not other)
+    wins = sum(1 for d in by_input.values() if d > 0)
+    losses = sum(1 for d in by_input.values() if d < 0)
+    return _paired_check(f"{name} beats JSMA-F", wins, losses, len(by_input),
+                         f"inputs on which {name} wins more of the targets than JSMA-F, both within {up}, > "
+                         f"{_pct(SHARE)}", f"inputs on which {name} won more targets than JSMA-F at {up}",
+                         f"{name} wins where JSMA-F loses", SOFTMAX)
+
+
+def _l2_outcomes(mine: list[float | None], cw: list[float | None], misses_count: bool,
+                 compared: list[int] | None = None) -> tuple[int, int, int]:
+    """(inputs where this attack beats CW-L2, inputs where CW-L2 beats it, inputs compared). This attack
+    beats CW-L2 with an L2 L2_MARGIN x smaller, or by reaching a target CW-L2 missed (only once CW-L2's
+    misses were attacked again: `misses_count`; else those inputs are left out). `compared`: the inputs
+    this attack was made for, when not all."""
+    wins = losses = n = 0
+    rows = range(len(cw)) if compared is None else compared
+    for i in rows:
+        a, w = mine[i], cw[i]
+        if w is None and not misses_count:
+            continue
+        n += 1
+        if a is not None and (w is None or a * L2_MARGIN < w):
+            wins += 1
+        elif w is not None and (a is None or w * L2_MARGIN < a):
+            losses += 1
+    return wins, losses, n
 
 
 def run_checks(e: Evidence) -> list[Check]:
     checks: list[Check] = []
-    # (name, (k, n), the sign in words, the evidence in words, the gradient it is about): shares of inputs
+    # (name, (k, n), the sign in words, the evidence in words, short reason, the gradient it is about)
     per_input = (
         ("vanishing gradients", e.zero_gradients, "inputs with an exactly zero deployed-softmax input gradient",
-         "inputs whose softmax input gradient is exactly 0 in float32", SOFTMAX),
+         "inputs whose softmax input gradient is exactly 0 in float32", "softmax gradient exactly 0", SOFTMAX),
         ("vanishing logit gradients", e.zero_logit_gradients,
          "inputs with an exactly zero input gradient of every logit",
-         "inputs whose logits' input gradient is exactly 0 (shattered gradients, e.g. a quantised input: BPDA is "
-         "the remedy)", LOGITS),
-        ("randomized outputs", e.randomized, "inputs whose logits differ between two identical calls",
-         "inputs with different logits on a second call (stochastic gradients: attack the expectation, EOT)", EVERY),
+         "inputs whose logits' input gradient is exactly 0 (shattered gradients, e.g. a quantised input)",
+         "logit gradients exactly 0", LOGITS),
+        ("gradient honesty", e.honesty,
+         "inputs whose autograd directional derivatives disagree with finite differences of the forward",
+         _honesty_words(e), "backward disagrees with forward", LOGITS),
+        ("randomized decisions", e.randomized,
+         "inputs whose decision (on the input or its white-box example) changes between calls",
+         f"inputs whose decision changed over {e.randomized_calls} calls" if e.randomized_calls > 2 else
+         "inputs with different logits on a second call (measured bit for bit by an older version)",
+         "decisions change between calls", EVERY),
     )
-    for name, counted, sign, words, gradient in per_input:
+    for name, counted, sign, words, short, gradient in per_input:
         if counted is not None and counted[1]:
-            checks.append(_share_check(name, counted[0], counted[1], SHARE, f"{sign} > {_pct(SHARE)}", words,
+            checks.append(_share_check(name, counted[0], counted[1], SHARE, f"{sign} > {_pct(SHARE)}", words, short,
                                        gradient=gradient))
     up = f"Upsilon {100 * e.upsilon:g}%"
-    for name, pairs in e.jsma_pairs.items():
-        if not pairs:
+    for name, rows in e.jsma_pairs.items():
+        if rows:
+            checks.append(_jsma_check(name, rows, up))
+    misses_count = e.cw_escalated
+    for name, mine in e.l2_pairs.items():
+        if not e.cw_l2 or len(mine) != len(e.cw_l2):
             continue
-        k = sum(1 for other, f in pairs if other and not f)
-        checks.append(_share_check(f"{name} beats JSMA-F", k, len(pairs), SHARE,
-                                   f"attacks {name} wins and JSMA-F loses, both within {up}, > {_pct(SHARE)}",
-                                   f"attacks won by {name} and lost by JSMA-F, both at {up}", gradient=SOFTMAX))
-    cw_failed = any(w is None for w in e.cw_l2)
-    for name, pairs in e.l2_pairs.items():
-        k, n = _beats(pairs, cw_failed)
+        wins, losses, n = _l2_outcomes(mine, e.cw_l2, misses_count, e.l2_compared.get(name))
         if not n:
             continue
-        kind = "gradient-free" if name in e.gradient_free else "transfer"
-        checks.append(_share_check(
-            f"{kind} beats white-box: {name}", k, n, SHARE,
-            f"inputs where {name} reaches the target with an L2 {L2_MARGIN:g}x below CW-L2's minimal one "
-            f"(or CW-L2 found none) > {_pct(SHARE)}",
-            f"inputs where {name} found a smaller example than CW-L2 on the logits", gradient=LOGITS))
+        kind = e.comparator_kinds.get(name, TRANSFER)
+        checks.append(_paired_check(
+            f"{kind} {BEATS}: {name}", wins, losses, n,
+            f"inputs where {name} reaches the target with an L2 {L2_MARGIN:g}x below CW-L2's minimal one, or "
+            f"reaches one CW-L2 missed, > {_pct(SHARE)}",
+            f"inputs where {name} found a smaller example than CW-L2, or one it missed", f"{name} beats CW-L2",
+            KIND_GRADIENT[kind]))
     if e.cw_l2:
-        ok = sum(1 for w in e.cw_l2 if w is not None)
+        reached_by_others = [any(v[i] is not None for v in e.l2_pairs.values() if len(v) == len(e.cw_l2))
+                             for i in range(len(e.cw_l2))]
+        unexplained = sum(1 for w, other in zip(e.cw_l2, reached_by_others, strict=True)
+                          if w is None and (not other or not misses_count))
         settings = ", ".join(f"{k} {v:g}" for k, v in e.cw_settings.items()
                              if k in ("binary_search_steps", "max_iterations", "initial_const", "learning_rate",
                                       "escalations"))
-        checks.append(_share_check("unbounded attack below 100%", ok, len(e.cw_l2), 1.0,
-                                   "CW-L2 has no distortion bound: it must reach every target; any miss is a failure "
-                                   "of the attack (budget or bug), its misses are then not counted against it",
-                                   "attacks CW-L2 on the logits reached the target on"
-                                   + (f" ({settings})" if settings else ""),
-                                   kind="attack failure", fire_above=False, every=True))
+        checks.append(_share_check(
+            MISSED, unexplained, len(e.cw_l2), 0.0,
+            "CW-L2 has no distortion bound: a target no attack reached is a failure of the attacks' budget (a miss "
+            "that another attack reached counts as evidence about the gradient, once CW-L2 was attacked again)",
+            "CW-L2 attacks that missed a target no other attack reached" + (f" ({settings})" if settings else ""),
+            "a target no attack reached", kind="attack failure", every=True))
     if e.cw_unconverged is not None and e.cw_unconverged[1]:
         k, n = e.cw_unconverged
-        checks.append(_share_check(UNFINISHED, k, n, SHARE,
-                                   f"CW-L2 attacks whose last binary step ran out of iterations with the loss still "
-                                   f"falling > {_pct(SHARE)}: their distances over-estimate the minimal ones, so a "
-                                   "gradient-free or transfer example beating them says little",
-                                   "CW-L2 attacks cut at max_iterations with the loss still falling (Pintor et al. "
-                                   "2022: incomplete optimisation)", kind="attack failure"))
+        checks.append(_share_check(
+            UNFINISHED, k, n, SHARE,
+            f"CW-L2 attacks whose last binary step ran out of iterations with the loss still falling, or ended with "
+            f"it rising, > {_pct(SHARE)}: their distances over-estimate the minimal ones",
+            "CW-L2 attacks unfinished after the escalations (Pintor et al. 2022: incomplete optimisation)",
+            "CW-L2 optimisation unfinished", kind="attack failure"))
     return checks
+
+
+def _honesty_words(e: Evidence) -> str:
+    words = "inputs whose logits' autograd derivatives disagree with finite differences of the forward at an " \
+            "attack's step (relative error > tolerance)"
+    if e.honesty is not None and e.honesty_every_step is not None and e.honesty[0]:
+        every = e.honesty_every_step
+        words += (f"; {every} of them at every step down to float precision (a backward that describes another "
+                  f"function), {e.honesty[0] - every} only at the attack's scale (a function discontinuous below "
+                  f"the attack's step)")
+    return words
 
 
 def _line(c: Check) -> str:
     return f"{c.name} ({c.evidence})"
+
+
+def _mean(values: list[float]) -> str:
+    return f"{sum(values) / len(values):.2f}" if values else "–"
+
+
+def _reached(l2: list[float | None]) -> str:
+    hits = [v for v in l2 if v is not None]
+    return f"{len(hits)}/{len(l2)} targets (mean L2 {_mean(hits)})"
+
+
+def remedy_text(e: Evidence, gradients: list[str]) -> str:
+    """What the remedy matching each masked gradient reached, beside CW-L2 through the model's own backward."""
+    parts = []
+    for g in gradients:
+        attack = REMEDY_ATTACK[g]
+        if g == SOFTMAX:
+            if e.cw_l2:
+                logits = f"{attack} reached {_reached(e.cw_l2)}"
+                jsma = e.other_outputs.get("JSMA on the logits")
+                parts.append(logits + (f", JSMA on the logits {_pct(jsma)} of its attacks" if jsma is not None else "")
+                             + f" (JSMA-F on the deployed softmax: {_pct(e.whitebox_success)})")
+            else:
+                parts.append(f"{attack}: not run (add cw_l2 to attack.methods)")
+        elif attack in e.remedies:
+            theirs = f"; through the model's own backward CW-L2 reached {_reached(e.cw_l2)}" if e.cw_l2 else ""
+            parts.append(f"{attack} reached {_reached(e.remedies[attack])}{theirs}")
+        else:
+            parts.append(f"{attack}: not run (attack.remedy is off, or no CW-L2 inputs to run it on)")
+    return "; ".join(parts)
 
 
 def judge(e: Evidence) -> Verdict:
@@ -236,17 +342,24 @@ def judge(e: Evidence) -> Verdict:
     fired = [c for c in masking if c.fired]
     if any(c.name == UNFINISHED and c.fired for c in checks):
         # CW-L2's distances are over-estimates: an example smaller than them is no evidence of masking
-        fired = [c for c in fired if not c.name.startswith(L2_PAIR_CHECKS)]
+        fired = [c for c in fired if BEATS not in c.name]
     if fired:
         gradients = sorted({c.gradient for c in fired})
-        return Verdict(e.model, "masked", f"masked: {' and '.join(gradients)}; " + "; ".join(_line(c) for c in fired),
-                       checks)
+        remedy = remedy_text(e, gradients)
+        return Verdict(e.model, "masked", f"masked: {' and '.join(gradients)}; " + "; ".join(_line(c) for c in fired)
+                       + f". Remedy: {remedy}", checks, remedy)
     failed = [c for c in checks if c.kind == "attack failure" and c.fired]
     if failed:
+        advice = ("attack CW-L2's misses again with a larger budget (attack.cw_l2.escalations, now "
+                  f"{e.cw_settings.get('escalations', 0):g})" if not e.cw_escalated else
+                  "add the decision-based comparator (attack.checks: 'decision'), which starts from an input of the "
+                  "target class and so reaches every target: a miss it reaches is evidence about the gradient, one "
+                  "it cannot is the budget")
+        if any(c.name == UNFINISHED for c in failed):
+            advice += ("; for unfinished optimisation, lower attack.cw_l2.learning_rate (a rising loss) or raise "
+                       "max_iterations (a loss still falling)")
         return Verdict(e.model, "inconclusive", "inconclusive: the attack failed, not necessarily the model: "
-                       + "; ".join(_line(c) for c in failed) + ". Raise attack.cw_l2.binary_search_steps and "
-                       "max_iterations (or initial_const) until CW-L2 reaches every target with its loss settled, "
-                       "then judge again", checks)
+                       + "; ".join(_line(c) for c in failed) + f". To decide: {advice}, then judge again", checks)
     if not masking:
         return Verdict(e.model, "inconclusive", "inconclusive (not measured): no masking check could be measured; "
                        "run the attacks with `attack --checks` (attack.methods with cw_l2, attack.checks with "
@@ -255,11 +368,11 @@ def judge(e: Evidence) -> Verdict:
     if undecided:
         needs = [f"{c.name}: n {c.n}, {c.n_needed or 'more than ' + str(MAX_N)} would decide it" for c in undecided]
         return Verdict(e.model, "inconclusive", "inconclusive (n too small): " + "; ".join(needs)
-                       + " (attack.samples / attack.check_samples)", checks)
-    if not any(c.gradient == LOGITS for c in masking):
+                       + " (inputs: attack.check_samples, or attack.samples)", checks)
+    if not any(BEATS in c.name for c in masking):
         return Verdict(e.model, "inconclusive", "inconclusive (not measured): the gradient checks are clear but no "
-                       "gradient-free or transfer attack was compared with CW-L2 at the same budget; add cw_l2 to "
-                       "attack.methods and transfer or blackbox to attack.checks", checks)
+                       "attack that does without this model's gradient was compared with CW-L2 at the same budget; "
+                       "add cw_l2 to attack.methods and transfer, blackbox or decision to attack.checks", checks)
     return Verdict(e.model, "no sign of masking", f"no sign of masking: all {len(masking)} masking checks clear at "
                    f"equal budgets (JSMA-F {_pct(e.whitebox_success)}). Not a claim of robustness: the gradients "
                    "hid nothing these attacks could find", checks)

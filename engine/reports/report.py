@@ -227,7 +227,7 @@ def run_report(run_dir: Path) -> str:
 def stale_attacks(run_dir: Path, attacks: dict[str, Any]) -> dict[str, list[str]]:
     """Per model, the attack results (summary keys) measured on another checkpoint than the one the model
     has now: a report never shows them as this model's without saying so."""
-    from engine.runs.verdict_phase import Freshness
+    from engine.runs.run_results import Freshness
 
     fresh: dict[str, Freshness] = {}
     out: dict[str, list[str]] = {}

@@ -47,6 +47,10 @@ class RunContext(Protocol):
         """The T `model` is attacked at: the T its checkpoint says it was trained at."""
         ...
 
+    def transfer_source(self, name: str) -> tuple[str, nn.Module] | None:
+        """The model whose examples are replayed on `name`, and its label (trains a surrogate if need be)."""
+        ...
+
     def pause_point(self) -> None:
         """Block while the run is paused; raise when it is stopped."""
         ...

@@ -164,5 +164,5 @@ def _save(path, x, result: CWResult, labels, targets, idx) -> None:
     np.savez_compressed(buf, x=x.numpy(), x_adv=result.x_adv.numpy(), label=labels.numpy(), target=targets.numpy(),
                         success=result.success.numpy(), l0=result.l0.numpy(), l2=result.l2.numpy(),
                         linf=result.linf.numpy(), const=result.const.numpy(), iterations=result.iterations.numpy(),
-                        sample=idx.numpy())
+                        sample=idx.numpy(), **({} if result.capped is None else {"unfinished": result.capped.numpy()}))
     atomic_write_bytes(path, buf.getvalue())

@@ -306,6 +306,7 @@ class CheckRow:
     low: float | None = None  # 95% interval of the share
     high: float | None = None
     n_needed: int | None = None  # an undecided check: the n that would decide it
+    short: str = ""  # one short reason, for the compact table
 
 
 @dataclass(frozen=True)
@@ -316,6 +317,7 @@ class VerdictMade(Payload):
     text: str
     checks: list[CheckRow]
     evidence: dict[str, Any] = field(default_factory=dict)
+    remedy: str = ""  # masked: what the matching remedy reached, in words
 
 
 @dataclass(frozen=True)

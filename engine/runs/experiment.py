@@ -43,6 +43,7 @@ from engine.runs.rundir import RunDir, iter_events
 from engine.training import PhaseHooks, evaluate, make_optimizer, predict_logits, train_phase
 
 PHASE_ORDER = ("baseline", "teacher", "student")
+SURROGATE = "surrogate"  # the baseline's transfer source, trained (or loaded) only when the verdict needs one
 N_PROBES = 8
 SUPPORT_INPUTS = 100  # held-out inputs the gradient support is measured on (the reference's attacked n)
 Emit = Callable[[Payload], Event]
@@ -139,18 +140,23 @@ class Experiment:
         return predict_logits(model, self.data.x_test[:N_PROBES], self.device).tolist()
 
     # -- phases ---------------------------------------------------------------------------
-    def _new_model(self, phase: str) -> nn.Module:
-        torch.manual_seed(self.preset.seed * 100 + PHASE_ORDER.index(phase))
-        return build_model(self.preset, load_weights=False).to(self.device)
+    @staticmethod
+    def _phase_index(phase: str) -> int:
+        return PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER)
 
-    def _load_trained(self, phase: str) -> None:
-        """network.weights: the researcher's trained model is the run's baseline, loaded and checkpointed
-        like a trained one (so attacks, verdicts and resumes read it the same way), never trained here."""
-        model = build_model(self.preset).to(self.device)
+    def _new_model(self, phase: str, preset: Preset) -> nn.Module:
+        torch.manual_seed(self.preset.seed * 100 + self._phase_index(phase))
+        return build_model(preset, load_weights=False).to(self.device)
+
+    def _load_trained(self, phase: str, preset: Preset) -> None:
+        """network.weights: the researcher's trained model is the run's baseline (or its named surrogate),
+        loaded and checkpointed like a trained one (so attacks, verdicts and resumes read it the same way),
+        never trained here."""
+        model = build_model(preset).to(self.device)
         self.emit(PhaseStarted(phase=phase, temperature=1.0, epochs=0, start_epoch=0, start_batch=0,
                                train_size=len(self.data.y_train)))
-        self.emit(Notice(text=f"{phase}: weights loaded from {self.preset.network.weights} "
-                              f"({self.preset.network.factory or 'Table I net'}); not trained"))
+        self.emit(Notice(text=f"{phase}: weights loaded from {preset.network.weights} "
+                              f"({preset.network.factory or 'Table I net'}); not trained"))
         optimizer = make_optimizer(model, self.preset.training)
         tensors, meta = pack_state(model, optimizer)
         meta.update(phase=phase, epoch=0, batch=0, temperature=1.0, complete=True, distill_temperature=self.temperature)
@@ -163,13 +169,14 @@ class Experiment:
         accuracy = evaluate(model, self.data.x_test, self.data.y_test, self.device, 1.0)[1]
         self.emit(PhaseFinished(phase=phase, seconds=0.0, val_accuracy=accuracy, temperature=1.0))
 
-    def _train(self, phase: str, targets: torch.Tensor, temperature: float) -> None:
+    def _train(self, phase: str, targets: torch.Tensor, temperature: float, preset: Preset | None = None) -> None:
+        preset = preset or self.preset  # the network to build: the surrogate's differs from the run's
         cfg = self.preset.training
         saved = self.rundir.load_tensors(phase)
-        if saved is None and self.preset.network.weights:
-            self._load_trained(phase)
+        if saved is None and preset.network.weights:
+            self._load_trained(phase, preset)
             return
-        model = self._new_model(phase)
+        model = self._new_model(phase, preset)
         optimizer = make_optimizer(model, cfg)
         start_epoch = start_batch = 0
         if saved is not None:
@@ -215,7 +222,7 @@ class Experiment:
         )
         metrics = train_phase(model, optimizer, cfg, self.data.x_train, targets, self.data.x_test,
                               self.data.y_test, self.device, temperature, hooks, seed=self.preset.seed,
-                              phase_index=PHASE_ORDER.index(phase), start_epoch=start_epoch,
+                              phase_index=self._phase_index(phase), start_epoch=start_epoch,
                               start_batch=start_batch, phase_name=phase)
         self.models[phase] = model
         self.trained_at[phase] = float(metrics.get("temperature", temperature))
@@ -265,6 +272,26 @@ class Experiment:
             labels, t = self._soft_labels()
             self.temperature = self.soft_label_t = t
             self._train("student", labels, t)
+
+    def transfer_source(self, name: str) -> tuple[str, nn.Module] | None:
+        """The model whose examples are replayed on `name` (transfer evidence), with its label: for a
+        trained-at-T model the undistilled baseline; for the baseline a network trained apart on the same
+        data: the preset's named surrogate, else the teacher, else a Table I net trained here at T = 1."""
+        if name != "baseline":
+            return ("the baseline", self.models["baseline"]) if "baseline" in self.models else None
+        named = self.preset.attack.surrogate.named
+        if not named and "teacher" in self.models:
+            return "the teacher", self.models["teacher"]
+        if SURROGATE not in self.models:
+            from engine.model_factory import surrogate_preset
+
+            self.emit(Notice(text="training a surrogate for the baseline's transfer evidence: "
+                                  + (self.preset.attack.surrogate.factory or "a Table I net") + " on the same data"))
+            phase = self.phase
+            self._train(SURROGATE, self.data.y_train, 1.0, surrogate_preset(self.preset))
+            self.models[SURROGATE].eval()
+            self.phase = phase
+        return "the surrogate", self.models[SURROGATE]
 
     def _teacher_temperature(self) -> float:
         # a temperature set after the baseline's last batch is the teacher's from its first batch
