@@ -195,7 +195,7 @@ class AttackConfig(_Strict):
     # backward that lies or vanishes, CW-L2 with EOT for randomized decisions; the logits, for a saturated
     # softmax, are CW-L2's own), at CW-L2's budget, and say what it reached.
     remedy: bool = True
-    estimate_samples: int = Field(16, ge=1, le=1024)  # antithetic pairs of queries per estimated gradient
+    estimate_samples: int = Field(8, ge=1, le=1024)  # antithetic pairs of queries per estimated gradient
     estimate_sigma: float = Field(0.01, gt=0, le=0.5)  # their smoothing scale
     surrogate: SurrogateConfig = SurrogateConfig()
 

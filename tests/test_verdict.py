@@ -15,26 +15,50 @@ import torch
 from conftest import QUICK, ROOT, built_once, cli, with_sets
 from engine.attacks.cw_l2 import CWL2Config
 from engine.attacks.simba import SimBAConfig
-from engine.masking.checks import LOGITS, SOFTMAX, Evidence, interval, judge, n_to_decide
+from engine.masking.checks import GRADIENT_FREE, LOGITS, SOFTMAX, TRANSFER, Evidence, interval, judge
 from engine.masking.controls import CONTROLS, confusion, judge_controls, judged_right, wrapped_weights
 from engine.masking.measure import MeasureConfig
+from engine.masking.statistics import n_to_decide, sign_test
 
 
 def _clean(n: int = 30, f_wins: float = 0.5) -> Evidence:
     """A model with intact gradients: every attack pair agrees, CW-L2 finds the smallest examples."""
     k = round(n * f_wins)
-    pairs = [(i < k, i < k) for i in range(n)]
-    return Evidence("m", whitebox_success=f_wins, zero_gradients=(0, n), randomized=(0, n),
-                    jsma_pairs={"JSMA on the logits": pairs},
-                    l2_pairs={"SimBA": [(3.0, 1.5)] * n, "CW-L2 kappa=40 from the baseline": [(None, 1.5)] * n},
-                    gradient_free=["SimBA"], cw_l2=[1.5] * n)
+    pairs = [(i, i < k, i < k) for i in range(n)]  # (input, JSMA on the logits won, JSMA-F won): one target each
+    return Evidence("m", whitebox_success=f_wins, zero_gradients=(0, n), randomized=(0, n), randomized_calls=8,
+                    honesty=(0, n), honesty_every_step=0, jsma_pairs={"JSMA on the logits": pairs},
+                    l2_pairs={"SimBA": [3.0] * n, "CW-L2 kappa=40 from the baseline": [None] * n},
+                    comparator_kinds={"SimBA": GRADIENT_FREE, "CW-L2 kappa=40 from the baseline": TRANSFER},
+                    cw_l2=[1.5] * n, cw_escalated=True, cw_settings={"escalations": 2})
 
 
-def test_interval_is_clopper_pearson_and_the_n_that_decides():
+def test_interval_is_clopper_pearson_and_the_n_from_which_a_check_stays_decided():
     low, high = interval(0, 30)
     assert low == 0 and high == pytest.approx(1 - 0.025 ** (1 / 30), rel=1e-6)  # the exact bound at k = 0
     assert n_to_decide(0.0, 0.20) == 17  # 0/17 is the first whose upper bound is under 20%
     assert interval(30, 30)[0] == pytest.approx(0.025 ** (1 / 30), rel=1e-6)
+    # at a share of 5% rounding decides some n early and undoes it at the next (1/20 undecided, 1/21 clear,
+    # 1/24 ...): the n returned is the one from which every larger n decides
+    n = n_to_decide(0.05, 0.20)
+    assert all(interval(round(0.05 * m), m)[1] < 0.20 for m in range(n, n + 300))
+    assert interval(round(0.05 * (n - 1)), n - 1)[1] >= 0.20
+
+
+def test_the_sign_test_counts_both_directions():
+    assert sign_test(10, 0) < 0.01 and sign_test(5, 5) == 1.0 and sign_test(0, 0) == 1.0
+    e = _clean()  # JSMA on the logits wins 9 inputs, JSMA-F wins 12: both directions, no masking
+    e.jsma_pairs["JSMA on the logits"] = ([(i, True, False) for i in range(9)] + [(i, False, True) for i in range(9, 21)]
+                                          + [(i, True, True) for i in range(21, 30)])
+    assert judge(e).verdict != "masked", judge(e).text
+    e.jsma_pairs["JSMA on the logits"] = [(i, True, False) for i in range(15)] + [(i, True, True) for i in range(15, 30)]
+    assert judge(e).verdict == "masked"
+
+
+def test_a_jsma_check_counts_inputs_not_their_nine_targets():
+    e = _clean()  # on 3 inputs of 30, JSMA on the logits wins all 9 targets where JSMA-F loses: 27 of 270 attacks
+    e.jsma_pairs["JSMA on the logits"] = [(i, i < 3, False) for i in range(30) for _t in range(9)]
+    check = next(c for c in judge(e).checks if c.name.startswith("JSMA on the logits"))
+    assert check.n == 30 and check.value == pytest.approx(0.1) and check.status != "fired"
 
 
 def test_no_sign_of_masking_when_every_check_is_clear_and_no_cliff_at_fifty_percent():
@@ -50,41 +74,52 @@ def test_each_masking_sign_fires_and_names_its_gradient():
     e.zero_gradients = (25, 30)
     v = judge(e)
     assert v.verdict == "masked" and SOFTMAX in v.text and "vanishing gradients" in v.text, v.text
+    assert "CW-L2 on the logits reached 30/30" in v.remedy, v.remedy  # the remedy for a softmax: the logits
     e = _clean()
-    e.l2_pairs["SimBA"] = [(2.0, None)] * 12 + [(3.0, 1.5)] * 18  # SimBA found 12 CW-L2 missed
+    e.l2_pairs["SimBA"] = [2.0] * 12 + [3.0] * 18
+    e.cw_l2 = [None] * 12 + [1.5] * 18  # CW-L2 missed 12 after its escalations, SimBA reached them
     v = judge(e)
     assert v.verdict == "masked" and LOGITS in v.text and "SimBA" in v.text and "12/30" in v.text, v.text
     e = _clean()
+    e.honesty, e.honesty_every_step = (30, 30), 30
+    v = judge(e)
+    assert v.verdict == "masked" and "gradient honesty" in v.text and "another function" in v.text, v.text
+    assert "CW-L2 on estimated gradients: not run" in v.remedy
+    e.remedies["CW-L2 on estimated gradients"] = [1.6] * 30
+    assert "CW-L2 on estimated gradients reached 30/30 targets (mean L2 1.60)" in judge(e).remedy
+    e = _clean()
     e.randomized = (30, 30)
-    assert "randomized" in judge(e).text and judge(e).verdict == "masked"
-    e = _clean()  # another output wins where JSMA-F loses, at the same Upsilon
-    e.jsma_pairs["JSMA on the logits"] = [(True, False)] * 20 + [(True, True)] * 10
-    assert judge(e).verdict == "masked"
+    assert "randomized" in judge(e).text and judge(e).verdict == "masked" and "EOT" in judge(e).remedy
 
 
 def test_a_transfer_example_with_a_larger_distortion_is_not_masking():
     e = _clean()  # what the old rule got wrong: unbounded transfer examples beating a bounded attack
-    e.l2_pairs["CW-L2 kappa=40 from the baseline"] = [(6.0, 1.5)] * 30  # all hit, all 4x further than CW-L2's
+    e.l2_pairs["CW-L2 kappa=40 from the baseline"] = [6.0] * 30  # all hit, all 4x further than CW-L2's
     assert judge(e).verdict == "no sign of masking"
 
 
-def test_an_unbounded_attack_that_fails_is_inconclusive_not_masked():
+def test_a_miss_is_the_attack_until_escalated_and_evidence_once_another_attack_reaches_it():
     e = _clean()
     e.cw_l2 = [1.5] * 15 + [None] * 15
-    e.cw_settings = {"binary_search_steps": 2, "max_iterations": 10}
+    e.cw_escalated, e.cw_settings = False, {"binary_search_steps": 2, "max_iterations": 10, "escalations": 0}
+    e.l2_pairs["SimBA"] = [3.0] * 15 + [2.0] * 15  # SimBA reaches what CW-L2 missed, but CW-L2 never tried again
     v = judge(e)
-    assert v.verdict == "inconclusive" and "binary_search_steps" in v.text and "15/30" in v.text, v.text
-    e.l2_pairs["SimBA"] = [(2.0, None)] * 15 + [(3.0, 1.5)] * 15  # SimBA wins only where CW-L2 missed
-    assert judge(e).verdict == "inconclusive", judge(e).text  # the attack failed: not masking
+    assert v.verdict == "inconclusive" and "escalations" in v.text and "15/30" in v.text, v.text
+    e.cw_escalated = True  # attacked again with a larger budget and still missed: evidence about the gradient
+    assert judge(e).verdict == "masked"
+    e.l2_pairs = {"SimBA": [3.0] * 15 + [None] * 15}  # what no attack reaches is the attack's failure
+    v = judge(e)
+    assert v.verdict == "inconclusive" and "no attack reached" in v.text and "decision" in v.text, v.text
 
 
 def test_an_unfinished_white_box_optimisation_is_an_attack_failure_not_masking():
     e = _clean()
-    e.l2_pairs["SimBA"] = [(1.0, 1.5)] * 30  # SimBA "beats" CW-L2 on every input...
+    e.l2_pairs["SimBA"] = [1.0] * 30  # SimBA "beats" CW-L2 on every input...
     assert judge(e).verdict == "masked"
     e.cw_unconverged = (20, 30)  # ...but CW-L2 was cut with its loss still falling on 20 of 30
     v = judge(e)
     assert v.verdict == "inconclusive" and "white-box optimisation unfinished" in v.text and "20/30" in v.text, v.text
+    assert "learning_rate" in v.text  # advice that can work: a rising loss needs a smaller step
     e.zero_gradients = (30, 30)  # a sign that needs no distance comparison still says masked
     assert judge(e).verdict == "masked"
     assert judge(_clean()).verdict == "no sign of masking"

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-SAMPLES = 32  # antithetic pairs per input and gradient
+SAMPLES = 8  # antithetic pairs per input and gradient (on the digits baseline, 6 x 500 iterations: 19/20 reached)
 SIGMA = 0.01  # the smoothing scale, on the [0, 1] pixel scale
 CHUNK = 8192  # images per forward pass of the estimate
 COARSE = 2  # directions of an image drawn on a grid this many times coarser

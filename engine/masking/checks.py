@@ -23,7 +23,7 @@ Masking (which gradient it is about in brackets):
   model's backward (transfer, gradient-free SimBA, decision-based HopSkipJump, CW-L2 on estimated
   gradients, EOT) reaches the target with an L2 `L2_MARGIN` x below CW-L2's minimal one, or reaches
   a target that CW-L2 missed after its misses were attacked again with a larger budget.
-Paired comparisons count inputs in both directions and need the exact sign test to agree.
+Paired comparisons count inputs in both directions; two JSMA attacks also need the exact sign test to agree.
 Attack failure (the attack, not the model):
 - white-box missed what no attack reached: CW-L2 has no distortion bound, so a target that no attack
   reached is a failure of the attacks' budget; a miss that another attack reached is evidence about
@@ -160,23 +160,28 @@ def _share_check(name: str, k: int, n: int, threshold: float, words: str, eviden
 
 
 def _paired_check(name: str, wins: int, losses: int, n: int, words: str, evidence: str, short: str,
-                  gradient: str) -> Check:
-    """Inputs where one attack beats the other (`wins`) and the other way round (`losses`), of n: fires
-    when the interval of wins/n lies above SHARE and the exact sign test says the two directions differ;
-    clear when that interval lies below SHARE, or when the sign test says the other way dominates."""
+                  gradient: str, symmetric: bool = True) -> Check:
+    """Inputs where one attack beats the other (`wins`) and the other way round (`losses`), of n. Two
+    attacks of one kind (JSMA on two outputs, at one Upsilon), `symmetric`: fires when the interval of
+    wins/n lies above SHARE and the exact sign test says the two directions differ; clear when that interval
+    lies below SHARE or the sign test says the other way dominates. Against CW-L2, the attack that minimises
+    L2, the other way is what an honest model shows by design (CW-L2 wins nearly every input), so only the
+    share of wins decides, a win needing the L2_MARGIN; the other way is reported beside it."""
     low, high = interval(wins, n)
     p = sign_test(wins, losses)
-    if low > SHARE and wins > losses and p < SIGN_ALPHA:
+    one_way = not symmetric or (wins > losses and p < SIGN_ALPHA)
+    if low > SHARE and one_way:
         status = "fired"
-    elif high < SHARE or (losses > wins and p < SIGN_ALPHA):
+    elif high < SHARE or (symmetric and losses > wins and p < SIGN_ALPHA):
         status = "clear"
     else:
         status = "undecided"
     needed = None
     if status == "undecided":
         needed = n_to_decide(wins / n, SHARE) if not (low > SHARE or high < SHARE) else _n_for_sign(wins, losses, n)
+    sign = f" (exact sign test p = {p:.2g})" if symmetric else ""
     return Check(name=name, fired=status == "fired", value=wins / n if n else 0.0, threshold=words,
-                 evidence=f"{evidence}: {_ci(wins, n)}; the other way {losses}/{n} (exact sign test p = {p:.2g})",
+                 evidence=f"{evidence}: {_ci(wins, n)}; the other way {losses}/{n}{sign}",
                  status=status, kind="masking", gradient=gradient, n=n, low=low, high=high, n_needed=needed,
                  short=short)
 
@@ -265,7 +270,7 @@ def run_checks(e: Evidence) -> list[Check]:
             f"inputs where {name} reaches the target with an L2 {L2_MARGIN:g}x below CW-L2's minimal one, or "
             f"reaches one CW-L2 missed, > {_pct(SHARE)}",
             f"inputs where {name} found a smaller example than CW-L2, or one it missed", f"{name} beats CW-L2",
-            KIND_GRADIENT[kind]))
+            KIND_GRADIENT[kind], symmetric=False))
     if e.cw_l2:
         reached_by_others = [any(v[i] is not None for v in e.l2_pairs.values() if len(v) == len(e.cw_l2))
                              for i in range(len(e.cw_l2))]

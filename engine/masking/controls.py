@@ -238,10 +238,10 @@ def judge_controls(models: dict[str, nn.Module], x: torch.Tensor, labels: torch.
         if any(n not in models for n in control.needs) or (only and control.name not in only):
             continue
         model = control.build(models).eval()  # a new wrapper starts in training mode: dropout would be on
-        own = replace(cfg, cw=replace(cfg.cw, **control.cw)) if control.cw else cfg
         subject = Subject(control.name, model, x, targets, ids, MemoryResults(), labels=labels, pool=pool,
-                          temperature=student_temperature if "student" in control.needs else None)
-        verdict = judge(measure_evidence(subject, own, source))
+                          temperature=student_temperature if "student" in control.needs else None,
+                          cw=replace(cfg.cw, **control.cw) if control.cw else None)
+        verdict = judge(measure_evidence(subject, cfg, source))
         out.append((control, verdict))
         if on_judged is not None:
             on_judged(control, verdict)

@@ -38,7 +38,10 @@ from engine.metrics import eval_mode
 STEPS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 FLOAT32_STEPS = 3
 DIRECTIONS = 4  # random directions per input
-TOLERANCE = 0.1  # an input's backward disagrees with its forward above this relative error
+# an input's backward disagrees with its forward above this relative error at the attack's step: on the digits
+# baseline, the x1000, x0.05 and T = 100 models the largest error over 60 inputs is 0.04-0.06 (median 0.005-0.01);
+# a straight-through, half-foreign or partial backward, k-WTA and quantisation give 0.5-1.0
+TOLERANCE = 0.25
 INTERIOR = 0.02  # the points are moved this far into the box: every step stays inside it
 # and jittered by up to this much: flat regions of an image (equal pixels) put max-pool windows on exact
 # ties, a kink the point sits on, where no derivative describes every direction; a generic point nearby

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from engine.attacks.cw_l2 import CWL2Config, cw_l2, escalated
-from engine.attacks.hop_skip_jump import HSJAConfig, hop_skip_jump
+from engine.attacks.hop_skip_jump import HSJAConfig, hop_skip_jump, starting_points
 from engine.attacks.jsma import JSMAConfig, jsma
 from engine.attacks.outputs import attacked_output
 from engine.attacks.simba import SimBAConfig, simba
@@ -129,6 +129,7 @@ class Subject:
     labels: torch.Tensor | None = None  # given: JSMA on every wrong class of each input
     temperature: float | None = None  # the model's training T: adds JSMA on softmax(z/T)
     pool: torch.Tensor | None = None  # images HopSkipJump may start from (default: the inputs)
+    cw: CWL2Config | None = None  # this model's CW-L2 budget, where it is not the config's (a control's)
 
 
 @dataclass
@@ -264,17 +265,9 @@ def _measure(s: Subject, cfg: MeasureConfig, source: Source | None) -> Evidence:
             other_outputs[OUTPUT_NAMES[out]] = sum(map(bool, won)) / len(won)
     budget = res.obtain("budget", kj, _jsma_step(model, "softmax", 1.0, xj, tj, kj, replace(cfg.jsma, upsilon=1.0),
                                                  res, "softmax, Upsilon 100%")) if "budget" in cfg.checks else None
-    cw_rec = res.obtain("cw_l2", keys, _cw_step(model, s.x, s.targets, keys, cfg.cw, res, "cw_l2", "CW-L2"))
+    cw_rec = res.obtain("cw_l2", keys, _cw_step(model, s.x, s.targets, keys, s.cw or cfg.cw, res, "cw_l2", "CW-L2"))
     cw = _by_key(cw_rec, "l2", keys)
-    randomness = None
-    if cw_rec is not None and cw is not None:
-        x_adv = torch.from_numpy(_rows_of(cw_rec, "x_adv", keys))
-        reached = torch.tensor([v is not None for v in cw])
-        randomness = res.obtain("randomness", keys, lambda: {"keys": [list(k) for k in keys], **randomized_decisions(
-            model, s.x, x_adv, s.targets, reached)})
-    else:
-        randomness = res.obtain("randomness", keys, lambda: {"keys": [list(k) for k in keys],
-                                                             **randomized_decisions(model, s.x)})
+    randomness = res.obtain("randomness", keys, lambda: _randomness_record(s, keys, cw_rec, cw))
     comparators: dict[str, tuple[str, list[float | None]]] = {}
     compared: dict[str, list[int]] = {}  # a comparator that covers only some inputs: which
     transfer_share: dict[str, float] = {}
@@ -352,9 +345,9 @@ def _add_remedy(s: Subject, cfg: MeasureConfig, attack: str, keys: list[Key], co
     step = "estimated" if attack == ESTIMATED_CW else "eot"
 
     def compute() -> Record:
-        r = run_remedy(s.model, attack, s.x, s.targets, cfg.cw, cfg.remedy,
+        r = run_remedy(s.model, attack, s.x, s.targets, s.cw or cfg.cw, cfg.remedy,
                        on_finished=s.results.progress(step, len(keys), attack), pause_point=s.results.pause_point)
-        return _cw_record(keys, s.x, r, cfg.cw)
+        return _cw_record(keys, s.x, r, s.cw or cfg.cw)
 
     rec = s.results.obtain(step, keys, compute)
     l2 = _by_key(rec, "l2", keys)
@@ -365,8 +358,9 @@ def _add_remedy(s: Subject, cfg: MeasureConfig, attack: str, keys: list[Key], co
 
 def _settle(s: Subject, cfg: MeasureConfig, keys: list[Key], cw: list[float | None], comparators: Comparators,
             settled: dict[str, int], step: str) -> list[float | None]:
-    """CW-L2 attacked again, at its escalated budget, on the inputs where a comparator's example is
-    L2_MARGIN x smaller than CW-L2's; each keeps the smaller of its examples."""
+    """CW-L2 attacked again, at its budget escalated once (a budget that reaches every target of an honest
+    model: twice the iterations, at least 6 binary steps of 1,000), on the inputs where a comparator's
+    example is L2_MARGIN x smaller than CW-L2's; each keeps the smaller of its examples."""
     rows = [i for i, w in enumerate(cw) if w is not None and any(
         v[i] is not None and v[i] * L2_MARGIN < w for _kind, v in comparators.values())]
     if not rows:
@@ -374,19 +368,12 @@ def _settle(s: Subject, cfg: MeasureConfig, keys: list[Key], cw: list[float | No
     sub_keys = [keys[i] for i in rows]
 
     def compute() -> Record:
-        budget = cfg.cw
-        best: list[float | None] = [None] * len(rows)
-        rounds = max(cfg.cw.escalations, 1)
+        budget = replace(escalated(s.cw or cfg.cw, missed=False), escalations=0)
         x, t = s.x[rows], s.targets[rows]
-        for _ in range(rounds):
-            budget = escalated(budget)
-            r = cw_l2(s.model, x, t, replace(budget, escalations=0),
-                      on_finished=s.results.progress(step, len(rows), "CW-L2 again where beaten"),
-                      pause_point=s.results.pause_point)
-            for j, v in enumerate(_l2_list(x, r.x_adv, r.success)):
-                if v is not None and (best[j] is None or v < best[j]):
-                    best[j] = v
-        return {"keys": [list(k) for k in sub_keys], "l2": best, "rounds": rounds}
+        r = cw_l2(s.model, x, t, budget, on_finished=s.results.progress(step, len(rows), "CW-L2 again where beaten"),
+                  pause_point=s.results.pause_point)
+        return {"keys": [list(k) for k in sub_keys], "l2": _l2_list(x, r.x_adv, r.success),
+                "max_iterations": budget.max_iterations, "binary_search_steps": budget.binary_search_steps}
 
     rec = s.results.obtain(step, sub_keys, compute)
     again = _by_key(rec, "l2", sub_keys)
@@ -400,6 +387,17 @@ def _settle(s: Subject, cfg: MeasureConfig, keys: list[Key], cw: list[float | No
     settled["attacks"] = settled.get("attacks", 0) + len(rows)
     settled["improved"] = settled.get("improved", 0) + improved
     return out
+
+
+def _randomness_record(s: Subject, keys: list[Key], cw_rec: Record | None, cw: list[float | None] | None) -> Record:
+    """Decisions over several calls on the inputs and at the boundary towards each target: the boundary
+    crossed by CW-L2's example where it reached the target, else by the nearest pool image of the target."""
+    ends, found = starting_points(s.model, s.x, s.targets, s.pool if s.pool is not None else s.x)
+    if cw_rec is not None and cw is not None:
+        reached = torch.tensor([v is not None for v in cw])
+        ends[reached] = torch.from_numpy(_rows_of(cw_rec, "x_adv", keys))[reached].to(ends.dtype)
+        found |= reached
+    return {"keys": [list(k) for k in keys], **randomized_decisions(s.model, s.x, s.targets, ends, found)}
 
 
 def _simba_record(s: Subject, keys: list[Key], cfg: SimBAConfig) -> Record:

@@ -16,13 +16,32 @@ EXPLAIN = ("Each verdict comes from checks that compare two attacks on the same 
            "\"inconclusive\": the attack failed, n is too small (the n that would decide is given) or nothing was "
            "measured; \"no sign of masking\": every check clear. That is not a claim of robustness. "
            "See docs/verdict.md.")
+# the checks of docs/verdict.md since gradient honesty (issue 28): said for verdicts judged by them
+EXPLAIN_HONESTY = ("Each verdict comes from checks that compare two attacks on the same input and target at the same "
+                   "budget, or a gradient with the function it differentiates (Carlini et al. 2019; Athalye et al. "
+                   "2018; Tramer et al. 2020; Pintor et al. 2022), counted per input, each with its n and a 95% "
+                   "Clopper-Pearson interval; a check fires only when its interval lies above 20%. Masking: exactly "
+                   "zero deployed-softmax or logit gradients; a backward that disagrees with finite differences of "
+                   "the forward at an attack's step (gradient honesty); decisions that change between calls; another "
+                   "output or the transfer source's JSMA-F examples winning more targets than JSMA-F at the same "
+                   "Upsilon (exact sign test); an attack that does without this model's backward (transfer, SimBA, "
+                   "HopSkipJump, CW-L2 on estimated gradients) reaching a target with an L2 1.25x below CW-L2's, or "
+                   "one CW-L2 missed after its escalations. Attack failure: a target no attack reached; CW-L2's "
+                   "optimisation unfinished. \"masked\" names the gradient and what the matching remedy reached; "
+                   "\"inconclusive\": the attack failed, n is too small or nothing was measured; \"no sign of "
+                   "masking\" is not a claim of robustness. See docs/verdict.md.")
 
 
 def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f}%"
 
 
-def _row(label: str, v: dict[str, Any]) -> str:
+def _honesty(ev: dict[str, Any]) -> str:
+    h = ev.get("honesty")
+    return "–" if not h else f"{h[0]}/{h[1]}"
+
+
+def _row(label: str, v: dict[str, Any], honesty: bool) -> str:
     ev = v["evidence"]
     other = max(ev["other_outputs"].values()) if ev.get("other_outputs") else None
     transfer = max(ev["transfer"].values()) if ev.get("transfer") else None
@@ -31,12 +50,21 @@ def _row(label: str, v: dict[str, Any]) -> str:
     fired = [c for c in v["checks"] if c["fired"] or c.get("status") == "undecided"]
     why = "; ".join(f"{c['name']}{' (undecided)' if c.get('status') == 'undecided' else ''}: {c['evidence']}"
                     for c in fired) or "all clear"
-    return (f"| {label} | {_pct(ev['whitebox_success'])} | {_pct(ev.get('zero_gradient_share'))} | {_pct(other)} | "
-            f"{_pct(transfer)} | {_pct(simba)} | {_pct(top)} | **{v['verdict']}** | {why} |")
+    if not honesty:
+        return (f"| {label} | {_pct(ev['whitebox_success'])} | {_pct(ev.get('zero_gradient_share'))} | {_pct(other)} | "
+                f"{_pct(transfer)} | {_pct(simba)} | {_pct(top)} | **{v['verdict']}** | {why} |")
+    remedy = v.get("remedy") or "–"
+    return (f"| {label} | {_pct(ev['whitebox_success'])} | {_pct(ev.get('zero_gradient_share'))} | {_honesty(ev)} | "
+            f"{_pct(other)} | {_pct(transfer)} | {_pct(simba)} | {_pct(top)} | **{v['verdict']}** | {why} | {remedy} |")
 
 
 HEADER = ["| model | JSMA-F | zero gradients | best other output | best transfer | SimBA | JSMA-F, Upsilon 100% | "
           "verdict | checks that fired or are undecided |", "|---|---|---|---|---|---|---|---|---|"]
+# with gradient honesty: the inputs whose backward disagrees with the forward, and the remedy's result
+HEADER_HONESTY = ["| model | JSMA-F | zero gradients | backward ≠ forward (inputs) | best other output | "
+                  "best transfer | SimBA | JSMA-F, Upsilon 100% | verdict | checks that fired or are undecided | "
+                  "remedy |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
 
 
 def verdict_section(rows: list[tuple[str, dict[str, Any] | None]]) -> list[str]:
@@ -48,7 +76,9 @@ def verdict_section(rows: list[tuple[str, dict[str, Any] | None]]) -> list[str]:
     note = ([f"{which} were judged by the earlier rules (attacks compared at unequal budgets, "
              "no intervals, \"mixed\" and \"not measured\"), which docs/verdict.md replaces: run "
              "`defdistill-engine verdict` on the run directories to judge them again.", ""] if old else [])
-    return ["## Is the robustness real?", "", EXPLAIN, "", *note, *HEADER, *(_row(k, v) for k, v in rows), ""]
+    honesty = any(v["evidence"].get("honesty") for _k, v in rows)  # judged by the checks of issue 28
+    return ["## Is the robustness real?", "", EXPLAIN_HONESTY if honesty else EXPLAIN, "", *note,
+            *(HEADER_HONESTY if honesty else HEADER), *(_row(k, v, honesty) for k, v in rows), ""]
 
 
 def transfer_lines(entry: dict[str, Any]) -> list[str]:

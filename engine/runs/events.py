@@ -361,6 +361,9 @@ class RunSummary(Payload):
     gradient_support: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
     verdict: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> VerdictMade's fields
+    # model -> engine.masking.honesty's measurement on the verdict's inputs (without the per-input errors): does
+    # the backward describe the forward? inputs disagreeing at an attack's step, at every step, errors by step
+    gradient_honesty: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

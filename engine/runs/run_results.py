@@ -1,8 +1,9 @@
-"""A model's attack outcomes in a run directory, as the one evidence path (engine/masking/measure.py)
-asks for them: what the attack phase measured already (attacks/<model>-<output>.npz, -cw_l2.npz, the
-baseline's transfer file), then the verdict's own steps (attacks/<model>-check-<step>.json, arrays in a
-.npz beside it). Each record carries the checkpoint it was measured on: one made on another checkpoint of
-the model is measured again in a run, and in a read-only look (`verdict`) left out and named."""
+"""A model's attack outcomes in a run directory, as the one evidence path (engine/masking/measure.py) asks for
+them: what the attack phase measured already (attacks/<model>-<output>.npz, -cw_l2.npz, the baseline's
+transfer file), then the verdict's own steps (attacks/checks/<model>-<step>.json, arrays in a .npz beside it:
+a folder of their own, so no reader of the attack phase's files mistakes them for attacks). Each record
+carries the checkpoint it was measured on: one made on another checkpoint of the model is measured again in a
+run, and in a read-only look (`verdict`) left out and named."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from engine.masking.measure import ARRAYS, Key, OnFinished, Record
 from engine.runs.events import AttackProgress, AttackStarted, Payload
 from engine.runs.rundir import ATTACKS, RunDir, atomic_write_bytes, atomic_write_json, read_json
 
+CHECKS = "checks"  # attacks/checks/: the verdict's own steps
 LEGACY_TRANSFER = "baseline-transfer.npz"  # the baseline's CW-L2 transfer examples, as runs before the checks' files
 
 
@@ -56,6 +58,7 @@ class RunResults:
                  emit: Callable[[Payload], Any] | None = None, pause_point: Callable[[], None] | None = None,
                  freshness: Freshness | None = None, legacy_gradients: dict[str, Any] | None = None) -> None:
         self.folder = run_dir / ATTACKS
+        self.checks = self.folder / CHECKS
         self.name, self.writable, self.emit = name, writable, emit
         self.pause_point = pause_point
         self.freshness = freshness or Freshness(run_dir, name)
@@ -78,8 +81,8 @@ class RunResults:
             raise RunDirError(f"{path} cannot be read ({type(exc).__name__}: {str(exc)[:80]}); {self.fix}") from None
 
     def _own(self, step: str) -> Record | None:
-        """A step the verdict measured: attacks/<model>-check-<step>.json (+ .npz)."""
-        path = self.folder / f"{self.name}-check-{step}.json"
+        """A step the verdict measured: attacks/checks/<model>-<step>.json (+ .npz)."""
+        path = self.checks / f"{self.name}-{step}.json"
         record = read_json(path, self.fix)
         if record is None or not self._fresh(record, path.name):
             return None
@@ -162,7 +165,7 @@ class RunResults:
         return record
 
     def _write(self, step: str, record: Record) -> None:
-        path = self.folder / f"{self.name}-check-{step}.json"
+        path = self.checks / f"{self.name}-{step}.json"
         arrays = {k: np.asarray(record[k]) for k in ARRAYS if k in record}
         if arrays:
             buf = io.BytesIO()

@@ -26,6 +26,7 @@ from engine.attacks.simba import SimBAConfig
 from engine.checkpoints import model_digest
 from engine.device import attack_batch_size, pair_chunk_elems
 from engine.masking.checks import Verdict, judge
+from engine.masking.honesty import TOLERANCE
 from engine.masking.measure import MeasureConfig, Source, Subject, measure_evidence, source_examples
 from engine.masking.remedy import RemedyConfig
 from engine.numerics import exact_float32
@@ -129,4 +130,9 @@ def run_verdict_phase(exp: RunContext, summary: dict[str, Any], chosen: torch.Te
             evidence = measure_evidence(subject, cfg, source)
             event = verdict_event(judge(evidence), evidence, freshness.stale, exp.rundir.path)
             summary.setdefault("verdict", {})[name] = asdict(event)
+            if evidence.honesty is not None:
+                summary.setdefault("gradient_honesty", {})[name] = {
+                    "n_inputs": evidence.honesty[1], "disagreeing_inputs": evidence.honesty[0],
+                    "disagreeing_at_every_step": evidence.honesty_every_step, "tolerance": TOLERANCE,
+                    "median_error_by_step": evidence.honesty_errors}
             exp.emit(event)

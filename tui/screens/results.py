@@ -120,7 +120,22 @@ class ResultsScreen(Screen[None]):
                 dead = s.get("dead_unit_share")
                 parts.append(f"{m} {100 * s['pixel_share']:.1f}% of pixels"
                              + ("" if dead is None else f" (dead units {100 * dead:.0f}%)"))
-        return ("input gradient non-zero on: " + ", ".join(parts)) if parts else None
+        line = ("input gradient non-zero on: " + ", ".join(parts)) if parts else None
+        honesty = self._honesty(models)
+        return "\n".join(p for p in (line, honesty) if p) or None
+
+    def _honesty(self, models: list[str]) -> str | None:
+        """Whether each model's backward describes its forward: the inputs on which the logits' autograd
+        derivatives disagree with finite differences of the forward at an attack's step."""
+        parts = []
+        for m in models:
+            v = self.state.verdicts.get(m)
+            h = v.evidence.get("honesty") if v is not None else None
+            if h:
+                errors = v.evidence.get("honesty_errors") or {}
+                first = next(iter(errors.values()), None)
+                parts.append(f"{m} {h[0]}/{h[1]} inputs" + ("" if first is None else f" (median error {first:.0e})"))
+        return ("backward vs finite differences of the forward, disagreeing: " + ", ".join(parts)) if parts else None
 
     def _verdicts(self) -> Table | None:
         """Is the robustness real? Each model's verdict and the checks that fired, with their numbers."""
@@ -133,6 +148,8 @@ class ResultsScreen(Screen[None]):
         for model, v in self.state.verdicts.items():
             style = {"masked": "bold red", "no sign of masking": "bold green"}.get(v.verdict, "yellow")
             lines = [Text(v.verdict.upper(), style=style)]
+            if v.remedy:
+                lines.append(Text(f"remedy: {v.remedy}", style="bold"))
             for c in v.checks:
                 status = c.status or ("fired" if c.fired else "clear")
                 mark = {"fired": "✗ fired    ", "undecided": "? undecided", "clear": "✓ clear    "}.get(status, status)
