@@ -1,14 +1,18 @@
 """The verdict on models whose answer is known: a confusion matrix with each verdict's evidence.
 
 Trains (with the real engine, in fresh processes) a distilled pair at T = 100 and an adversarially
-trained Table I net on PRESET, wraps the baseline into the controls of engine/masking/controls.py,
-attacks every control on the same held-out inputs and targets, and judges it.
+trained Table I net on PRESET, builds the known-answer controls of engine/masking/controls.py from them
+(the teacher, trained apart on the same data, is every control's transfer source and the straight-through
+control's foreign backward), attacks every control on the same held-out inputs and targets, judges it,
+and for each masked one runs the matching remedy.
 
-    python bench/verdict_controls.py [PRESET] [--n 30] [--quick] [--run DIR] [--adversarial DIR]
+    python bench/verdict_controls.py [PRESET] [--n 40] [--quick] [--run DIR] [--adversarial DIR] [--only NAME]
+    python bench/verdict_controls.py --docs     # docs/verdict-controls.md from the JSON files below
 
---run / --adversarial reuse finished runs (a run with baseline and student at T = 100; a run whose
-baseline was trained with training.adversarial_epsilon). Writes bench/results/verdict-controls-PRESET.json
-and prints the matrix and each control's checks.
+--run / --adversarial reuse finished runs (a run with baseline, teacher and student at T = 100; a run whose
+baseline was trained with training.adversarial_epsilon). The comparators are the preset's attack.checks and
+the decision-based HopSkipJump (--checks to choose). Writes bench/results/verdict-controls-PRESET.json and
+prints the matrix and each control's checks, with the seconds each control took.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ ADVERSARIAL = ["distillation.phases=['baseline']", "training.adversarial_epsilon
                "attack.enabled=false"]
 QUICK_TRAINING = ["training.epochs=8", "data.train_limit=800", "data.test_limit=200", "training.optimizer='adam'",
                   "training.lr=0.002", "training.lr_decay=1.0"]
+RESULTS = ROOT / "bench" / "results"
+DOCS = ROOT / "docs" / "verdict-controls.md"
 
 
 def engine_run(preset: str, run_dir: Path, sets: list[str]) -> None:
@@ -54,35 +60,26 @@ def load(run_dir: Path, phase: str):
     return net.eval(), preset
 
 
-def matrix_lines(rows) -> list[str]:
-    from engine.masking.controls import confusion
-
-    m = confusion(rows)
+def matrix_lines(rows: list[tuple[bool, str]]) -> list[str]:
+    """rows: (masked by construction, verdict)."""
     verdicts = ("masked", "no sign of masking", "inconclusive")
+    counts = {"masked": {}, "not masked": {}}
+    for masked, verdict in rows:
+        truth = counts["masked" if masked else "not masked"]
+        truth[verdict] = truth.get(verdict, 0) + 1
     lines = ["| truth \\ verdict | " + " | ".join(verdicts) + " |", "|---|" + "---|" * len(verdicts)]
-    for truth, counts in m.items():
-        lines.append(f"| {truth} | " + " | ".join(str(counts.get(v, 0)) for v in verdicts) + " |")
+    for truth, c in counts.items():
+        lines.append(f"| {truth} | " + " | ".join(str(c.get(v, 0)) for v in verdicts) + " |")
     return lines
 
 
-def main() -> None:
+def measure(args: argparse.Namespace) -> None:
     import torch
 
-    from engine.attacks.cw_l2 import CWL2Config
-    from engine.attacks.simba import SimBAConfig
     from engine.data import load_dataset
-    from engine.masking.controls import judge_controls, judged_right
-    from engine.masking.measure import MeasureConfig
+    from engine.masking.controls import judge_controls
+    from engine.runs.verdict_phase import measure_config
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("preset", nargs="?", default="digits")
-    ap.add_argument("--n", type=int, default=30, help="held-out inputs, one seeded random target each")
-    ap.add_argument("--quick", action="store_true", help="quick training (8 epochs, 800 images) for a smoke run")
-    ap.add_argument("--run", type=Path, help="a finished run with baseline and student (T = 100)")
-    ap.add_argument("--adversarial", type=Path, help="a finished run with an adversarially trained baseline")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more preset overrides")
-    ap.add_argument("--json", type=Path, help="default bench/results/verdict-controls-PRESET.json")
-    args = ap.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,49 +94,127 @@ def main() -> None:
             print("training the adversarially trained net ...", file=sys.stderr)
             engine_run(args.preset, adv, [*sets, *ADVERSARIAL])
         baseline, preset = load(run, "baseline")
-        student, _ = load(run, "student")
-        adversarial, _ = load(adv, "baseline")
+        models = {"baseline": baseline, "teacher": load(run, "teacher")[0], "student": load(run, "student")[0],
+                  "adversarial": load(adv, "baseline")[0], "teacher_T": preset.distillation.temperature}
         trained = time.perf_counter() - t0
         data = load_dataset(preset.data)
         with torch.no_grad():
-            ok = (baseline(data.x_test).argmax(1) == data.y_test) & (student(data.x_test).argmax(1) == data.y_test)
+            ok = (baseline(data.x_test).argmax(1) == data.y_test) & (models["student"](data.x_test).argmax(1)
+                                                                     == data.y_test)
         x, y = data.x_test[ok][: args.n], data.y_test[ok][: args.n]
         gen = torch.Generator().manual_seed(preset.attack.seed + 7919)
         targets = (y + torch.randint(1, 10, (len(y),), generator=gen)) % 10
-        acfg = preset.attack
-        cfg = MeasureConfig(upsilon=acfg.upsilon, cw=CWL2Config(**acfg.cw_l2.model_dump(exclude={"samples"})),
-                            simba=SimBAConfig(epsilon=acfg.simba_epsilon, max_queries=acfg.simba_queries),
-                            kappas=tuple(acfg.transfer_kappas))
-        rows = judge_controls({"baseline": baseline, "student": student, "adversarial": adversarial}, x, y, targets,
-                              cfg, preset.distillation.temperature,
-                              on_judged=lambda c, v: print(f"{c.name}: {v.verdict}", file=sys.stderr))
-        models = {"baseline": baseline, "student": student, "adversarial": adversarial}
+        checks = tuple(args.checks.split(",")) if args.checks else (*preset.attack.checks, "decision")
+        cfg = measure_config(preset.attack.model_copy(update={"checks": list(dict.fromkeys(checks))}))
+        seconds: dict[str, float] = {}
+        started = [time.perf_counter()]
+
+        def judged(c, v) -> None:
+            seconds[c.name] = time.perf_counter() - started[0]
+            started[0] = time.perf_counter()
+            print(f"{c.name}: {v.verdict} ({seconds[c.name]:.0f} s)", file=sys.stderr, flush=True)
+
+        rows = judge_controls(models, x, y, targets, cfg, preset.distillation.temperature, pool=data.x_test,
+                              on_judged=judged, only=tuple(args.only))
         with torch.no_grad():  # held-out accuracy of each control, as deployed
             accuracy = {c.name: float((c.build(models).eval()(data.x_test).argmax(1) == data.y_test).float().mean())
                         for c, _v in rows}
-    right = sum(judged_right(c, v.verdict) for c, v in rows)
+    right = sum(c.right(v.verdict) for c, v in rows)
+    matrix = matrix_lines([(c.masked, v.verdict) for c, v in rows])
     print(f"\nverdict controls on {args.preset}: {right}/{len(rows)} judged right, n = {len(x)} inputs "
           f"(torch {torch.__version__}, {time.perf_counter() - t0:.0f} s)\n")
-    print("\n".join(matrix_lines([(c, v.verdict) for c, v in rows])))
+    print("\n".join(matrix))
     for c, v in rows:
         print(f"\n{c.name} ({'masked' if c.masked else 'not masked'} by construction: {c.why}; held-out accuracy "
-              f"{100 * accuracy[c.name]:.1f}%) -> "
-              f"{v.verdict.upper()}{'' if judged_right(c, v.verdict) else '  <- WRONG'}\n  {v.text}")
+              f"{100 * accuracy[c.name]:.1f}%) -> {v.verdict.upper()}{'' if c.right(v.verdict) else '  <- WRONG'}"
+              f"\n  {v.text}")
         for k in v.checks:
             print(f"    {k.status.upper():<9} {k.name}: {k.evidence}")
-    out = args.json or ROOT / "bench" / "results" / f"verdict-controls-{args.preset}.json"
+    out = args.json or RESULTS / f"verdict-controls-{args.preset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {"preset": args.preset, "quick": args.quick, "n": len(x), "torch": torch.__version__,
               "python": platform.python_version(), "seconds": time.perf_counter() - t0, "training_seconds": trained,
-              "sets": args.set, "right": right, "controls": len(rows), "accuracy": accuracy,
-              "matrix": matrix_lines([(c, v.verdict) for c, v in rows]),
-              "rows": [{"control": c.name, "masked_by_construction": c.masked, "why": c.why, "verdict": v.verdict,
-                        "right": judged_right(c, v.verdict), "text": v.text,
-                        "checks": [k.__dict__ for k in v.checks]} for c, v in rows]}
+              "sets": args.set, "checks": list(cfg.checks), "right": right, "controls": len(rows),
+              "accuracy": accuracy, "matrix": matrix,
+              "rows": [{"control": c.name, "masked_by_construction": c.masked, "why": c.why,
+                        "expected": list(c.expected) or ["masked" if c.masked else "no sign of masking"],
+                        "verdict": v.verdict, "right": c.right(v.verdict), "text": v.text, "remedy": v.remedy,
+                        "seconds": seconds.get(c.name), "checks": [k.__dict__ for k in v.checks]} for c, v in rows]}
     tmp_out = out.with_suffix(".json.tmp")
     tmp_out.write_text(json.dumps(record, indent=2))
     tmp_out.replace(out)
     print(f"\nwrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+
+
+def _decided_by(row: dict) -> str:
+    shown = [k for k in row["checks"] if k["status"] in ("fired", "undecided")]
+    return "; ".join(f"{k['name']} {k['status']}: {k['evidence'].rsplit(': ', 1)[-1]}" for k in shown) or "all clear"
+
+
+def docs_section(record: dict) -> list[str]:
+    """The matrix and one row per control, from a bench JSON."""
+    lines = [f"**{record['right']} of {record['controls']} controls judged right** (n = {record['n']} held-out inputs, "
+             f"comparators: {', '.join(record['checks'])}; torch {record['torch']}, {record['seconds']:.0f} s of "
+             f"which training {record['training_seconds']:.0f} s).", "", *record["matrix"], "",
+             "| control | by construction | held-out accuracy | verdict | the checks that decided it | what the "
+             "matching remedy reached | seconds |", "|---|---|---|---|---|---|---|"]
+    for r in record["rows"]:
+        truth = "masked" if r["masked_by_construction"] else "not masked"
+        if not r["masked_by_construction"] and len(r["expected"]) > 1:
+            truth = "not masked (attack failure)"
+        mark = "" if r["right"] else " (WRONG)"
+        seconds = "–" if r.get("seconds") is None else f"{r['seconds']:.0f}"
+        lines.append(f"| {r['control']} | {truth} | {100 * record['accuracy'][r['control']]:.1f}% | "
+                     f"**{r['verdict']}**{mark} | {_decided_by(r)} | {r.get('remedy') or '–'} | {seconds} |")
+    return lines
+
+
+def write_docs() -> None:
+    head = ["# The verdict on known-answer controls", "",
+            "Regenerated by `python bench/verdict_controls.py --docs` from the JSON of each preset's measurement "
+            "(bench/results/verdict-controls-PRESET.json, made by `python bench/verdict_controls.py PRESET`). "
+            "Thirteen controls whose answer is fixed by construction (engine/masking/controls.py): five not masked "
+            "(the baseline, its logits x 0.05, an adversarially trained net, the baseline with input noise of "
+            "sigma 1e-6 at every call, the baseline attacked by a badly tuned CW-L2) and eight masked (the distilled "
+            "T = 100 student, logits x 1000, 8-level input quantisation, input noise of sigma 0.1, and four whose "
+            "gradient is non-zero, deterministic and wrong: the teacher's backward under the baseline's forward, "
+            "the input gradient kept on 10% of the pixels, every ReLU replaced by k-winners-take-all, a backward "
+            "half the baseline's and half the teacher's). The badly tuned CW-L2 is an attack failure: "
+            "\"inconclusive\" (the attack failed) and \"no sign of masking\" (its escalations repaired it) are both "
+            "right; \"masked\" is not. Each control is attacked on the same inputs and targets; the teacher (a "
+            "network trained apart on the same data, as a run's surrogate) is every control's transfer source. "
+            "The rules: docs/verdict.md.", ""]
+    body: list[str] = []
+    for path in sorted(RESULTS.glob("verdict-controls-*.json")):
+        record = json.loads(path.read_text())
+        if "checks" not in record:  # measured before the checks of issue 28: not these controls
+            continue
+        title = record["preset"] + (" (quick profile)" if record["quick"] else "")
+        sets = " ".join(f"--set \"{s}\"" for s in record["sets"])
+        body += [f"## {title}", "", f"`python bench/verdict_controls.py {record['preset']} --n {record['n']}"
+                 + (" --quick" if record["quick"] else "") + (f" {sets}" if sets else "") + f"` ({path.name}).", "",
+                 *docs_section(record), ""]
+    DOCS.write_text("\n".join(head + body).rstrip() + "\n")
+    print(f"wrote {DOCS.relative_to(ROOT)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("preset", nargs="?", default="digits")
+    ap.add_argument("--n", type=int, default=40, help="held-out inputs, one seeded random target each")
+    ap.add_argument("--quick", action="store_true", help="quick training (8 epochs, 800 images) for a smoke run")
+    ap.add_argument("--run", type=Path, help="a finished run with baseline, teacher and student (T = 100)")
+    ap.add_argument("--adversarial", type=Path, help="a finished run with an adversarially trained baseline")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more preset overrides")
+    ap.add_argument("--checks", help="comparators, comma-separated (default: the preset's attack.checks and decision)")
+    ap.add_argument("--only", action="append", default=[], metavar="CONTROL", help="judge only this control")
+    ap.add_argument("--json", type=Path, help="default bench/results/verdict-controls-PRESET.json")
+    ap.add_argument("--docs", action="store_true", help="regenerate docs/verdict-controls.md from the JSON files")
+    args = ap.parse_args()
+    if args.docs:
+        write_docs()
+    else:
+        measure(args)
 
 
 if __name__ == "__main__":

@@ -47,10 +47,11 @@ def test_interval_is_clopper_pearson_and_the_n_from_which_a_check_stays_decided(
 def test_the_sign_test_counts_both_directions():
     assert sign_test(10, 0) < 0.01 and sign_test(5, 5) == 1.0 and sign_test(0, 0) == 1.0
     e = _clean()  # JSMA on the logits wins 9 inputs, JSMA-F wins 12: both directions, no masking
-    e.jsma_pairs["JSMA on the logits"] = ([(i, True, False) for i in range(9)] + [(i, False, True) for i in range(9, 21)]
-                                          + [(i, True, True) for i in range(21, 30)])
+    rows = [(i, True, False) for i in range(9)] + [(i, False, True) for i in range(9, 21)]
+    e.jsma_pairs["JSMA on the logits"] = rows + [(i, True, True) for i in range(21, 30)]
     assert judge(e).verdict != "masked", judge(e).text
-    e.jsma_pairs["JSMA on the logits"] = [(i, True, False) for i in range(15)] + [(i, True, True) for i in range(15, 30)]
+    rows = [(i, True, False) for i in range(15)]
+    e.jsma_pairs["JSMA on the logits"] = rows + [(i, True, True) for i in range(15, 30)]
     assert judge(e).verdict == "masked"
 
 
@@ -208,10 +209,43 @@ def wrong_shape():
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 3))
 '''
 ATTACK = ["attack.enabled=true", "attack.samples=10", "attack.outputs=['softmax', 'logits']",
-          "attack.methods=['jsma', 'cw_l2']", "attack.models=['baseline']", "attack.checks=['blackbox']",
+          "attack.methods=['jsma', 'cw_l2']", "attack.models=['baseline']", "attack.checks=['transfer', 'blackbox']",
           "attack.cw_l2.binary_search_steps=4", "attack.cw_l2.max_iterations=100", "attack.cw_l2.learning_rate=0.05",
           "attack.cw_l2.initial_const=0.1",
           "attack.simba_queries=500"]
+
+
+def _library_evidence(tmp_path, run_dir) -> dict:
+    """The run's baseline judged again through the library path (engine.masking.measure) on the same model,
+    inputs, targets, budget and transfer source, every attack run afresh in this process."""
+    from dataclasses import asdict
+
+    from engine.checkpoints import unpack_state
+    from engine.data import load_dataset
+    from engine.masking.measure import MemoryResults, Source, Subject, measure_evidence
+    from engine.model_factory import build_model, build_surrogate
+    from engine.presets import preset_from_toml
+    from engine.runs.rundir import RunDir
+    from engine.runs.verdict_phase import measure_config
+    from engine.sweeps.verdicts import check_set
+
+    sys.path.insert(0, str(tmp_path))  # the researcher's module, as the engine process imported it
+    try:
+        rd = RunDir.open(run_dir)
+        preset = preset_from_toml(rd.read_preset_toml())
+        nets = {}
+        for phase, build in (("baseline", build_model), ("surrogate", build_surrogate)):
+            nets[phase] = build(preset, load_weights=False)
+            unpack_state(*rd.load_tensors(phase), nets[phase], None)
+            nets[phase].eval()
+        inputs, labels, targets, x = check_set(run_dir, "baseline", preset)
+        subject = Subject("baseline", nets["baseline"], x, torch.tensor(targets), inputs, MemoryResults(),
+                          labels=torch.tensor(labels), pool=load_dataset(preset.data).x_test)
+        evidence = measure_evidence(subject, measure_config(preset.attack),
+                                    Source("the surrogate", nets["surrogate"], MemoryResults()))
+    finally:
+        sys.path.remove(str(tmp_path))
+    return json.loads(json.dumps(asdict(evidence)))
 
 
 def _own_model_process(tmp_path, *args):
@@ -229,9 +263,19 @@ def test_a_model_given_by_import_path_is_trained_attacked_and_judged(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "own" / "summary.json").read_text())
     assert summary["accuracy"]["baseline"] > 0.5 and summary["verdict"]["baseline"]["checks"]
+    # the researcher's model gets transfer evidence: a Table I surrogate trained on the same data, its examples
+    evidence = summary["verdict"]["baseline"]["evidence"]
+    assert (tmp_path / "own" / "checkpoints" / "surrogate.safetensors").exists()
+    assert set(evidence["transfer"]) == {"CW-L2 kappa=0 from the surrogate", "CW-L2 kappa=40 from the surrogate"}
+    names = [c["name"] for c in summary["verdict"]["baseline"]["checks"]]
+    assert "transfer beats white-box: CW-L2 kappa=0 from the surrogate" in names, names
+    assert "JSMA-F transfer from the surrogate beats JSMA-F" in names and "gradient honesty" in names, names
     out = _own_model_process(tmp_path, "verdict", "own", "--json")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["verdicts"]["baseline"]["verdict"] in ("no sign of masking", "inconclusive")
+    rejudged = json.loads(out.stdout)["verdicts"]["baseline"]
+    assert rejudged["verdict"] in ("no sign of masking", "inconclusive")
+    assert rejudged["evidence"] == evidence  # `verdict` reads the same evidence back from the run's files
+    assert _library_evidence(tmp_path, tmp_path / "own") == evidence  # and a library call measures it again
     bad = _own_model_process(tmp_path, "run", "digits", "--run-dir", "bad",
                              *with_sets(*QUICK, "network.factory='mymodels:wrong_shape'"))
     assert bad.returncode == 2 and "expected (2, 10) logits" in bad.stderr and not (tmp_path / "bad").exists(), \

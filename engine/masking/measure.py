@@ -181,7 +181,8 @@ def _rows_of(record: Record, name: str, keys: list[Key]) -> np.ndarray:
     return np.asarray(record[name])[[where[k] for k in keys]]
 
 
-def _l2_list(x: torch.Tensor, x_adv: torch.Tensor, hit: torch.Tensor) -> list[float | None]:
+def l2_list(x: torch.Tensor, x_adv: torch.Tensor, hit: torch.Tensor) -> list[float | None]:
+    """Per example, its L2 distance in float64 where it reaches its target (`hit`), else None."""
     l2 = (x_adv - x).flatten(1).double().norm(dim=1)
     return [float(v) if h else None for v, h in zip(l2.tolist(), hit.tolist(), strict=True)]
 
@@ -198,14 +199,16 @@ def _jsma_step(model: nn.Module, output: str, temperature: float, x: torch.Tenso
     return compute
 
 
+CW_SETTINGS = ("binary_search_steps", "max_iterations", "initial_const", "learning_rate", "escalations", "confidence")
+
+
 def _cw_record(keys: list[Key], x: torch.Tensor, r: Any, cfg: CWL2Config) -> Record:
     # per attack: a success whose last binary step did not finish (its distance an over-estimate)
     unfinished = (r.capped & r.success).tolist() if r.capped is not None else None
-    return {"keys": [list(k) for k in keys], "l2": _l2_list(x, r.x_adv, r.success), "x_adv": r.x_adv.numpy(),
+    return {"keys": [list(k) for k in keys], "l2": l2_list(x, r.x_adv, r.success), "x_adv": r.x_adv.numpy(),
             "made": r.success.numpy(), "unfinished": unfinished,
             "escalations": r.escalations,
-            "settings": {k: getattr(cfg, k) for k in ("binary_search_steps", "max_iterations", "initial_const",
-                                                      "learning_rate", "escalations", "confidence")}}
+            "settings": {k: getattr(cfg, k) for k in CW_SETTINGS}}
 
 
 def _cw_step(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, keys: list[Key], cfg: CWL2Config,
@@ -291,7 +294,7 @@ def _measure(s: Subject, cfg: MeasureConfig, source: Source | None) -> Evidence:
             x_adv = torch.from_numpy(_rows_of(rec, "x_adv", sub))
             hit = hits(model, x_adv, s.targets[rows], torch.from_numpy(_rows_of(rec, "made", sub)))
             l2: list[float | None] = [None] * len(keys)
-            for i, v in zip(rows, _l2_list(s.x[rows], x_adv, hit), strict=True):
+            for i, v in zip(rows, l2_list(s.x[rows], x_adv, hit), strict=True):
                 l2[i] = v
             name = f"{label} from {source.label}"
             comparators[name] = (TRANSFER, l2)
@@ -372,7 +375,7 @@ def _settle(s: Subject, cfg: MeasureConfig, keys: list[Key], cw: list[float | No
         x, t = s.x[rows], s.targets[rows]
         r = cw_l2(s.model, x, t, budget, on_finished=s.results.progress(step, len(rows), "CW-L2 again where beaten"),
                   pause_point=s.results.pause_point)
-        return {"keys": [list(k) for k in sub_keys], "l2": _l2_list(x, r.x_adv, r.success),
+        return {"keys": [list(k) for k in sub_keys], "l2": l2_list(x, r.x_adv, r.success),
                 "max_iterations": budget.max_iterations, "binary_search_steps": budget.binary_search_steps}
 
     rec = s.results.obtain(step, sub_keys, compute)
@@ -404,7 +407,7 @@ def _simba_record(s: Subject, keys: list[Key], cfg: SimBAConfig) -> Record:
     r = simba(s.model, s.x, s.targets, cfg, on_finished=s.results.progress("simba", len(keys), "deployed log-scores"),
               pause_point=s.results.pause_point)
     q = float(r.queries[r.success].double().mean()) if r.success.any() else None
-    return {"keys": [list(k) for k in keys], "l2": _l2_list(s.x, r.x_adv, r.success),
+    return {"keys": [list(k) for k in keys], "l2": l2_list(s.x, r.x_adv, r.success),
             "success_rate": float(r.success.float().mean()), "mean_queries_per_success": q,
             "max_queries": cfg.max_queries, "epsilon": cfg.epsilon}
 
@@ -414,7 +417,7 @@ def _hsja_record(s: Subject, keys: list[Key], cfg: HSJAConfig) -> Record:
     r = hop_skip_jump(s.model, s.x, s.targets, pool, cfg,
                       on_finished=s.results.progress("hsja", len(keys), "decisions only"),
                       pause_point=s.results.pause_point)
-    return {"keys": [list(k) for k in keys], "l2": _l2_list(s.x, r.x_adv, r.success),
+    return {"keys": [list(k) for k in keys], "l2": l2_list(s.x, r.x_adv, r.success),
             "mean_queries": float(r.queries.double().mean()) if len(keys) else None, "failed": r.failed,
             "steps": cfg.steps}
 
@@ -427,7 +430,7 @@ def _evidence(s: Subject, cfg: MeasureConfig, keys: list[Key], grads: Record | N
               blackbox: dict[str, float], queries: dict[str, float | None]) -> Evidence:
     n = len(keys)
     f_won = [bool(v) for v in f["won"]] if f is not None else []
-    settings = dict(cw_rec.get("settings", {})) if cw_rec is not None else {}
+    settings = {k: v for k, v in (cw_rec.get("settings", {}) if cw_rec is not None else {}).items() if k in CW_SETTINGS}
     rows = _by_key(cw_rec, "unfinished", keys) if cw_rec is not None and cw_rec.get("unfinished") else None
     unfinished = sum(map(bool, rows)) if rows is not None else None
     jsma_budget: dict[str, float] = {}

@@ -18,7 +18,7 @@ import torch
 
 from engine.checkpoints import model_digest
 from engine.errors import RunDirError
-from engine.masking.measure import ARRAYS, Key, OnFinished, Record
+from engine.masking.measure import ARRAYS, Key, OnFinished, Record, l2_list
 from engine.runs.events import AttackProgress, AttackStarted, Payload
 from engine.runs.rundir import ATTACKS, RunDir, atomic_write_bytes, atomic_write_json, read_json
 
@@ -121,7 +121,8 @@ class RunResults:
             record, a = found
             ok = a["success"].astype(bool)
             unfinished = (a["unfinished"].astype(bool) & ok).tolist() if "unfinished" in a else None
-            l2 = [float(v) if h else None for v, h in zip(a["l2"], ok, strict=True)]
+            # measured as the evidence path measures every example: in float64, from the images themselves
+            l2 = l2_list(torch.from_numpy(a["x"]), torch.from_numpy(a["x_adv"]), torch.from_numpy(ok))
             return {"keys": a["keys"].tolist(), "l2": l2,
                     "x_adv": a["x_adv"], "made": ok, "unfinished": unfinished,
                     "settings": record.get("settings", {}), "escalations": record.get("escalations", [])}
