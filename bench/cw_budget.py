@@ -90,7 +90,7 @@ def measure(run: Path, model: str, reference: CWL2Config | None = REFERENCE) -> 
                        "seconds": stored.get("seconds")},
             "reference": {**side(after_ok, after_l2), "settings": asdict(reference),
                           "seconds": seconds, "mean_iterations": float(after.iterations.double().mean()),
-                          "unconverged": None if after.capped is None else int(after.capped.sum())},
+                          "unconverged": None if after.unfinished is None else int(after.unfinished.sum())},
             "only_budget": int((before_ok & ~after_ok).sum()), "only_reference": int((after_ok & ~before_ok).sum())}
 
 

@@ -209,11 +209,15 @@ def test_cases_average_best_worst_follow_cw_definitions():
 def test_cw_l2_says_which_attacks_ran_out_of_iterations_with_the_loss_still_falling():
     """Pintor et al.'s incomplete optimisation, from abort_early's own test: cut at 3 iterations, the loss
     is still falling on most attacks (those whose loss stood still abort, as the reference's test says);
-    given room, no attack's last step is cut; without abort_early there is no such test, so nothing is claimed."""
+    given room, no attack's last step is cut; without abort_early there is no such test, so nothing is claimed.
+    An optimiser that overshoots (a learning rate of 2 on this tiny net) ends steps with its loss risen."""
     cut = cw_l2(TINY, X, TARGETS, CWL2Config(max_iterations=3, binary_search_steps=2, learning_rate=0.01))
     assert cut.capped is not None and int(cut.capped.sum()) >= 9
     roomy = cw_l2(TINY, X, TARGETS, CWL2Config(max_iterations=2000, binary_search_steps=3, learning_rate=0.1,
                                                initial_const=1.0))
     assert roomy.capped is not None and not bool(roomy.capped.any())
+    wild = cw_l2(TINY, X, TARGETS, CWL2Config(max_iterations=2000, binary_search_steps=3, learning_rate=2.0,
+                                              initial_const=1.0))
+    assert int(wild.rose.sum()) > int(roomy.rose.sum()) and bool(wild.unfinished.any())
     blind = cw_l2(TINY, X[:2], TARGETS[:2], CWL2Config(max_iterations=3, binary_search_steps=1, abort_early=False))
     assert not bool(blind.capped.any())

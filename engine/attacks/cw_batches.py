@@ -13,8 +13,9 @@ from engine.attacks.cw_result import CWResult, OnFinished, finish
 from engine.attacks.margin import require_logits
 from engine.attacks.model_state import attack_mode
 
-# (model, x, targets, on_finished, pause_point) -> (x_adv, found, iterations, const[, capped]) for one batch;
-# capped (CW-L2): the attack's last binary step ran out of iterations with its loss still falling
+# (model, x, targets, on_finished, pause_point) -> (x_adv, found, iterations, const[, capped, rose]) for one batch;
+# capped (CW-L2): the attack's last binary step ran out of iterations with its loss still falling; rose: it
+# ended with its loss risen (an optimiser that overshoots)
 BatchAttack = Callable[..., tuple[torch.Tensor, ...]]
 
 
@@ -28,6 +29,7 @@ def run_in_batches(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, bat
     iters = torch.zeros(len(x), dtype=torch.long)
     const = torch.full((len(x),), float("nan"), dtype=torch.float64)
     capped: torch.Tensor | None = None
+    rose: torch.Tensor | None = None
     with attack_mode(model) as model:
         for start in range(0, len(x), batch_size):
             sl = slice(start, min(start + batch_size, len(x)))
@@ -36,9 +38,10 @@ def run_in_batches(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, bat
             out_adv[sl], found[sl], iters[sl], const[sl] = adv.cpu(), ok.cpu(), it.cpu(), c.cpu()
             if rest:
                 capped = torch.zeros(len(x), dtype=torch.bool) if capped is None else capped
-                capped[sl] = rest[0].cpu()
+                rose = torch.zeros(len(x), dtype=torch.bool) if rose is None else rose
+                capped[sl], rose[sl] = rest[0].cpu(), rest[1].cpu()
         result = finish(x, out_adv, found, lambda xb: model(xb.to(device)).cpu(), targets, iters, const)
-        result.capped = capped
+        result.capped, result.rose = capped, rose
         return result
 
 

@@ -26,6 +26,8 @@ class CWResult:
     prediction: torch.Tensor | None = None  # (N,) the model's class for x_adv
     # (N,) CW-L2 with abort_early: the last binary step ran out of iterations with the loss still falling
     capped: torch.Tensor | None = None
+    # (N,) CW-L2: the last binary step ended with the loss risen by more than RISE of its start (oscillating)
+    rose: torch.Tensor | None = None
     # rounds of a larger budget for the attacks that missed (CW-L2's escalations): budget, attacks, reached
     escalations: list[dict[str, float | int]] = field(default_factory=list)
 
@@ -41,7 +43,16 @@ class CWResult:
             self.prediction[take] = again.prediction[better]
         if self.capped is not None and again.capped is not None:
             self.capped[rows] = again.capped
+        if self.rose is not None and again.rose is not None:
+            self.rose[rows] = again.rose
         self.iterations[rows] += again.iterations
+
+    @property
+    def unfinished(self) -> torch.Tensor | None:
+        """CW-L2: attacks whose last binary step did not finish (cut with the loss falling, or risen)."""
+        if self.capped is None:
+            return None
+        return self.capped | self.rose if self.rose is not None else self.capped
 
 
 def distances(x: torch.Tensor, x_adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

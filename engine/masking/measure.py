@@ -204,7 +204,7 @@ CW_SETTINGS = ("binary_search_steps", "max_iterations", "initial_const", "learni
 
 def _cw_record(keys: list[Key], x: torch.Tensor, r: Any, cfg: CWL2Config) -> Record:
     # per attack: a success whose last binary step did not finish (its distance an over-estimate)
-    unfinished = (r.capped & r.success).tolist() if r.capped is not None else None
+    unfinished = (r.unfinished & r.success).tolist() if r.unfinished is not None else None
     return {"keys": [list(k) for k in keys], "l2": l2_list(x, r.x_adv, r.success), "x_adv": r.x_adv.numpy(),
             "made": r.success.numpy(), "unfinished": unfinished,
             "escalations": r.escalations,

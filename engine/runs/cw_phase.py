@@ -136,7 +136,7 @@ def cw_attack(exp: RunContext, summary: dict[str, Any], model_name: str, method:
         "n_pixels": result.n_pixels, "inputs_digest": digest,
         "escalations": result.escalations,  # CW-L2: the misses attacked again with a larger budget, per round
         # CW-L2: attacks whose last binary step ran out of iterations with the loss still falling (None: not known)
-        "unconverged": None if result.capped is None else int(result.capped.sum()),
+        "unconverged": None if result.unfinished is None else int(result.unfinished.sum()),
         "checkpoint": model_digest(trained.network.state_dict()),
     }
     atomic_write_json(exp.rundir.path / ATTACKS / f"{key}.json", {**record, "inputs": inputs.tolist()})
@@ -164,5 +164,6 @@ def _save(path, x, result: CWResult, labels, targets, idx) -> None:
     np.savez_compressed(buf, x=x.numpy(), x_adv=result.x_adv.numpy(), label=labels.numpy(), target=targets.numpy(),
                         success=result.success.numpy(), l0=result.l0.numpy(), l2=result.l2.numpy(),
                         linf=result.linf.numpy(), const=result.const.numpy(), iterations=result.iterations.numpy(),
-                        sample=idx.numpy(), **({} if result.capped is None else {"unfinished": result.capped.numpy()}))
+                        sample=idx.numpy(),
+                        **({} if result.unfinished is None else {"unfinished": result.unfinished.numpy()}))
     atomic_write_bytes(path, buf.getvalue())
