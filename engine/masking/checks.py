@@ -110,6 +110,7 @@ class Evidence:
     cw_escalated: bool = False  # CW-L2's misses were attacked again with a larger budget (escalations > 0)
     # (CW-L2 attacks still cut with the loss falling, or ending with it rising, after the escalations, attacks)
     cw_unconverged: tuple[int, int] | None = None
+    cw_unfinished: list[bool] = field(default_factory=list)  # per input of cw_l2 (empty: not known)
     settled: dict[str, int] = field(default_factory=dict)  # CW-L2 attacked again where beaten: attacks, improved
     # the remedies run: attack name -> per input its L2 (None: missed), on CW-L2's inputs and targets
     remedies: dict[str, list[float | None]] = field(default_factory=dict)
@@ -211,16 +212,17 @@ def _jsma_check(name: str, rows: list[tuple[int, bool, bool]], up: str) -> Check
 
 
 def _l2_outcomes(mine: list[float | None], cw: list[float | None], misses_count: bool,
-                 compared: list[int] | None = None) -> tuple[int, int, int]:
+                 compared: list[int] | None = None, unfinished: list[bool] | None = None) -> tuple[int, int, int]:
     """(inputs where this attack beats CW-L2, inputs where CW-L2 beats it, inputs compared). This attack
     beats CW-L2 with an L2 L2_MARGIN x smaller, or by reaching a target CW-L2 missed (only once CW-L2's
-    misses were attacked again: `misses_count`; else those inputs are left out). `compared`: the inputs
-    this attack was made for, when not all."""
+    misses were attacked again: `misses_count`; else those inputs are left out). An input whose CW-L2
+    optimisation did not finish is left out too: its distance over-estimates the minimal one. `compared`:
+    the inputs this attack was made for, when not all."""
     wins = losses = n = 0
     rows = range(len(cw)) if compared is None else compared
     for i in rows:
         a, w = mine[i], cw[i]
-        if w is None and not misses_count:
+        if (w is None and not misses_count) or (w is not None and unfinished and unfinished[i]):
             continue
         n += 1
         if a is not None and (w is None or a * L2_MARGIN < w):
@@ -261,7 +263,7 @@ def run_checks(e: Evidence) -> list[Check]:
     for name, mine in e.l2_pairs.items():
         if not e.cw_l2 or len(mine) != len(e.cw_l2):
             continue
-        wins, losses, n = _l2_outcomes(mine, e.cw_l2, misses_count, e.l2_compared.get(name))
+        wins, losses, n = _l2_outcomes(mine, e.cw_l2, misses_count, e.l2_compared.get(name), e.cw_unfinished)
         if not n:
             continue
         kind = e.comparator_kinds.get(name, TRANSFER)

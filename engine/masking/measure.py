@@ -316,13 +316,17 @@ def _measure(s: Subject, cfg: MeasureConfig, source: Source | None) -> Evidence:
     if "estimated" in cfg.checks:
         _add_remedy(s, cfg, ESTIMATED_CW, keys, comparators, remedies)
     settled: dict[str, int] = {}
+    rows = _by_key(cw_rec, "unfinished", keys) if cw_rec is not None and cw_rec.get("unfinished") else None
+    unfinished = [bool(v) for v in rows] if rows is not None else None
     if cw is not None:
-        cw = _settle(s, cfg, keys, cw, comparators, settled, "settled")
+        cw, unfinished = _settle(s, cfg, keys, cw, unfinished, comparators, settled, "settled")
 
     def evidence() -> Evidence:
         e = _evidence(s, cfg, keys, grads, honesty, randomness, jsma_pairs, other_outputs, f, budget, cw_rec, cw,
                       comparators, remedies, settled, transfer_share, blackbox, queries)
         e.l2_compared = dict(compared)
+        e.cw_unfinished = list(unfinished) if unfinished is not None and cw is not None else []
+        e.cw_unconverged = (sum(e.cw_unfinished), len(keys)) if e.cw_unfinished else e.cw_unconverged
         return e
 
     e = evidence()
@@ -336,7 +340,7 @@ def _measure(s: Subject, cfg: MeasureConfig, source: Source | None) -> Evidence:
         return e
     for attack in needed:
         _add_remedy(s, cfg, attack, keys, comparators, remedies)
-    cw = _settle(s, cfg, keys, cw, comparators, settled, "settled-remedy")
+    cw, unfinished = _settle(s, cfg, keys, cw, unfinished, comparators, settled, "settled-remedy")
     return evidence()
 
 
@@ -359,15 +363,17 @@ def _add_remedy(s: Subject, cfg: MeasureConfig, attack: str, keys: list[Key], co
         comparators[attack] = (ESTIMATED if attack == ESTIMATED_CW else EOT, l2)
 
 
-def _settle(s: Subject, cfg: MeasureConfig, keys: list[Key], cw: list[float | None], comparators: Comparators,
-            settled: dict[str, int], step: str) -> list[float | None]:
+def _settle(s: Subject, cfg: MeasureConfig, keys: list[Key], cw: list[float | None], unfinished: list[bool] | None,
+            comparators: Comparators, settled: dict[str, int], step: str
+            ) -> tuple[list[float | None], list[bool] | None]:
     """CW-L2 attacked again, at its budget escalated once (a budget that reaches every target of an honest
     model: twice the iterations, at least 6 binary steps of 1,000), on the inputs where a comparator's
-    example is L2_MARGIN x smaller than CW-L2's; each keeps the smaller of its examples."""
+    example is L2_MARGIN x smaller than CW-L2's; each keeps the smaller of its examples. An input stays
+    unfinished only when neither attempt finished its optimisation."""
     rows = [i for i, w in enumerate(cw) if w is not None and any(
         v[i] is not None and v[i] * L2_MARGIN < w for _kind, v in comparators.values())]
     if not rows:
-        return cw
+        return cw, unfinished
     sub_keys = [keys[i] for i in rows]
 
     def compute() -> Record:
@@ -376,20 +382,24 @@ def _settle(s: Subject, cfg: MeasureConfig, keys: list[Key], cw: list[float | No
         r = cw_l2(s.model, x, t, budget, on_finished=s.results.progress(step, len(rows), "CW-L2 again where beaten"),
                   pause_point=s.results.pause_point)
         return {"keys": [list(k) for k in sub_keys], "l2": l2_list(x, r.x_adv, r.success),
+                "unfinished": (r.unfinished & r.success).tolist() if r.unfinished is not None else None,
                 "max_iterations": budget.max_iterations, "binary_search_steps": budget.binary_search_steps}
 
     rec = s.results.obtain(step, sub_keys, compute)
     again = _by_key(rec, "l2", sub_keys)
     if again is None:
-        return cw
-    out = list(cw)
+        return cw, unfinished
+    still = _by_key(rec, "unfinished", sub_keys) if rec.get("unfinished") is not None else [False] * len(rows)
+    out, flags = list(cw), list(unfinished) if unfinished is not None else None
     improved = 0
-    for i, v in zip(rows, again, strict=True):
+    for i, v, cut in zip(rows, again, still, strict=True):
         if v is not None and (out[i] is None or v < out[i]):
             out[i], improved = v, improved + 1
+        if flags is not None:
+            flags[i] = flags[i] and bool(cut)
     settled["attacks"] = settled.get("attacks", 0) + len(rows)
     settled["improved"] = settled.get("improved", 0) + improved
-    return out
+    return out, flags
 
 
 def _randomness_record(s: Subject, keys: list[Key], cw_rec: Record | None, cw: list[float | None] | None) -> Record:
