@@ -154,9 +154,14 @@ def write_run(path: Path, stage: str, shown_dir: str | None = None) -> Path:
                         CheckRow(name="transfer beats white-box", fired=fired, value=0.9 if fired else 0.0,
                                  threshold=">= 10 points", evidence="CW-L2 kappa=40 from the baseline 90.0% vs JSMA-F "
                                  + ("0.0%" if fired else "90.7%"))]
-                add(VerdictMade(model=model, verdict=verdict, checks=rows,
+                # gradient honesty as the verdict measures it: both backwards describe their forward functions
+                honesty = {"honesty": [0, 30], "honesty_every_step": 0,
+                           "honesty_errors": {"1e-02": 0.009 if fired else 0.005, "1e-06": 6e-09}}
+                add(VerdictMade(model=model, verdict=verdict, checks=rows, evidence=honesty,
                                 text=("robustness to JSMA-F (0.0% success) is masked gradients: 2 of 2 checks fired"
-                                      if fired else "no sign of masking: none of 2 checks fired (JSMA-F 90.7%)")))
+                                      if fired else "no sign of masking: none of 2 checks fired (JSMA-F 90.7%)"),
+                                remedy=("CW-L2 on the logits reached 30/30 targets (mean L2 2.14), JSMA on the logits "
+                                        "86% of its attacks (JSMA-F on the deployed softmax: 0%)" if fired else "")))
             add(RunSummary(preset="digits", dataset="digits", data_note="", temperature=100.0,
                            accuracy={"baseline": 0.986, "teacher": 0.989, "student": 0.983},
                            mean_abs_logit={"baseline": 9.1, "teacher": 610.0, "student": 722.0},

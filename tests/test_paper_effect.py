@@ -39,7 +39,13 @@ def test_default_digits_run_shows_distillation_and_masked_gradients(acceptance_r
     # at equal budgets: exact zeros, and JSMA on the logits winning where JSMA-F loses at the same Upsilon
     assert {"vanishing gradients", "JSMA on the logits beats JSMA-F"} <= fired, verdict["student"]["text"]
     assert "the deployed softmax's gradient" in verdict["student"]["text"]
-    assert all(c["n"] >= 30 and c["low"] is not None for c in verdict["student"]["checks"])
+    # every check with its n and interval: 30 inputs each (a distance comparison leaves out an input whose CW-L2
+    # optimisation did not finish); the remedy of a saturated softmax, the logits, is what CW-L2 reached
+    assert all(c["n"] >= 25 and c["low"] is not None for c in verdict["student"]["checks"])
+    assert all(c["n"] == 30 for c in verdict["student"]["checks"] if "beats" not in c["name"])
+    assert "CW-L2 on the logits reached 30/30" in verdict["student"]["remedy"], verdict["student"]["remedy"]
+    honesty = s["gradient_honesty"]  # both backwards describe their forward functions
+    assert honesty["baseline"]["disagreeing_inputs"] == 0 and honesty["student"]["disagreeing_inputs"] == 0
     assert attacks["student-softmax_T"] >= 0.70, attacks
     ended = json.loads((run / "attacks" / "student-softmax.json").read_text())["ended"]
     # it fails because the saturated softmax leaves no qualifying pair, not by running out of budget
