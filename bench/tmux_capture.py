@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from processes import stop_engine
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PANELS = ("loss / accuracy", "softmax confidence", "GPU", "JSMA attacks", "events")
@@ -69,6 +71,7 @@ def run_size(width: int, height: int, tmp: Path) -> dict:
         return {"size": f"{width}x{height}", "missing": missing, "stopped_cleanly": stopped}
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        stop_engine(tmp / session)  # after a failure above, the engine would go on training
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from processes import stop_engine
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 ENV = os.environ.get("LATENCY_ENV", "")  # e.g. "OMP_WAIT_POLICY=PASSIVE " to compare
@@ -62,7 +64,9 @@ def measure(tree: Path, presses: int, paused: bool) -> tuple[list[float], str]:
             training = m.group(0) if m else "?"
         finally:
             subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+            stop_engine(Path(tmp) / "run")
     return latencies, training
+
 
 
 def summary(latencies: list[float]) -> dict[str, float]:

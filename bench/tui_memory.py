@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import psutil
+from processes import stop_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -41,6 +42,7 @@ def main() -> None:
             events = sum(1 for _ in open(Path(tmp) / "run" / "events.jsonl"))
         finally:
             subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+            stop_engine(Path(tmp) / "run")
     # growth after warm-up (first 2 minutes: imports, first epochs, plot buffers filling)
     warm = [m for t, m in samples if t >= 120] or [m for _, m in samples]
     row = {"minutes": args.minutes, "rss_start_mb": samples[0][1], "rss_after_warmup_mb": warm[0],
