@@ -32,8 +32,8 @@ from engine.attacks.cw_l2 import CWL2Config, cw_l2  # noqa: E402
 from engine.masking.checks import interval  # noqa: E402
 from engine.model_factory import build_model  # noqa: E402
 from engine.presets import preset_from_toml  # noqa: E402
-from engine.runs.experiment import fit_checkpoint  # noqa: E402
-from engine.runs.rundir import ATTACKS, RunDir, _git_commit, atomic_write_bytes, read_json  # noqa: E402
+from engine.record.rundir import ATTACKS, RunDir, _git_commit, atomic_write_bytes, read_json  # noqa: E402
+from engine.steps.experiment import fit_checkpoint  # noqa: E402
 
 REFERENCE = CWL2Config(learning_rate=1e-2, binary_search_steps=9, max_iterations=10_000, abort_early=True,
                        initial_const=1e-3, escalations=0)

@@ -13,8 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.runs.channel import engine_pid  # noqa: E402
-from engine.runs.lock import process_alive  # noqa: E402
+from engine.record.lock import process_alive  # noqa: E402
+from engine.sessions.channel import engine_pid  # noqa: E402
 
 
 def stop_engine(run_dir: str | Path, grace: float = 30.0) -> bool:

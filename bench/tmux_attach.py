@@ -23,15 +23,15 @@ def tmux(*args: str) -> str:
 
 
 def epochs(run_dir: Path) -> int:
-    from engine.runs.events import EventType
-    from engine.runs.rundir import iter_events
+    from engine.record.events import EventType
+    from engine.record.rundir import iter_events
 
     return sum(1 for e in iter_events(run_dir / "events.jsonl") if e.type == EventType.EPOCH)
 
 
 def main() -> None:
-    from engine.runs.channel import engine_alive
-    from engine.runs.listing import run_state, stop_run
+    from engine.sessions.channel import engine_alive
+    from engine.sessions.listing import run_state, stop_run
 
     run_dir = Path(tempfile.mkdtemp(prefix="defdistill-attach-")) / "run"
     start = (f"cd {ROOT} && {sys.executable} -m tui digits --run-dir {run_dir} --set training.epochs=40 "

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from engine.collapse import collapse_logged  # noqa: E402
 from engine.paper import PAPER_TEMPERATURES  # noqa: E402
-from engine.runs.events import EventType  # noqa: E402
-from engine.runs.rundir import iter_events, read_json  # noqa: E402
+from engine.record.events import EventType  # noqa: E402
+from engine.record.rundir import iter_events, read_json  # noqa: E402
 
 # The candidates, as preset overrides on top of the preset (its Table II reading: SGD lr 0.1, momentum
 # 0.9, lr halved every 10 epochs, loss x T, grad-norm clip 5).

@@ -25,7 +25,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-BEFORE = "ae64f87"  # the last commit whose dashboard imported torch (engine/runs/session.py -> engine.data)
+BEFORE = "ae64f87"  # the last commit whose dashboard imported torch (engine/sessions/session.py -> engine.data)
 FIRST_FRAME = ("finished", "events")  # the status line's state and the events panel's title
 
 

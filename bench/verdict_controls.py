@@ -50,7 +50,7 @@ def load(run_dir: Path, phase: str):
     from engine.checkpoints import unpack_state
     from engine.networks import build_network
     from engine.presets import preset_from_toml
-    from engine.runs.rundir import RunDir
+    from engine.record.rundir import RunDir
 
     rd = RunDir.open(run_dir)
     preset = preset_from_toml(rd.read_preset_toml())
@@ -78,7 +78,7 @@ def measure(args: argparse.Namespace) -> None:
 
     from engine.data import load_dataset
     from engine.masking.controls import judge_controls
-    from engine.runs.verdict_phase import measure_config
+    from engine.masking.from_run import measure_config
 
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     t0 = time.perf_counter()

@@ -17,7 +17,7 @@ from engine.command_line import (
     version_line,
 )
 from engine.errors import EXIT_USER_ERROR, UserError
-from engine.runs.job import Job
+from engine.sessions.job import Job
 
 
 def _overrides(p: argparse.ArgumentParser) -> None:
@@ -198,7 +198,7 @@ def _sweep(args: argparse.Namespace) -> int:
                                data_root=args.data_root, seeds=seeds,
                                follow=lambda session: _sweep_step(session, args.quiet))
         except SweepStopped as exc:
-            from engine.runs.host import EXIT_STOPPED
+            from engine.sessions.host import EXIT_STOPPED
 
             print(f"defdistill-engine: {exc}", file=sys.stderr)
             return EXIT_STOPPED
@@ -241,7 +241,7 @@ def _wait_for_run(run_dir: str) -> None:
     """Block until no engine holds `run_dir` (it finished, stopped or died)."""
     import time
 
-    from engine.runs.lock import RunLock
+    from engine.record.lock import RunLock
 
     while RunLock.is_held(run_dir):
         time.sleep(1.0)
@@ -249,7 +249,7 @@ def _wait_for_run(run_dir: str) -> None:
 
 def _sweep_step(session, quiet: bool) -> int:
     """One run of a sweep; the sweep prints one summary at the end."""
-    from engine.runs.host import run_to_end
+    from engine.sessions.host import run_to_end
 
     run_to_end(session, quiet)
     return 0 if session.state == "finished" else 1
@@ -263,7 +263,7 @@ def _methods(args: argparse.Namespace) -> list[str] | None:
 
 
 def _job(args: argparse.Namespace) -> Job:
-    """run, resume and attack as the engine process's typed job (engine/runs/job.py)."""
+    """run, resume and attack as the engine process's typed job (engine/sessions/job.py)."""
     common = {"data_root": args.data_root, "quiet": args.quiet}
     if args.command == "run":
         return Job("run", preset=args.preset, overrides=tuple(args.overrides), run_dir=args.run_dir,
@@ -290,7 +290,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from engine.presets import available_presets, load_preset
 
     if args.command in ("run", "resume", "attack"):  # torch is imported by the commands that use it only
-        from engine.runs.host import host
+        from engine.sessions.host import host
 
         return host(_job(args))
     if args.command == "presets":
@@ -301,13 +301,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(load_preset(args.preset, args.overrides).to_toml(), end="")
         return 0
     if args.command == "ps":
-        from engine.runs.listing import format_runs, list_runs, runs_as_json
+        from engine.sessions.listing import format_runs, list_runs, runs_as_json
 
         runs = list_runs(args.runs_dir)
         print(json.dumps(runs_as_json(runs), indent=2) if args.json else format_runs(runs))
         return 0
     if args.command == "stop":
-        from engine.runs.listing import stop_run
+        from engine.sessions.listing import stop_run
 
         print(stop_run(args.run_dir))
         return 0

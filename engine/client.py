@@ -26,10 +26,10 @@ from engine.command_line import (
     preset_argument,
     version_line,
 )
+from engine.deployment import DEPLOYED, check_temperature, trained_temperature
 from engine.errors import EXIT_USER_ERROR, UserError
 from engine.paper import PAPER_TEMPERATURES
-from engine.runs.control import check_temperature
-from engine.runs.events import (
+from engine.record.events import (
     AttackFinished,
     AttackProgress,
     AttackStarted,
@@ -54,24 +54,24 @@ from engine.runs.events import (
     TemperatureChanged,
     VerdictMade,
 )
-from engine.runs.listing import RunInfo, format_runs, list_runs
-from engine.runs.process_session import ProcessSession
-from engine.runs.replay import ReplaySession
-from engine.runs.rundir import RunDir
-from engine.runs.session import Session
-from engine.runs.telemetry import Sample, Telemetry
+from engine.record.rundir import RunDir
+from engine.sessions.listing import RunInfo, format_runs, list_runs
+from engine.sessions.process_session import ProcessSession
+from engine.sessions.replay import ReplaySession
+from engine.sessions.session import Session
+from engine.sessions.telemetry import Sample, Telemetry
 from engine.sweeps.launch import launch_sweep, sweep_state
 from engine.sweeps.plan import PLAN_FILE
 from engine.sweeps.progress import sweep_progress
 
 __all__ = [
-    "EXIT_USER_ERROR", "PAPER_TEMPERATURES", "RUN_DIR_COMPLETION", "AttackFinished", "AttackProgress",
+    "DEPLOYED", "EXIT_USER_ERROR", "PAPER_TEMPERATURES", "RUN_DIR_COMPLETION", "AttackFinished", "AttackProgress",
     "AttackStarted", "Batch", "CWFinished", "Checkpoint", "Epoch", "Event", "Failed", "Finished", "Notice",
     "OneLineParser", "Paused", "PhaseFinished", "PhaseStarted", "Probes", "Resumed", "RunInfo", "RunResumed",
     "RunStarted", "RunSummary", "Sample", "Session", "SoftLabels", "Stopped", "SweepWatch", "Telemetry",
     "TemperatureChanged", "UserError", "VerdictMade", "add_completion", "attach", "check_temperature",
     "format_runs", "in_process", "launch", "linux_only", "list_runs", "preset_argument", "replay",
-    "result_files", "version_line",
+    "result_files", "trained_temperature", "version_line",
 ]
 
 
@@ -105,7 +105,7 @@ def in_process(preset: str, overrides: Sequence[str] = (), run_dir: str | Path |
                data_root: str | None = None, download: bool = False) -> Session:
     """The engine in a thread of the caller's process (it ends with it). Imports torch."""
     from engine.presets import load_preset
-    from engine.runs.thread_session import ThreadSession
+    from engine.sessions.thread_session import ThreadSession
 
     return ThreadSession.create(load_preset(preset, list(overrides)), run_dir, data_root=data_root,
                                 download=True if download else None)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-DEPLOYED_TEMPERATURE = 1.0
-
 
 def softmax_at(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """softmax(z/T)_i = exp(z_i/T) / sum_j exp(z_j/T)."""

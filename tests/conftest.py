@@ -152,7 +152,7 @@ class TrainedRun:
     def __init__(self, run_dir: Path) -> None:
         from engine.data import load_dataset
         from engine.presets import preset_from_toml
-        from engine.runs.rundir import RunDir
+        from engine.record.rundir import RunDir
 
         self.run_dir = run_dir
         self.rundir = RunDir.open(run_dir)
@@ -161,7 +161,7 @@ class TrainedRun:
         self.device = sys.modules["torch"].device("cpu")
 
     def history(self) -> list:
-        from engine.runs.rundir import iter_events
+        from engine.record.rundir import iter_events
 
         return list(iter_events(self.run_dir.parent / "session-history.jsonl"))
 
@@ -171,7 +171,7 @@ def trained_run(tmp_path_factory) -> TrainedRun:
     """One finished quick digits run (baseline, teacher and student at T=20), no attacks yet."""
     def train(folder: Path) -> None:
         from engine.presets import load_preset
-        from engine.runs.thread_session import ThreadSession
+        from engine.sessions.thread_session import ThreadSession
 
         session = ThreadSession.create(load_preset("digits", QUICK), folder / "trained")
         session.start()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine.data import load_digits_28
 from engine.presets import load_preset
-from engine.runs.events import (
+from engine.record.events import (
     AttackFinished,
     AttackProgress,
     AttackStarted,
@@ -35,7 +35,7 @@ from engine.runs.events import (
     TemperatureChanged,
     VerdictMade,
 )
-from engine.runs.telemetry import Sample
+from engine.sessions.telemetry import Sample
 
 T0 = 1_700_000_000.0
 NO_GPU = Sample(False, "CPU / RAM (this process)",

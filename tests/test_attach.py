@@ -13,11 +13,11 @@ import threading
 import pytest
 
 from conftest import LONG, ROOT, SMALL, cli, copy_run, pilot_wait_until, wait_until
-from engine.runs.channel import ChannelError, CommandServer, engine_alive, send, socket_path
-from engine.runs.events import EventType
-from engine.runs.listing import list_runs, run_state
-from engine.runs.process_session import ProcessSession
-from engine.runs.rundir import iter_events
+from engine.record.events import EventType
+from engine.record.rundir import iter_events
+from engine.sessions.channel import ChannelError, CommandServer, engine_alive, send, socket_path
+from engine.sessions.listing import list_runs, run_state
+from engine.sessions.process_session import ProcessSession
 from scripted import NO_GPU
 from tui.app import DefdistillApp
 

@@ -16,8 +16,8 @@ import pytest
 import engine
 from conftest import ROOT, assert_one_line_error
 from engine.cli import _parser, main, split_ray_address
-from engine.runs.events import AttackStarted, Event, Notice
-from engine.runs.progress import HeadlessProgress
+from engine.record.events import AttackStarted, Event, Notice
+from engine.sessions.progress import HeadlessProgress
 from scripted import write_run
 from tui.__main__ import _parser as tui_parser
 from tui.__main__ import main as tui_main

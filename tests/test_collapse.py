@@ -8,8 +8,8 @@ import torch
 
 from conftest import SMALL, cli
 from engine.collapse import CollapseWatch, chance_level
-from engine.runs.events import EventType
-from engine.runs.rundir import iter_events
+from engine.record.events import EventType
+from engine.record.rundir import iter_events
 
 
 def test_the_watch_says_once_when_a_phase_that_had_learned_falls_to_chance():

@@ -15,7 +15,7 @@ from engine.attacks.cw_l2 import CWL2Config, cw_l2
 from engine.attacks.cw_linf import CWLinfConfig, cw_linf
 from engine.attacks.margin import margin
 from engine.errors import AttackConfigError
-from engine.runs.cw_phase import case_summary, cw_targets
+from engine.steps.cw_phase import case_summary, cw_targets
 
 torch.set_default_dtype(torch.float64)  # float64 here: batched and one-by-one arithmetic then agree to ~1e-15
 try:

@@ -18,8 +18,8 @@ from safetensors.torch import save_file
 
 from engine.cli import main
 from engine.errors import UserError
-from engine.runs.channel import PID_FILE
-from engine.runs.lock import LOCK_FILE
+from engine.record.lock import LOCK_FILE
+from engine.sessions.channel import PID_FILE
 from tui.__main__ import build_session
 
 

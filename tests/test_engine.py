@@ -15,9 +15,9 @@ import pytest
 
 from conftest import ROOT, SMALL, assert_one_line_error, cli, copy_run, wait_until
 from engine.presets import load_preset
-from engine.runs.events import EventType
-from engine.runs.rundir import iter_events
-from engine.runs.thread_session import ThreadSession
+from engine.record.events import EventType
+from engine.record.rundir import iter_events
+from engine.sessions.thread_session import ThreadSession
 
 
 def test_finished_run_directory_is_self_describing(trained_run):

@@ -17,8 +17,8 @@ from engine.metrics import gradient_amplitude
 from engine.networks import build_network
 from engine.numerics import exact_float32
 from engine.presets import load_preset
-from engine.runs.events import EventType
-from engine.runs.thread_session import ThreadSession
+from engine.record.events import EventType
+from engine.sessions.thread_session import ThreadSession
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 ON_CUDA = [s for s in QUICK if not s.startswith("device")] + ["device='cuda'"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, wait_until
-from engine.runs.listing import run_state
+from engine.sessions.listing import run_state
 
 SOURCES = ("pyproject.toml", "README.md", "engine", "tui", "presets")  # what a source distribution holds
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

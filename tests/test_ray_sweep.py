@@ -12,8 +12,8 @@ import pytest
 
 from conftest import JSMA_ONLY, ROOT, SWEEP_PRESET, cli, sweep_numbers, wait_until
 from engine.errors import UserError
-from engine.runs.events import EventType
-from engine.runs.rundir import iter_events
+from engine.record.events import EventType
+from engine.record.rundir import iter_events
 
 ray = pytest.importorskip("ray")
 

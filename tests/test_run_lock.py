@@ -11,9 +11,9 @@ import time
 
 from conftest import LONG, ROOT, SMALL, assert_one_line_error, cli, wait_until
 from engine.errors import RunDirError
-from engine.runs.events import EventType
-from engine.runs.lock import RunLock
-from engine.runs.rundir import iter_events
+from engine.record.events import EventType
+from engine.record.lock import RunLock
+from engine.record.rundir import iter_events
 
 
 def _batches(run_dir) -> int:

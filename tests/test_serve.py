@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import LONG, ROOT, cli, wait_until
-from engine.runs.events import EventType
-from engine.runs.rundir import iter_events
+from engine.record.events import EventType
+from engine.record.rundir import iter_events
 
 pytest.importorskip("textual_serve")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -13,9 +13,9 @@ import threading
 import pytest
 
 from conftest import ROOT, SMALL, wait_until
-from engine.runs.channel import engine_pid
-from engine.runs.events import EventType
-from engine.runs.rundir import iter_events
+from engine.record.events import EventType
+from engine.record.rundir import iter_events
+from engine.sessions.channel import engine_pid
 from tui.__main__ import build_session
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from conftest import JSMA_ONLY, SWEEP_PRESET, cli, sweep_numbers
 from engine.errors import UserError
-from engine.runs.events import EventType
-from engine.runs.rundir import iter_events
+from engine.record.events import EventType
+from engine.record.rundir import iter_events
 from engine.sweeps.ray_sweep import task_gpus
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from types import SimpleNamespace
 
-from engine.runs.telemetry import Telemetry
+from engine.sessions.telemetry import Telemetry
 
 
 class NVMLError(Exception):

@@ -12,9 +12,9 @@ import sys
 import pytest
 
 from conftest import ROOT, SMALL, cli, wait_until
-from engine.runs.channel import send
-from engine.runs.events import AttackStarted, Batch, RunSummary, SoftLabels, TemperatureChanged
-from engine.runs.rundir import iter_events
+from engine.record.events import AttackStarted, Batch, RunSummary, SoftLabels, TemperatureChanged
+from engine.record.rundir import iter_events
+from engine.sessions.channel import send
 
 TWELVE = [*SMALL, "training.epochs=12"]
 

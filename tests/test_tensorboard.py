@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from conftest import cli
-from engine.runs.events import Batch, Epoch
-from engine.runs.rundir import iter_events
+from engine.record.events import Batch, Epoch
+from engine.record.rundir import iter_events
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 

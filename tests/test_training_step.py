@@ -13,8 +13,8 @@ from conftest import QUICK, wait_until
 from engine.networks import build_network
 from engine.numerics import RNG_CPU, exact_float32, set_tf32, tf32_enabled
 from engine.presets import TrainingConfig, load_preset
-from engine.runs.events import EventType
-from engine.runs.thread_session import ThreadSession
+from engine.record.events import EventType
+from engine.sessions.thread_session import ThreadSession
 from engine.training import LossReport, make_optimizer
 from engine.training_step import TrainStep
 

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import SMALL, assert_one_line_error, cli, pilot_wait_until, press_into_modal
 from engine.presets import load_preset
-from engine.runs.events import EventType
-from engine.runs.rundir import iter_events
-from engine.runs.thread_session import ThreadSession
+from engine.record.events import EventType
+from engine.record.rundir import iter_events
+from engine.sessions.thread_session import ThreadSession
 from scripted import NO_GPU
 from tui.app import DefdistillApp
 from tui.screens.attack import AttackModal

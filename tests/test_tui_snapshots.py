@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import pilot_wait_until
-from engine.runs.replay import ReplaySession
+from engine.sessions.replay import ReplaySession
 from scripted import NO_GPU, write_run
 from tui.app import DefdistillApp
 

@@ -9,7 +9,7 @@ from engine.attacks.outputs import attacked_output
 from engine.distillation import soft_labels
 from engine.metrics import gradient_support
 from engine.networks import build_network
-from engine.runs.events import Event, TemperatureChanged
+from engine.record.events import Event, TemperatureChanged
 from engine.temperature import loss_at_temperature, loss_scale_factor
 from tui.state import MAX_LOG_LINES, DashboardState
 
@@ -93,7 +93,7 @@ def test_system_panel_says_an_ended_engine_has_ended():
     import subprocess
     import sys
 
-    from engine.runs.telemetry import Telemetry
+    from engine.sessions.telemetry import Telemetry
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     telemetry = Telemetry(pid=child.pid)

@@ -160,7 +160,7 @@ def _distilled_and_adversarial(tmp_path_factory):
 def _net(run_dir, phase="baseline"):
     from engine.checkpoints import unpack_state
     from engine.networks import build_network
-    from engine.runs.rundir import RunDir
+    from engine.record.rundir import RunDir
 
     tensors, meta = RunDir.open(run_dir).load_tensors(phase)
     net = build_network("mnist")
@@ -262,11 +262,11 @@ def _library_evidence(tmp_path, run_dir) -> dict:
 
     from engine.checkpoints import unpack_state
     from engine.data import load_dataset
+    from engine.masking.from_run import measure_config
     from engine.masking.measure import MemoryResults, Source, Subject, measure_evidence
     from engine.model_factory import build_model, build_surrogate
     from engine.presets import preset_from_toml
-    from engine.runs.rundir import RunDir
-    from engine.runs.verdict_phase import measure_config
+    from engine.record.rundir import RunDir
     from engine.sweeps.verdicts import check_set
 
     sys.path.insert(0, str(tmp_path))  # the researcher's module, as the engine process imported it
@@ -331,7 +331,7 @@ def test_weights_loaded_into_a_wrapper_are_judged_masked_and_the_verdict_command
     (the shared run's baseline, wrapped), loaded, not trained, attacked, judged "masked"."""
     from safetensors.torch import save_file
 
-    from engine.runs.rundir import RunDir
+    from engine.record.rundir import RunDir
 
     tensors, _meta = RunDir.open(trained_run.run_dir).load_tensors("baseline")
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}

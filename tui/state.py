@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from engine.client import (
+    DEPLOYED,
     AttackFinished,
     AttackProgress,
     AttackStarted,
@@ -67,7 +68,7 @@ class AttackCounter:
     succeeded: int = 0
     attacks_per_second: float = 0.0
     done: bool = False
-    temperature: float = 1.0
+    temperature: float = DEPLOYED
 
     @property
     def rate(self) -> float:
@@ -97,8 +98,8 @@ class DashboardState:
     epochs: int = 0
     batch: int = 0
     batches: int = 0
-    temperature: float = 1.0
-    distill_temperature: float = 1.0
+    temperature: float = DEPLOYED
+    distill_temperature: float = DEPLOYED
     soft_label_temperature: float | None = None  # the T that made the student's soft labels, once made
     status: str = "starting"  # running | paused | stopped | finished | failed
     eta_seconds: float | None = None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from engine.temperature import DEPLOYED_TEMPERATURE
+from engine.deployment import DEPLOYED
 
 OUTPUTS = ("softmax", "logits", "softmax_T")
 
@@ -35,5 +35,5 @@ class AttackedOutput:
 def attacked_output(model: nn.Module, name: str, training_temperature: float) -> AttackedOutput:
     if name not in OUTPUTS:
         raise ValueError(f"attacked output must be one of {OUTPUTS}, got {name!r}")
-    t = training_temperature if name == "softmax_T" else DEPLOYED_TEMPERATURE
+    t = training_temperature if name == "softmax_T" else DEPLOYED
     return AttackedOutput(model, name, t)

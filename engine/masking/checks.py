@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.masking.statistics import MAX_N, SIGN_ALPHA, interval, n_to_decide, sign_test
+from engine.record.events import CheckRow
 
 SHARE = 0.20  # a check fires when at least this share of inputs shows the sign, interval and all
 L2_MARGIN = 1.25  # another attack's example beats CW-L2 when its L2 is this many times smaller
@@ -64,21 +65,9 @@ KIND_GRADIENT = {TRANSFER: LOGITS, GRADIENT_FREE: LOGITS, DECISION: LOGITS, ESTI
 REMEDY_ATTACK = {SOFTMAX: "CW-L2 on the logits", LOGITS: "CW-L2 on estimated gradients", EVERY: "CW-L2 with EOT"}
 
 
-@dataclass
-class Check:
-    name: str
-    fired: bool
-    value: float | None  # the measured share the check is about
-    threshold: str  # in words
-    evidence: str  # the numbers behind it, in words
-    status: str = "clear"  # fired | clear | undecided
-    kind: str = "masking"  # masking | attack failure
-    gradient: str = ""  # which gradient a masking check is about
-    n: int = 0
-    low: float | None = None
-    high: float | None = None
-    n_needed: int | None = None  # undecided: the n from which it stays decided at the observed share
-    short: str = ""  # one short reason, for the compact table
+# One type for a check, here and in the record: the row a `verdict` event and summary.json carry is the
+# check itself (engine/record/events.py, torch-free for the dashboard), not a copy made from it.
+Check = CheckRow
 
 
 @dataclass

@@ -33,6 +33,7 @@ from engine.attacks.hop_skip_jump import HSJAConfig, hop_skip_jump, starting_poi
 from engine.attacks.jsma import JSMAConfig, jsma
 from engine.attacks.outputs import attacked_output
 from engine.attacks.simba import SimBAConfig, simba
+from engine.deployment import DEPLOYED, distilled
 from engine.masking.budget import jsma_curve, l2_curve
 from engine.masking.checks import (
     DECISION,
@@ -229,7 +230,7 @@ def source_examples(source: Source, x: torch.Tensor, targets: torch.Tensor, ids:
     keys = _keys(ids, targets)
     with exact_float32():
         out = {"JSMA-F": source.results.obtain(
-            "jsma-softmax", kj, _jsma_step(source.model, "softmax", 1.0, xj, tj, kj, cfg.jsma, source.results,
+            "jsma-softmax", kj, _jsma_step(source.model, "softmax", DEPLOYED, xj, tj, kj, cfg.jsma, source.results,
                                            "softmax (transfer source)"), partial=True)}
         for k in sorted({0.0, *cfg.kappas}):
             step = "cw_l2" if k == 0 else f"transfer_k{k:g}"
@@ -250,23 +251,23 @@ def measure_evidence(s: Subject, cfg: MeasureConfig | None = None, source: Sourc
 def _measure(s: Subject, cfg: MeasureConfig, source: Source | None) -> Evidence:
     res, model, keys = s.results, s.model, _keys(s.ids, s.targets)
     grads = res.obtain("gradients", keys, lambda: {"keys": [list(k) for k in keys], **{
-        k: v for k, v in gradient_amplitude(model, s.x, 1.0).items() if k != "values"}})
+        k: v for k, v in gradient_amplitude(model, s.x, DEPLOYED).items() if k != "values"}})
     honesty = res.obtain("honesty", keys, lambda: {"keys": [list(k) for k in keys],
                                                    **gradient_honesty(model, s.x)})
     xj, tj, kj = _jsma_inputs(s)
-    f = res.obtain("jsma-softmax", kj, _jsma_step(model, "softmax", 1.0, xj, tj, kj, cfg.jsma, res, "softmax"))
+    f = res.obtain("jsma-softmax", kj, _jsma_step(model, "softmax", DEPLOYED, xj, tj, kj, cfg.jsma, res, "softmax"))
     f_won = _by_key(f, "won", kj)
     jsma_pairs: dict[str, list[tuple[int, bool, bool]]] = {}
     other_outputs: dict[str, float] = {}
-    outputs = ["logits"] + (["softmax_T"] if s.temperature is not None and s.temperature != 1.0 else [])
+    outputs = ["logits"] + (["softmax_T"] if s.temperature is not None and distilled(s.temperature) else [])
     for out in outputs:
-        rec = res.obtain(f"jsma-{out}", kj, _jsma_step(model, out, s.temperature or 1.0, xj, tj, kj, cfg.jsma, res,
+        rec = res.obtain(f"jsma-{out}", kj, _jsma_step(model, out, s.temperature or DEPLOYED, xj, tj, kj, cfg.jsma, res,
                                                        out))
         won = _by_key(rec, "won", kj)
         if won is not None and f_won is not None:
             jsma_pairs[OUTPUT_NAMES[out]] = [(k[0], bool(o), bool(w)) for k, o, w in zip(kj, won, f_won, strict=True)]
             other_outputs[OUTPUT_NAMES[out]] = sum(map(bool, won)) / len(won)
-    budget = res.obtain("budget", kj, _jsma_step(model, "softmax", 1.0, xj, tj, kj, replace(cfg.jsma, upsilon=1.0),
+    budget = res.obtain("budget", kj, _jsma_step(model, "softmax", DEPLOYED, xj, tj, kj, replace(cfg.jsma, upsilon=1.0),
                                                  res, "softmax, Upsilon 100%")) if "budget" in cfg.checks else None
     cw_rec = res.obtain("cw_l2", keys, _cw_step(model, s.x, s.targets, keys, s.cw or cfg.cw, res, "cw_l2", "CW-L2"))
     cw = _by_key(cw_rec, "l2", keys)

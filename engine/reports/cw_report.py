@@ -7,8 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from engine.deployment import label as temperature_label
 from engine.paper import CW_L2_VS_T_RHO, CW_TABLES, CW_TOLERANCE, paper_key
-from engine.runs.rundir import read_json
+from engine.record.rundir import read_json
 
 METHODS = ("cw_l2", "cw_l0", "cw_linf")
 NAMES = {"cw_l2": "CW-L2", "cw_l0": "CW-L0", "cw_linf": "CW-Linf"}
@@ -78,7 +79,7 @@ def table_rows(base_cw: dict[str, Any], dist_cw: dict[str, Any], key: str | None
 def sweep_section(r: dict[str, Any]) -> list[str]:
     base_cw = r["baseline"].get("cw", {})
     temps = r["temperatures"]
-    top = f"{max(temps):g}"
+    top = temperature_label(max(temps))
     dist_cw = r["by_temperature"][top].get("cw", {})
     if not base_cw and not dist_cw:
         return []
@@ -97,7 +98,7 @@ def sweep_section(r: dict[str, Any]) -> list[str]:
     lines += ["| T | " + " | ".join(f"{NAMES[m]} success | mean {NORM[m][1]}" for m in methods) + " |",
               "|---|" + "---|---|" * len(methods)]
     for t in temps:
-        e = r["by_temperature"][f"{t:g}"]
+        e = r["by_temperature"][temperature_label(t)]
         cells = []
         for m in methods:
             d = e.get("cw_distance", {}).get(m, {}).get(NORM[m][0])
@@ -106,7 +107,8 @@ def sweep_section(r: dict[str, Any]) -> list[str]:
         lines.append(f"| {t:g} | " + " | ".join(cells) + " |")
     if "cw_l2" in methods:
         rho = pearson([float(t) for t in temps],
-                      [r["by_temperature"][f"{t:g}"].get("cw_distance", {}).get("cw_l2", {}).get("l2") for t in temps])
+                      [r["by_temperature"][temperature_label(t)].get("cw_distance", {}).get("cw_l2", {}).get("l2")
+                       for t in temps])
         lines += ["", f"Mean CW-L2 distance vs T: Pearson r = {'–' if rho is None else f'{rho:+.2f}'} over "
                   f"{len(temps)} temperatures (C&W: rho = {CW_L2_VS_T_RHO}, uncorrelated); "
                   "figure: cw_distance_vs_temperature.png.", "",

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from engine.deployment import label as temperature_label
 from engine.paper import SUCCESS_VS_T, paper_key
 
 BAND = 10.0  # points
@@ -26,7 +27,7 @@ def points(r: dict[str, Any]) -> list[dict[str, Any]]:
     base_logit = r["baseline"].get("mean_abs_logit")
     out = []
     for t in r["temperatures"]:
-        e = r["by_temperature"][f"{t:g}"]
+        e = r["by_temperature"][temperature_label(t)]
         ours = e["success_rate"].get("softmax")
         if ours is None:
             continue

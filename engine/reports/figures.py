@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.deployment import label as temperature_label
 from engine.paper import SUCCESS_VS_T, paper_key
 
 OUTPUT_STYLE = {"softmax": ("JSMA-F: softmax at T=1 (the paper)", "tab:blue"),
@@ -32,7 +33,7 @@ def _plt():
 def _save(fig, path: Path, description: str = "") -> None:
     import io
 
-    from engine.runs.rundir import atomic_write_bytes
+    from engine.record.rundir import atomic_write_bytes
 
     buf = io.BytesIO()
     # what the figure says in words, in the PNG's own text chunk (readable without looking at it)
@@ -49,7 +50,7 @@ def success_vs_temperature(result: dict[str, Any], path: Path) -> None:
     for out, (label, color) in OUTPUT_STYLE.items():
         if out not in present:
             continue
-        entries = [result["by_temperature"][f"{t:g}"] for t in temps]
+        entries = [result["by_temperature"][temperature_label(t)] for t in temps]
         ys = [100 * e["success_rate"].get(out, math.nan) for e in entries]
         err = [100 * e.get("spread", {}).get("success_rate", {}).get(out, 0.0) for e in entries]
         ax.errorbar(temps, ys, yerr=err if any(err) else None, fmt="o-", color=color, capsize=3,
@@ -61,9 +62,9 @@ def success_vs_temperature(result: dict[str, Any], path: Path) -> None:
     if key:
         ref = SUCCESS_VS_T[key]
         ax.plot(list(ref), list(ref.values()), "kx", markersize=7, label=f"paper ({key.upper()}, JSMA-F)")
-    verdicts = {f"{t:g}": (result["by_temperature"][f"{t:g}"].get("verdict") or {}).get("verdict") for t in temps}
+    verdicts = {t: (result["by_temperature"][temperature_label(t)].get("verdict") or {}).get("verdict") for t in temps}
     for t in temps:  # each T's verdict, printed above its point: M = masked gradients, ok = no sign of masking
-        v = verdicts[f"{t:g}"]
+        v = verdicts[t]
         if v:
             ax.annotate({"masked": "M", "no sign of masking": "ok"}.get(v, "?"), (t, 101), ha="center", fontsize=7,
                         color={"masked": "tab:red", "no sign of masking": "tab:green"}.get(v, "gray"))
@@ -83,7 +84,7 @@ def success_vs_temperature(result: dict[str, Any], path: Path) -> None:
 def cw_distance_vs_temperature(result: dict[str, Any], path: Path) -> None:
     """Mean CW-L2 distance per T (C&W found it flat: rho = -0.05); nothing drawn without CW-L2."""
     temps = result["temperatures"]
-    entries = [result["by_temperature"][f"{t:g}"] for t in temps]
+    entries = [result["by_temperature"][temperature_label(t)] for t in temps]
     ys = [e.get("cw_distance", {}).get("cw_l2", {}).get("l2") for e in entries]
     if all(y is None for y in ys):
         return
@@ -114,7 +115,7 @@ def accuracy_vs_temperature(result: dict[str, Any], path: Path) -> None:
     plt = _plt()
     temps = result["temperatures"]
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    entries = [result["by_temperature"][f"{t:g}"] for t in temps]
+    entries = [result["by_temperature"][temperature_label(t)] for t in temps]
     err = [100 * e.get("spread", {}).get("accuracy", 0.0) for e in entries]
     ax.errorbar(temps, [100 * e["accuracy"] for e in entries], yerr=err if any(err) else None, fmt="o-", capsize=3,
                 label="distilled student (deployed T=1)")
@@ -188,9 +189,9 @@ def write_sweep_figures(sweep_dir: Path, result: dict[str, Any]) -> list[Path]:
     cw_distance_vs_temperature(result, paths[4])
     accuracy_vs_temperature(result, paths[1])
     gradient_histograms([("no distillation", result["baseline"]["gradient_amplitude"])]
-                        + [(f"T={t:g}", result["by_temperature"][f"{t:g}"]["gradient_amplitude"])
+                        + [(f"T={t:g}", result["by_temperature"][temperature_label(t)]["gradient_amplitude"])
                            for t in result["temperatures"]], paths[2])
-    top = f"{max(result['temperatures']):g}"
+    top = temperature_label(max(result['temperatures']))
     first = result["by_temperature"][top]["run_dir"]
     student_dir = sweep_dir / (first if isinstance(first, str) else first[0])
     base = result["baseline"]["run_dir"]

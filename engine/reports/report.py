@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from engine.deployment import label as temperature_label
 from engine.errors import RunDirError
 from engine.paper import CW, GRADIENT_REDUCTION, HEADLINE, SUCCESS_VS_T, paper_key
+from engine.record.rundir import RunDir, atomic_write_bytes, atomic_write_json, preset_and_meta, read_json
 from engine.reports.cw_report import run_section, sweep_section
 from engine.reports.fidelity import figure as fidelity_figure
 from engine.reports.fidelity import section as fidelity_section
 from engine.reports.figures import write_sweep_figures
 from engine.reports.verdict_report import transfer_lines, verdict_section
-from engine.runs.rundir import RunDir, atomic_write_bytes, atomic_write_json, preset_and_meta, read_json
 from engine.sweeps.plan import SWEEP_FILE
 
 OUTPUTS = ("softmax", "logits", "softmax_T")
@@ -70,7 +71,7 @@ def sweep_report(sweep_dir: Path) -> str:
     key = paper_key(r["dataset"])
     head = HEADLINE.get(key or "", {})
     temps = r["temperatures"]
-    top = f"{max(temps):g}"
+    top = temperature_label(max(temps))
     b, s = r["baseline"], r["by_temperature"][top]
     lines = [f"# defdistill report: {r['dataset']} temperature sweep", ""]
     lines += _setup(preset, meta, r["data_note"], r["seconds"], r["quick"], r.get("setup", {}).get("provenance"))
@@ -78,7 +79,7 @@ def sweep_report(sweep_dir: Path) -> str:
     if key is None:
         lines += [f"The paper has no {r['dataset']} results; our numbers stand alone.", ""]
     weak = [name for name, acc in [("no distillation", b["accuracy"])]
-            + [(f"T={t:g}", r["by_temperature"][f"{t:g}"]["accuracy"]) for t in temps] if acc < 0.5]
+            + [(f"T={t:g}", r["by_temperature"][temperature_label(t)]["accuracy"]) for t in temps] if acc < 0.5]
     if weak:
         lines += [f"**Warning: held-out accuracy below 50% for {', '.join(weak)}: training did not converge there, "
                   "and attack numbers on such a model say little.** Train longer (training.epochs).", ""]
@@ -109,7 +110,7 @@ def sweep_report(sweep_dir: Path) -> str:
               "|---|---|---|---|---|---|" + ("---|---|" if support else "")]
     ref = SUCCESS_VS_T.get(key or "", {})
     for t in temps:
-        e = r["by_temperature"][f"{t:g}"]
+        e = r["by_temperature"][temperature_label(t)]
         p = ref.get(int(t)) if float(t).is_integer() else None
         lines.append(f"| {t:g} | {'–' if p is None else f'{p}%'} | {_pct(e['success_rate'].get('softmax'))} | "
                      f"{_pct(e['success_rate'].get('logits'))} | {_pct(e['success_rate'].get('softmax_T'))} | "
@@ -131,8 +132,8 @@ def sweep_report(sweep_dir: Path) -> str:
         fidelity_figure(r, sweep_dir / "fidelity.png", compare)
     lines += fidelity
     lines += verdict_section([(_seeded("no distillation", b, r.get("seeds")), b.get("verdict"))]
-                             + [(_seeded(f"T={t:g}", r["by_temperature"][f"{t:g}"], r.get("seeds")),
-                                 r["by_temperature"][f"{t:g}"].get("verdict")) for t in temps])
+                             + [(_seeded(f"T={t:g}", r["by_temperature"][temperature_label(t)], r.get("seeds")),
+                                 r["by_temperature"][temperature_label(t)].get("verdict")) for t in temps])
     lines += transfer_lines(s)
     lines += sweep_section(r)
     lines += ["## Figures", "", "![success vs temperature](success_vs_temperature.png)", "",
@@ -227,7 +228,7 @@ def run_report(run_dir: Path) -> str:
 def stale_attacks(run_dir: Path, attacks: dict[str, Any]) -> dict[str, list[str]]:
     """Per model, the attack results (summary keys) measured on another checkpoint than the one the model
     has now: a report never shows them as this model's without saying so."""
-    from engine.runs.run_results import Freshness
+    from engine.masking.run_results import Freshness
 
     fresh: dict[str, Freshness] = {}
     out: dict[str, list[str]] = {}

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.errors import RunDirError, UserError
-from engine.runs.events import AttackFinished, Batch, CWFinished, Epoch
-from engine.runs.rundir import EVENTS_FILE, iter_events
+from engine.record.events import AttackFinished, Batch, CWFinished, Epoch
+from engine.record.rundir import EVENTS_FILE, iter_events
 
 
 def _writer(logdir: Path):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import RunDirError
-from engine.runs.rundir import read_json
+from engine.record.rundir import read_json
 from engine.sweeps.plan import SWEEP_FILE
 from engine.sweeps.verdicts import run_verdicts
 

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.deployment import label as temperature_label
 from engine.errors import RunDirError
-from engine.runs.rundir import RunDir, atomic_write_json, preset_and_meta, read_json
+from engine.record.rundir import RunDir, atomic_write_json, preset_and_meta, read_json
 from engine.sweeps.plan import SWEEP_FILE, run_name
 from engine.sweeps.verdicts import run_verdicts
 
@@ -176,7 +177,7 @@ def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] 
         raise RunDirError(f"no baseline run of {sweep_dir} finished ({'; '.join(failed.values()) or 'none ran'})")
     base_summary = RunDir(sweep_dir / base[0]["run_dir"]).read_summary()
     preset, meta = preset_and_meta(sweep_dir / base[0]["run_dir"])  # so report.md needs sweep.json alone
-    per_t = {f"{t:g}": e for t in plan["temperatures"] if (e := entries(t))}
+    per_t = {temperature_label(t): e for t in plan["temperatures"] if (e := entries(t))}
     runs = [sweep_dir / e["run_dir"] for e in base] + [sweep_dir / x["run_dir"] for e in per_t.values() for x in e]
     by_t = {k: _aggregate(e) for k, e in per_t.items()}
     baseline = _aggregate(base)
@@ -185,7 +186,7 @@ def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] 
     return {
         "preset": plan["preset"], "quick": plan["quick"], "overrides": plan["overrides"], "seeds": plan.get("seeds"),
         "dataset": base_summary["dataset"], "data_note": base_summary["data_note"],
-        "temperatures": [t for t in plan["temperatures"] if f"{t:g}" in by_t], "baseline": baseline,
+        "temperatures": [t for t in plan["temperatures"] if temperature_label(t) in by_t], "baseline": baseline,
         "by_temperature": by_t, "failed": failed,
         "setup": {"preset": preset, "meta": meta, "provenance": _provenance(runs)},
         "seconds": sum(e["seconds"] for e in base) + sum(x["seconds"] for e in per_t.values() for x in e),

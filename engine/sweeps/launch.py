@@ -8,7 +8,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.runs.process_session import engine_command, spawn_detached
+from engine.deployment import label as temperature_label
+from engine.sessions.process_session import engine_command, spawn_detached
 from engine.sweeps.plan import PLAN_FILE, SWEEP_FILE
 
 
@@ -22,7 +23,7 @@ def launch_sweep(preset_path: Path, sweep_dir: Path, *, after: Path | None = Non
     if after is not None:
         args += ["--after", str(after)]
     if temperatures:
-        args += ["--temperatures", ",".join(f"{t:g}" for t in temperatures)]
+        args += ["--temperatures", ",".join(temperature_label(t) for t in temperatures)]
     for o in overrides:
         args += ["--set", o]
     if data_root:

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.runs.events import SweepProgress
-from engine.runs.job import Job
-from engine.runs.lock import RunLock
+from engine.record.events import SweepProgress
+from engine.record.lock import RunLock
+from engine.sessions.job import Job
 from engine.sweeps.collect import finish_sweep
 from engine.sweeps.plan import finished, prepare_sweep
 from engine.sweeps.sweep_log import SweepLog, run_status, status_line

@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.deployment import check_temperature
+from engine.deployment import label as temperature_label
 from engine.errors import PresetError, RunDirError
 from engine.paper import PAPER_TEMPERATURES
 from engine.presets import load_preset
-from engine.runs.events import EventType
-from engine.runs.rundir import atomic_write_json, iter_events, read_json
+from engine.record.events import EventType
+from engine.record.rundir import atomic_write_json, iter_events, read_json
 
 # Laptop profile: 5 epochs with the lr halved every 2 (without the decay, SGD 0.1/0.9 leaves the
 # T=100 student ~6 points below the baseline after 5 epochs on MNIST-t10k; with it, ~1 point).
@@ -24,15 +26,11 @@ SWEEP_FILE = "sweep.json"
 def parse_temperatures(text: str | None) -> list[float]:
     if not text:
         return [float(t) for t in PAPER_TEMPERATURES]
-    try:
-        temps = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
+    items = [t for t in text.split(",") if t.strip()]
+    if not items:
         raise PresetError(f"--temperatures {text!r} is not a comma-separated list of numbers; "
-                          "e.g. --temperatures 1,2,5,10,20,30,40,50,100") from None
-    bad = [t for t in temps if not (t > 0 and t < float("inf"))]
-    if not temps or bad:
-        raise PresetError(f"--temperatures {text!r}: every temperature must be a finite number > 0")
-    return sorted(set(temps))
+                          "e.g. --temperatures 1,2,5,10,20,30,40,50,100")
+    return sorted({check_temperature(t.strip(), f"--temperatures {text!r}: temperature") for t in items})
 
 
 def parse_seeds(text: str | None) -> list[int] | None:
@@ -49,7 +47,7 @@ def parse_seeds(text: str | None) -> list[int] | None:
 
 
 def run_name(temperature: float | None, seed: int | None = None) -> str:
-    name = "baseline" if temperature is None else f"T-{temperature:g}"
+    name = "baseline" if temperature is None else f"T-{temperature_label(temperature)}"
     return name if seed is None else f"{name}-s{seed}"
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.errors import RunDirError
-from engine.runs.listing import run_state
-from engine.runs.rundir import read_json
+from engine.record.rundir import read_json
+from engine.sessions.listing import run_state
 from engine.sweeps.plan import PLAN_FILE, sweep_runs
 
 

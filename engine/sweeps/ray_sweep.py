@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
-from engine.runs.events import SweepProgress
-from engine.runs.lock import RunLock
-from engine.runs.rundir import atomic_write_json
+from engine.record.events import SweepProgress
+from engine.record.lock import RunLock
+from engine.record.rundir import atomic_write_json
 from engine.sweeps.collect import finish_sweep
 from engine.sweeps.plan import finished, prepare_sweep
 from engine.sweeps.sweep_log import SweepLog, run_status, status_line
@@ -37,8 +37,8 @@ def _import_ray():
 
 def run_task(preset: str, overrides: list[str], run_dir: str, data_root: str | None) -> dict[str, Any]:
     """Body of one Ray task: create or resume the run, take it to its end, say where it ran."""
-    from engine.runs.channel import write_pid
-    from engine.runs.rundir import EVENTS_FILE
+    from engine.record.rundir import EVENTS_FILE
+    from engine.sessions.channel import write_pid
     from engine.sweeps.sweep import open_run
 
     path = Path(run_dir)

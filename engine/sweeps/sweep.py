@@ -15,14 +15,14 @@ from typing import Any
 
 from engine.errors import UserError
 from engine.presets import load_preset
-from engine.runs.lock import RunLock
+from engine.record.lock import RunLock
 from engine.sweeps.collect import finish_sweep
 from engine.sweeps.plan import finished, prepare_sweep
 
 
 def open_run(preset_name: str, run_overrides: Sequence[str], run_dir: Path, data_root: str | None):
     """The session for one run of a sweep: resumed where a run directory exists, else created."""
-    from engine.runs.thread_session import ThreadSession
+    from engine.sessions.thread_session import ThreadSession
 
     if (run_dir / "preset.toml").exists():
         return ThreadSession.resume_from(run_dir, data_root=data_root)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.runs.events import SweepProgress, make_event
+from engine.record.events import SweepProgress, make_event
 from engine.sweeps.plan import finished
 
 

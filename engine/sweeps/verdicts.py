@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from engine.errors import CheckpointError, RunDirError
+from engine.masking.from_run import judge_from_files
 from engine.presets import Preset
-from engine.runs.rundir import ATTACKS, RunDir, read_json
-from engine.runs.verdict_phase import judge_from_files
+from engine.record.rundir import ATTACKS, RunDir, read_json
 
 MODELS = ("baseline", "teacher", "student")
 
@@ -48,7 +48,7 @@ def _load_model(run_dir: Path, phase: str) -> nn.Module | None:
 
 def check_set(run_dir: Path, name: str, preset: Preset) -> tuple[list[int], list[int], list[int], torch.Tensor] | None:
     """The inputs a run judged `name` on, from its attack files: (held-out inputs, labels, targets, images)."""
-    from engine.runs.cw_phase import cw_targets
+    from engine.steps.cw_phase import cw_targets
 
     fix = f"delete it and run `defdistill-engine attack {run_dir} --checks` to redo it"
     for key in (f"{name}-softmax", f"{name}-cw_l2", f"{name}-logits"):

@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from engine.client import DEPLOYED, trained_temperature
 from tui.state import DashboardState, softmax
 from tui.widgets.image import half_block
 
@@ -44,8 +45,8 @@ class ConfidencePanel(Static):
         probe %= len(state.probe_images)
         compact = self.app.size.height < COMPACT_BELOW
         current = state.current_probe_logits()
-        t_train = state.distill_temperature if (current and current[0] != "baseline") else 1.0
-        temperature = 1.0 if deployed else t_train
+        t_train = trained_temperature(current[0] if current else "baseline", state.distill_temperature)
+        temperature = DEPLOYED if deployed else t_train
         head = Text.assemble(("probe ", "dim"), f"{probe + 1}/{len(state.probe_images)}",
                              (" label ", "dim"), str(state.probe_labels[probe]))
         if current is None:

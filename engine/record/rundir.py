@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import engine
 from engine.errors import CheckpointError, RunDirError
-from engine.runs.events import SCHEMA_VERSION, BadEvent, Event, ReadReport, RunSummary, parse_lines, payload_from
+from engine.record.events import SCHEMA_VERSION, BadEvent, Event, ReadReport, RunSummary, parse_lines, payload_from
 
 if TYPE_CHECKING:  # torch is imported where tensors are read or written: listing runs never waits for it
     import torch

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.runs.channel import ChannelError, engine_alive, send
-from engine.runs.events import (
+from engine.record.events import (
     END_STATES,
     AttackProgress,
     Epoch,
@@ -18,7 +17,8 @@ from engine.runs.events import (
     Resumed,
     RunStarted,
 )
-from engine.runs.rundir import PRESET_FILE, RunDir, iter_events
+from engine.record.rundir import PRESET_FILE, RunDir, iter_events
+from engine.sessions.channel import ChannelError, engine_alive, send
 
 
 @dataclass

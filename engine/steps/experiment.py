@@ -15,15 +15,14 @@ from torch import nn
 from engine.checkpoints import pack_state, unpack_state
 from engine.collapse import chance_level, collapse_logged, refuse_collapsed
 from engine.data import DatasetSplit
+from engine.deployment import DEPLOYED, SURROGATE, trained_temperature
 from engine.distillation import mean_abs_logit, saturated_share, soft_labels
 from engine.errors import CheckpointError
 from engine.metrics import gradient_support
 from engine.model_factory import build_model
 from engine.numerics import restore_rng_state, rng_state
 from engine.presets import Preset
-from engine.runs.context import TrainedModel
-from engine.runs.control import Control
-from engine.runs.events import (
+from engine.record.events import (
     Batch,
     Checkpoint,
     Epoch,
@@ -39,11 +38,12 @@ from engine.runs.events import (
     SoftLabels,
     TemperatureChanged,
 )
-from engine.runs.rundir import RunDir, iter_events
+from engine.record.rundir import RunDir, iter_events
+from engine.steps.context import TrainedModel
+from engine.steps.control import Control
 from engine.training import PhaseHooks, evaluate, make_optimizer, predict_logits, train_phase
 
 PHASE_ORDER = ("baseline", "teacher", "student")
-SURROGATE = "surrogate"  # the baseline's transfer source, trained (or loaded) only when the verdict needs one
 N_PROBES = 8
 SUPPORT_INPUTS = 100  # held-out inputs the gradient support is measured on (the reference's attacked n)
 Emit = Callable[[Payload], Event]
@@ -89,7 +89,7 @@ class Experiment:
     def attack_temperature(self, model: str) -> float:
         """The T a model is attacked at (JSMA on softmax(z/T), the checks' training-T outputs): the T it
         was trained at, from its own checkpoint; a teacher stays at its T after a change in the student phase."""
-        return self.trained_at.get(model, 1.0 if model == "baseline" else float(self.temperature))
+        return self.trained_at.get(model, trained_temperature(model, self.temperature))
 
     def trained(self, name: str) -> TrainedModel:
         return TrainedModel(name=name, network=self.models[name], temperature=self.attack_temperature(name))
@@ -153,21 +153,22 @@ class Experiment:
         loaded and checkpointed like a trained one (so attacks, verdicts and resumes read it the same way),
         never trained here."""
         model = build_model(preset).to(self.device)
-        self.emit(PhaseStarted(phase=phase, temperature=1.0, epochs=0, start_epoch=0, start_batch=0,
+        self.emit(PhaseStarted(phase=phase, temperature=DEPLOYED, epochs=0, start_epoch=0, start_batch=0,
                                train_size=len(self.data.y_train)))
         self.emit(Notice(text=f"{phase}: weights loaded from {preset.network.weights} "
                               f"({preset.network.factory or 'Table I net'}); not trained"))
         optimizer = make_optimizer(model, self.preset.training)
         tensors, meta = pack_state(model, optimizer)
-        meta.update(phase=phase, epoch=0, batch=0, temperature=1.0, complete=True, distill_temperature=self.temperature)
+        meta.update(phase=phase, epoch=0, batch=0, temperature=DEPLOYED, complete=True,
+                    distill_temperature=self.temperature)
         path = self.rundir.save_tensors(phase, tensors, meta)
         self.emit(Checkpoint(phase=phase, epoch=0, batch=0, complete=True,
                              path=str(path.relative_to(self.rundir.path))))
         model.eval()
         self.models[phase] = model
-        self.trained_at[phase] = 1.0
-        accuracy = evaluate(model, self.data.x_test, self.data.y_test, self.device, 1.0)[1]
-        self.emit(PhaseFinished(phase=phase, seconds=0.0, val_accuracy=accuracy, temperature=1.0))
+        self.trained_at[phase] = DEPLOYED
+        accuracy = evaluate(model, self.data.x_test, self.data.y_test, self.device, DEPLOYED)[1]
+        self.emit(PhaseFinished(phase=phase, seconds=0.0, val_accuracy=accuracy, temperature=DEPLOYED))
 
     def _train(self, phase: str, targets: torch.Tensor, temperature: float, preset: Preset | None = None) -> None:
         preset = preset or self.preset  # the network to build: the surrogate's differs from the run's
@@ -238,7 +239,7 @@ class Experiment:
             notices = [e.data.text for e in iter_events(self.rundir.events_path) if e.type == EventType.NOTICE]
             collapsed = collapse_logged(notices, phase)
         if collapsed:
-            accuracy = evaluate(model, self.data.x_test, self.data.y_test, self.device, 1.0)[1]
+            accuracy = evaluate(model, self.data.x_test, self.data.y_test, self.device, DEPLOYED)[1]
             refuse_collapsed(phase, collapsed, accuracy, chance_level(self.data.y_test))
 
     def _soft_labels(self) -> tuple[torch.Tensor, float]:
@@ -265,7 +266,7 @@ class Experiment:
     def run_training(self) -> None:
         phases = self.preset.distillation.phases
         if "baseline" in phases:
-            self._train("baseline", self.data.y_train, 1.0)
+            self._train("baseline", self.data.y_train, trained_temperature("baseline", self.temperature))
         if "teacher" in phases:
             self._train("teacher", self.data.y_train, self._teacher_temperature())
         if "student" in phases:
@@ -288,7 +289,8 @@ class Experiment:
             self.emit(Notice(text="training a surrogate for the baseline's transfer evidence: "
                                   + (self.preset.attack.surrogate.factory or "a Table I net") + " on the same data"))
             phase = self.phase
-            self._train(SURROGATE, self.data.y_train, 1.0, surrogate_preset(self.preset))
+            self._train(SURROGATE, self.data.y_train, trained_temperature(SURROGATE, self.temperature),
+                        surrogate_preset(self.preset))
             self.models[SURROGATE].eval()
             self.phase = phase
         return "the surrogate", self.models[SURROGATE]
@@ -308,7 +310,7 @@ class Experiment:
         for name, model in self.models.items():
             support[name] = gradient_support(model, x[:SUPPORT_INPUTS], self.device)
             logits = predict_logits(model, x, self.device)
-            accuracy[name] = evaluate(model, x, y, self.device, 1.0)[1]
+            accuracy[name] = evaluate(model, x, y, self.device, DEPLOYED)[1]
             logit_size[name] = mean_abs_logit(logits)
             saturated[name] = saturated_share(logits)
         summary: dict[str, Any] = {
@@ -316,7 +318,7 @@ class Experiment:
             "dataset": self.data.name,
             "data_note": self.data.note,
             "temperature": self.temperature,
-            "deployed_temperature": 1.0,
+            "deployed_temperature": DEPLOYED,
             "soft_label_temperature": self.soft_label_t,
             "accuracy": accuracy,
             "mean_abs_logit": logit_size,

@@ -17,8 +17,7 @@ from engine.device import describe_device, device_choice, gpu_uuid, resolve_devi
 from engine.errors import UserError
 from engine.numerics import apply_policy, policy_record
 from engine.presets import Preset, preset_from_toml
-from engine.runs.control import Control, StopRequested
-from engine.runs.events import (
+from engine.record.events import (
     Event,
     EventType,
     Failed,
@@ -33,9 +32,10 @@ from engine.runs.events import (
     make_event,
     payload_from,
 )
-from engine.runs.lock import RunLock
-from engine.runs.rundir import RunDir, default_run_dir
-from engine.runs.session import EventFanout, Session
+from engine.record.lock import RunLock
+from engine.record.rundir import RunDir, default_run_dir
+from engine.sessions.session import EventFanout, Session
+from engine.steps.control import Control, StopRequested
 
 
 class ThreadSession(EventFanout, Session):
@@ -102,7 +102,7 @@ class ThreadSession(EventFanout, Session):
                 raise UserError(f"run {rundir.path} already finished; start a new one with `defdistill-engine run`")
             for ckpt in sorted((rundir.path / "checkpoints").glob("*.safetensors")):
                 rundir.load_tensors(ckpt.stem)  # a corrupt checkpoint is reported now, before any work
-            from engine.runs.experiment import check_checkpoints
+            from engine.steps.experiment import check_checkpoints
 
             check_checkpoints(rundir, preset)
             data = load_dataset(preset.data, data_root)
@@ -129,7 +129,7 @@ class ThreadSession(EventFanout, Session):
                     raise UserError(f"{rundir.checkpoint_path(phase)} is missing, so the {phase} cannot be attacked; "
                                     f"restore it, or delete summary.json and `defdistill-engine resume {rundir.path}` "
                                     "to train it again")
-            from engine.runs.experiment import check_checkpoints
+            from engine.steps.experiment import check_checkpoints
 
             check_checkpoints(rundir, preset)  # damaged: said now, before an event marks the run as failed
             session = cls(preset, rundir, load_dataset(preset.data, data_root), resumed=True, lock=lock)
@@ -210,7 +210,7 @@ class ThreadSession(EventFanout, Session):
 
     # -- the engine thread ----------------------------------------------------------------
     def _main(self) -> None:
-        from engine.runs.experiment import Experiment
+        from engine.steps.experiment import Experiment
 
         if self.nice and self.device.type == "cpu":  # on a GPU the engine's CPU work only feeds the device
             _lower_this_thread(self.nice)
@@ -250,7 +250,7 @@ class ThreadSession(EventFanout, Session):
 
     def _attack_queue(self, summary: dict[str, Any]) -> None:
         """Run queued attack requests until none is left, then finish (and go idle)."""
-        from engine.runs.attack_phase import run_attack_phase
+        from engine.steps.attack_phase import run_attack_phase
 
         t0 = time.time()
         while True:

@@ -24,11 +24,11 @@ from engine.device import attack_batch_size, pair_chunk_elems
 from engine.errors import AttackConfigError
 from engine.metrics import gradient_amplitude
 from engine.numerics import exact_float32
-from engine.runs.context import RunContext
-from engine.runs.cw_phase import cw_attack
-from engine.runs.events import AttackFinished, AttackProgress, AttackStarted, Example
-from engine.runs.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
-from engine.runs.verdict_phase import run_verdict_phase
+from engine.record.events import AttackFinished, AttackProgress, AttackStarted, Example
+from engine.record.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
+from engine.steps.context import RunContext
+from engine.steps.cw_phase import cw_attack
+from engine.steps.verdict_phase import run_verdict_phase
 from engine.training import predict_logits
 
 

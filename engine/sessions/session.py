@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.runs.events import Event
+from engine.record.events import Event
 
 if TYPE_CHECKING:
     from engine.presets import Preset

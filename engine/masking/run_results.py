@@ -19,8 +19,8 @@ import torch
 from engine.checkpoints import model_digest
 from engine.errors import RunDirError
 from engine.masking.measure import ARRAYS, Key, OnFinished, Record, l2_list
-from engine.runs.events import AttackProgress, AttackStarted, Payload
-from engine.runs.rundir import ATTACKS, RunDir, atomic_write_bytes, atomic_write_json, read_json
+from engine.record.events import AttackProgress, AttackStarted, Payload
+from engine.record.rundir import ATTACKS, RunDir, atomic_write_bytes, atomic_write_json, read_json
 
 CHECKS = "checks"  # attacks/checks/: the verdict's own steps
 LEGACY_TRANSFER = "baseline-transfer.npz"  # the baseline's CW-L2 transfer examples, as runs before the checks' files

@@ -1,8 +1,8 @@
 """The engine process: one Job (run, resume or attack a run directory) carried out to its end.
 
-    python -m engine.runs.host JOB_JSON
+    python -m engine.sessions.host JOB_JSON
 
-is the documented entry point an engine process is started by (engine/runs/job.py builds it);
+is the documented entry point an engine process is started by (engine/sessions/job.py builds it);
 `defdistill-engine run|resume|attack` parse their arguments into the same Job and call `host`.
 While the session works, the run's command channel (a 0600 Unix socket) takes steering commands
 and engine.pid names this process; Ctrl-C, SIGTERM or `stop` on the channel stop it cleanly with
@@ -21,11 +21,11 @@ from typing import Any
 from engine.command_line import linux_only
 from engine.errors import EXIT_USER_ERROR, UserError
 from engine.presets import load_preset
-from engine.runs.channel import CommandServer, engine_alive, send, write_pid
-from engine.runs.job import Job
-from engine.runs.progress import HeadlessProgress, quiet_printer
-from engine.runs.session import Session
-from engine.runs.thread_session import ThreadSession
+from engine.sessions.channel import CommandServer, engine_alive, send, write_pid
+from engine.sessions.job import Job
+from engine.sessions.progress import HeadlessProgress, quiet_printer
+from engine.sessions.session import Session
+from engine.sessions.thread_session import ThreadSession
 
 EXIT_STOPPED = 130
 
@@ -110,8 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if len(args) != 1:
-            raise UserError("python -m engine.runs.host takes one argument, a Job as JSON (engine/runs/job.py); "
-                            "from a shell, use `defdistill-engine run|resume|attack`")
+            raise UserError("python -m engine.sessions.host takes one argument, a Job as JSON "
+                            "(engine/sessions/job.py); from a shell, use `defdistill-engine run|resume|attack`")
         return host(Job.from_json(args[0]))
     except UserError as exc:
         print(f"defdistill-engine: error: {exc}", file=sys.stderr)

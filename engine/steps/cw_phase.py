@@ -22,9 +22,9 @@ from engine.attacks.cw_linf import CWLinfConfig, cw_linf
 from engine.attacks.cw_result import CWResult
 from engine.checkpoints import model_digest
 from engine.presets import AttackConfig, CWL0Settings, CWL2Settings, CWLinfSettings
-from engine.runs.context import RunContext
-from engine.runs.events import AttackProgress, AttackStarted, CWCase, CWFinished, Example
-from engine.runs.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
+from engine.record.events import AttackProgress, AttackStarted, CWCase, CWFinished, Example
+from engine.record.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
+from engine.steps.context import RunContext
 
 NORM = {"cw_l2": "l2", "cw_l0": "l0", "cw_linf": "linf"}  # the distance each attack minimises
 

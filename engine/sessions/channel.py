@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
-from engine.runs.lock import process_alive
+from engine.record.lock import process_alive
 
 SOCKET_NAME = "control.sock"
 PID_FILE = "engine.pid"
@@ -147,7 +147,7 @@ def send(run_dir: Path, cmd: str, timeout: float = 10.0, **args: Any) -> dict[st
 
 
 def write_pid(run_dir: Path) -> None:
-    from engine.runs.rundir import atomic_write_bytes
+    from engine.record.rundir import atomic_write_bytes
 
     atomic_write_bytes(Path(run_dir) / PID_FILE, str(os.getpid()).encode())
 

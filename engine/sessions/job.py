@@ -1,7 +1,7 @@
 """What an engine process is asked to do (run, resume or attack a run directory), as one typed value.
 
 The dashboard's ProcessSession starts an engine by handing a Job to the host's documented entry
-point, `python -m engine.runs.host JOB_JSON`, instead of rebuilding defdistill-engine's command line.
+point, `python -m engine.sessions.host JOB_JSON`, instead of rebuilding defdistill-engine's command line.
 Torch-free: the dashboard builds jobs without importing the engine's science.
 """
 
@@ -60,5 +60,5 @@ class Job:
                             "`defdistill-engine run|resume|attack` instead") from None
 
     def command_line(self) -> list[str]:
-        """The engine process that carries out this job (engine/runs/host.py)."""
-        return [sys.executable, "-m", "engine.runs.host", self.to_json()]
+        """The engine process that carries out this job (engine/sessions/host.py)."""
+        return [sys.executable, "-m", "engine.sessions.host", self.to_json()]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from engine.errors import UserError
 from engine.presets import preset_from_toml
-from engine.runs.events import END_STATES, Event, EventType, Failed, ReadReport, parse_lines
-from engine.runs.rundir import RunDir
-from engine.runs.session import EventFanout, Session
+from engine.record.events import END_STATES, Event, EventType, Failed, ReadReport, parse_lines
+from engine.record.rundir import RunDir
+from engine.sessions.session import EventFanout, Session
 
 
 class ReadOnlySession(UserError):
@@ -105,7 +105,7 @@ class ReplaySession(EventFanout, Session):
     read_only = True
 
     def engine_pid(self) -> int | None:
-        from engine.runs.channel import engine_pid
+        from engine.sessions.channel import engine_pid
 
         return engine_pid(self.run_dir)
 

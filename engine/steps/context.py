@@ -16,8 +16,8 @@ from torch import nn
 
 from engine.data import DatasetSplit
 from engine.presets import Preset
-from engine.runs.events import Event, Payload
-from engine.runs.rundir import RunDir
+from engine.record.events import Event, Payload
+from engine.record.rundir import RunDir
 
 
 @dataclass(frozen=True)

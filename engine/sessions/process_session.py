@@ -15,14 +15,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.deployment import check_temperature
 from engine.errors import UserError
 from engine.presets import load_preset
-from engine.runs.channel import ChannelError, engine_alive, engine_pid, send
-from engine.runs.control import check_temperature
-from engine.runs.job import Job
-from engine.runs.listing import run_state
-from engine.runs.replay import ReplaySession
-from engine.runs.rundir import EVENTS_FILE, default_run_dir
+from engine.record.rundir import EVENTS_FILE, default_run_dir
+from engine.sessions.channel import ChannelError, engine_alive, engine_pid, send
+from engine.sessions.job import Job
+from engine.sessions.listing import run_state
+from engine.sessions.replay import ReplaySession
 
 ENGINE_NICE = 10  # the engine yields the CPU to the dashboard on the same machine
 

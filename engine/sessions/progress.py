@@ -14,7 +14,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from engine.runs.events import (
+from engine.record.events import (
     AttackProgress,
     AttackStarted,
     Batch,

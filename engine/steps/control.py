@@ -6,25 +6,14 @@ the next batch and never tears a step in half.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable
 
-from engine.errors import PresetError, quoted
+from engine.deployment import check_temperature
 
 
 class StopRequested(Exception):
     """Raised inside the engine thread at the next pause point after stop()."""
-
-
-def check_temperature(value: float) -> float:
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        raise PresetError(f"temperature {quoted(value)} is not a number; give a finite number > 0, e.g. 20") from None
-    if not math.isfinite(t) or t <= 0:
-        raise PresetError(f"temperature {quoted(value)} is impossible; give a finite number > 0, e.g. 20")
-    return t
 
 
 class Control:

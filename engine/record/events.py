@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from engine.deployment import DEPLOYED
+
 SCHEMA_VERSION = 2
 
 
@@ -351,7 +353,7 @@ class RunSummary(Payload):
     accuracy: dict[str, float]
     mean_abs_logit: dict[str, float]
     saturated_share_by_model: dict[str, float]
-    deployed_temperature: float = 1.0
+    deployed_temperature: float = DEPLOYED
     saturated_share: float | None = None
     logit_ratio_student_baseline: float | None = None
     soft_label_temperature: float | None = None
