@@ -38,7 +38,7 @@ from engine.device import attack_batch_size, pair_chunk_elems  # noqa: E402
 from engine.networks import build_network  # noqa: E402
 from engine.numerics import exact_float32  # noqa: E402
 from engine.presets import TrainingConfig  # noqa: E402
-from engine.training import PhaseHooks, make_optimizer, train_phase  # noqa: E402
+from engine.training import PhaseData, PhaseHooks, make_optimizer, train_phase  # noqa: E402
 
 VARIANTS = {  # name -> TrainingConfig fields
     "plain": {"report_seconds": 0.0, "data_on_device": False, "compile": False},
@@ -87,8 +87,8 @@ def bench_training(arch: str, n: int, epochs: int, device: torch.device, variant
             one = cfg.model_copy(update={"epochs": epoch + 1})
             _sync(device)
             t0 = time.perf_counter()
-            train_phase(model, opt, one, x, y, x[:1000], y[:1000], device, 1.0, _hooks(notes), seed=0,
-                        phase_index=0, start_epoch=epoch)
+            train_phase(model, opt, one, PhaseData(x, y, x[:1000], y[:1000], device, 1.0, seed=0, phase_index=0,
+                                                   start_epoch=epoch), _hooks(notes))
             _sync(device)
             per_epoch.append(time.perf_counter() - t0)
         steady = per_epoch[1:] or per_epoch
@@ -104,8 +104,8 @@ def bench_jsma(counts: list[int], device: torch.device) -> list[dict]:
     torch.manual_seed(0)
     cfg = TrainingConfig(epochs=1, report_seconds=0.25)
     model = build_network("mnist").to(device)
-    train_phase(model, make_optimizer(model, cfg), cfg, x[1000:], y[1000:], x[:1000], y[:1000], device, 1.0,
-                _hooks([]), seed=0, phase_index=0)
+    train_phase(model, make_optimizer(model, cfg), cfg,
+                PhaseData(x[1000:], y[1000:], x[:1000], y[:1000], device, 1.0, seed=0, phase_index=0), _hooks([]))
     model.eval()
     rows = []
     for count in counts:

@@ -167,7 +167,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from engine.reports.report import write_report
-    from engine.sweeps.plan import check_sweep_preset, parse_seeds, parse_temperatures
+    from engine.sweeps.plan import SweepRequest, check_sweep_preset, parse_seeds, parse_temperatures
     from engine.sweeps.sweep import SweepStopped, run_sweep
 
     temps = parse_temperatures(args.temperatures) if args.temperatures else None  # None: the plan's, or the paper's
@@ -181,22 +181,21 @@ def _sweep(args: argparse.Namespace) -> int:
         raise UserError("--parallel and --runs-per-gpu take a whole number >= 1, e.g. --parallel 4")
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     sweep_dir = Path(args.sweep_dir) if args.sweep_dir else _default_sweep_dir(args, temps, seeds)
+    request = SweepRequest(args.preset, sweep_dir, overrides=tuple(args.overrides),
+                           temperatures=None if temps is None else tuple(temps), quick=args.quick,
+                           data_root=args.data_root, seeds=None if seeds is None else tuple(seeds))
     if args.ray is not None:
         from engine.sweeps.ray_sweep import run_sweep_on_ray
 
-        result = run_sweep_on_ray(args.preset, args.overrides, temps, sweep_dir, address=args.ray, quick=args.quick,
-                                  data_root=args.data_root, seeds=seeds, num_cpus=args.ray_cpus,
-                                  runs_per_gpu=args.runs_per_gpu, progress=say)
+        result = run_sweep_on_ray(request, address=args.ray, num_cpus=args.ray_cpus, runs_per_gpu=args.runs_per_gpu,
+                                  progress=say)
     elif args.parallel > 1:
         from engine.sweeps.parallel import run_sweep_parallel
 
-        result = run_sweep_parallel(args.preset, args.overrides, temps, sweep_dir, parallel=args.parallel,
-                                    quick=args.quick, data_root=args.data_root, seeds=seeds, progress=say)
+        result = run_sweep_parallel(request, parallel=args.parallel, progress=say)
     else:
         try:
-            result = run_sweep(args.preset, args.overrides, temps, sweep_dir, quick=args.quick,
-                               data_root=args.data_root, seeds=seeds,
-                               follow=lambda session: _sweep_step(session, args.quiet))
+            result = run_sweep(request, follow=lambda session: _sweep_step(session, args.quiet))
         except SweepStopped as exc:
             from engine.sessions.host import EXIT_STOPPED
 
@@ -264,6 +263,8 @@ def _methods(args: argparse.Namespace) -> list[str] | None:
 
 def _job(args: argparse.Namespace) -> Job:
     """run, resume and attack as the engine process's typed job (engine/sessions/job.py)."""
+    from engine.steps.request import AttackRequest
+
     common = {"data_root": args.data_root, "quiet": args.quiet}
     if args.command == "run":
         return Job("run", preset=args.preset, overrides=tuple(args.overrides), run_dir=args.run_dir,
@@ -271,9 +272,9 @@ def _job(args: argparse.Namespace) -> Job:
     if args.command == "resume":
         return Job("resume", run_dir=args.run_dir, **common)
     methods = _methods(args)
-    return Job("attack", run_dir=args.run_dir, samples=args.samples, checks=args.checks,
-               models=tuple(args.model) if args.model else None, outputs=tuple(args.output) if args.output else None,
-               methods=None if methods is None else tuple(methods), **common)
+    return Job.attack(args.run_dir, AttackRequest(
+        models=tuple(args.model) if args.model else None, outputs=tuple(args.output) if args.output else None,
+        samples=args.samples, methods=None if methods is None else tuple(methods), checks=args.checks), **common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

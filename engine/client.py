@@ -60,18 +60,22 @@ from engine.sessions.process_session import ProcessSession
 from engine.sessions.replay import ReplaySession
 from engine.sessions.session import Session
 from engine.sessions.telemetry import Sample, Telemetry
+from engine.steps.request import METHODS as ATTACK_METHODS
+from engine.steps.request import OUTPUTS as ATTACK_OUTPUTS
+from engine.steps.request import AttackRequest
 from engine.sweeps.launch import launch_sweep, sweep_state
 from engine.sweeps.plan import PLAN_FILE
 from engine.sweeps.progress import sweep_progress
 
 __all__ = [
-    "DEPLOYED", "EXIT_USER_ERROR", "PAPER_TEMPERATURES", "RUN_DIR_COMPLETION", "AttackFinished", "AttackProgress",
-    "AttackStarted", "Batch", "CWFinished", "Checkpoint", "Epoch", "Event", "Failed", "Finished", "Notice",
-    "OneLineParser", "Paused", "PhaseFinished", "PhaseStarted", "Probes", "Resumed", "RunInfo", "RunResumed",
-    "RunStarted", "RunSummary", "Sample", "Session", "SoftLabels", "Stopped", "SweepWatch", "Telemetry",
-    "TemperatureChanged", "UserError", "VerdictMade", "add_completion", "attach", "check_temperature",
-    "format_runs", "in_process", "launch", "linux_only", "list_runs", "preset_argument", "replay",
-    "result_files", "trained_temperature", "version_line",
+    "ATTACK_METHODS", "ATTACK_OUTPUTS", "DEPLOYED", "EXIT_USER_ERROR", "PAPER_TEMPERATURES",
+    "RUN_DIR_COMPLETION", "AttackFinished", "AttackProgress", "AttackRequest", "AttackStarted", "Batch",
+    "CWFinished", "Checkpoint", "Epoch", "Event", "Failed", "Finished", "Notice", "OneLineParser", "Paused",
+    "PhaseFinished", "PhaseStarted", "Probes", "Resumed", "RunInfo", "RunResumed", "RunStarted", "RunSummary",
+    "Sample", "Session", "SoftLabels", "Stopped", "SweepWatch", "Telemetry", "TemperatureChanged", "UserError",
+    "VerdictMade", "add_completion", "attach", "check_temperature", "format_runs", "in_process", "launch",
+    "linux_only", "list_runs", "preset_argument", "replay", "result_files", "trained_temperature",
+    "version_line",
 ]
 
 

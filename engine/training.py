@@ -144,11 +144,27 @@ class LossReport:
         self.epoch_sum, self.epoch_images = 0.0, 0
 
 
-def train_phase(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainingConfig,
-                x: torch.Tensor, targets: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
-                device: torch.device, temperature: float, hooks: PhaseHooks, *, seed: int,
-                phase_index: int, start_epoch: int = 0, start_batch: int = 0,
-                phase_name: str = "model") -> dict[str, Any]:
+@dataclass(frozen=True)
+class PhaseData:
+    """What one phase trains on, at which T, and from where it starts: the data (`targets` int64 hard
+    labels or float soft labels; x_val, y_val held out), the device, the seed and the phase's index in
+    the run (together they fix every epoch's batch order), and the (epoch, batch) it resumes at."""
+
+    x: torch.Tensor
+    targets: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    device: torch.device
+    temperature: float
+    seed: int
+    phase_index: int
+    name: str = "model"
+    start_epoch: int = 0
+    start_batch: int = 0
+
+
+def train_phase(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainingConfig, data: PhaseData,
+                hooks: PhaseHooks) -> dict[str, Any]:
     """Train from (start_epoch, start_batch) to cfg.epochs; return the last epoch's metrics.
 
     `targets` are int64 hard labels or float soft labels. A checkpoint is written after every
@@ -158,6 +174,10 @@ def train_phase(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: Trainin
     at the end of an epoch, before a pause or stop, and before a temperature change (so every
     batch event covers batches of one temperature).
     """
+    x, targets, x_val, y_val, device, temperature = (data.x, data.targets, data.x_val, data.y_val, data.device,
+                                                     data.temperature)
+    seed, phase_index, phase_name = data.seed, data.phase_index, data.name
+    start_epoch, start_batch = data.start_epoch, data.start_batch
     n = len(x)
     batches = math.ceil(n / cfg.batch_size)
     x, targets, resident = place_data(x, targets, device, cfg.data_on_device)

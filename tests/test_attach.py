@@ -58,9 +58,13 @@ def test_sighup_to_the_dashboard_leaves_the_run_going_and_attach_rebuilds_it(tmp
                 seen = session.history()
                 await pilot_wait_until(pilot, lambda: app.state.last_seq >= seen[-1].seq,
                                        what="the app folded everything the session read")
-                epochs = [e for e in seen if e.type == EventType.EPOCH]
+                # one consistent moment: the app folds only between awaits, but the session's reader thread
+                # may have read more since, so compare with the events up to what the app has folded
+                folded = app.state.last_seq
+                losses = {phase: series.copy() for phase, series in app.state.epoch_loss.items()}
+                epochs = [e for e in session.history() if e.type == EventType.EPOCH and e.seq <= folded]
                 for phase in {e.data.phase for e in epochs}:
-                    xs, ys = app.state.epoch_loss[phase].copy()
+                    xs, ys = losses[phase]
                     mine = [e for e in epochs if e.data.phase == phase]
                     assert xs == [e.data.epoch + 1 for e in mine]
                     assert ys == [e.data.train_loss for e in mine]

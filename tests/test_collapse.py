@@ -33,7 +33,7 @@ def test_a_phase_that_collapses_is_refused_and_one_that_never_learned_is_not(mon
     from engine.collapse import ModelAtChance, refuse_collapsed
     from engine.networks import build_network
     from engine.presets import TrainingConfig
-    from engine.training import PhaseHooks, make_optimizer, train_phase
+    from engine.training import PhaseData, PhaseHooks, make_optimizer, train_phase
 
     accuracies = iter([0.92, 0.95, 0.11, 0.11])  # what a collapsing phase's held-out evaluation returns
     monkeypatch.setattr(training, "evaluate", lambda *_a, **_k: (2.3, next(accuracies)))
@@ -43,8 +43,8 @@ def test_a_phase_that_collapses_is_refused_and_one_that_never_learned_is_not(mon
     notes: list[str] = []
     hooks = PhaseHooks(emit_batch=lambda *a: None, emit_epoch=lambda m: None, pause_point=lambda: None,
                        take_temperature=lambda: None, save_checkpoint=lambda *a: None, note=notes.append)
-    metrics = train_phase(net, make_optimizer(net, cfg), cfg, x, y, x, y, torch.device("cpu"), 20.0, hooks,
-                          seed=0, phase_index=1, phase_name="teacher")
+    data = PhaseData(x, y, x, y, torch.device("cpu"), 20.0, seed=0, phase_index=1, name="teacher")
+    metrics = train_phase(net, make_optimizer(net, cfg), cfg, data, hooks)
     assert metrics["collapsed"] is True
     assert len(notes) == 1 and notes[0].startswith("teacher collapsed at epoch 3: held-out accuracy 11.0%")
     assert "training.lr_decay" in notes[0]

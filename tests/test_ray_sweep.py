@@ -60,11 +60,12 @@ def test_a_ray_sweep_with_a_killed_worker_resumes_it_and_equals_the_local_sweep(
 
 
 def test_ray_missing_is_a_one_line_error_naming_the_extra(tmp_path, monkeypatch):
+    from engine.sweeps.plan import SweepRequest
     from engine.sweeps.ray_sweep import run_sweep_on_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     with pytest.raises(UserError, match=r"defdistill\[ray\]"):
-        run_sweep_on_ray("digits", [], [2.0], tmp_path / "s", address=None)
+        run_sweep_on_ray(SweepRequest("digits", tmp_path / "s", temperatures=(2.0,)), address=None)
 
 
 def test_bad_seeds_are_rejected():

@@ -18,7 +18,17 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.widgets import Log
 
-from engine.client import PAPER_TEMPERATURES, Event, Sample, Session, SweepWatch, Telemetry, UserError, result_files
+from engine.client import (
+    PAPER_TEMPERATURES,
+    AttackRequest,
+    Event,
+    Sample,
+    Session,
+    SweepWatch,
+    Telemetry,
+    UserError,
+    result_files,
+)
 from tui.messages import EventsAvailable, SystemSampled
 from tui.screens.attack import AttackModal
 from tui.screens.confirm import ConfirmModal
@@ -266,8 +276,8 @@ class DefdistillApp(App[None]):
         phases = list(self.session.preset.distillation.phases)
         default = self.session.preset.attack.samples
 
-        def done(req: dict | None) -> None:
-            if req is not None and self._command(lambda: self.session.attack(**req)):
+        def done(req: AttackRequest | None) -> None:
+            if req is not None and self._command(lambda: self.session.attack(req)):
                 self.notify("attacks queued" + (" (after training)" if self.state.status == "running" else ""))
 
         self.push_screen(AttackModal(phases, default, list(self.session.preset.attack.methods)), done)

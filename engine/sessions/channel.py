@@ -19,6 +19,7 @@ from typing import Any
 
 from engine.errors import UserError
 from engine.record.lock import process_alive
+from engine.steps.request import AttackRequest
 
 SOCKET_NAME = "control.sock"
 PID_FILE = "engine.pid"
@@ -103,7 +104,7 @@ class CommandServer:
             elif cmd == "set_temperature":
                 return {"ok": True, "temperature": s.set_temperature(args["temperature"])}
             elif cmd == "attack":
-                s.attack(**args)
+                s.attack(AttackRequest.from_dict(args))
             elif cmd == "state":
                 return {"ok": True, "state": s.state}
             else:

@@ -38,15 +38,13 @@ def open_job(job: Job) -> ThreadSession:
                                     download=True if job.download else None)
     if job.command == "resume":
         return ThreadSession.resume_from(job.run_dir, data_root=job.data_root)
-    return ThreadSession.for_attack(job.run_dir, models=job.models, outputs=job.outputs, samples=job.samples,
-                                    methods=job.methods, checks=job.checks, data_root=job.data_root)
+    return ThreadSession.for_attack(job.run_dir, job.request, data_root=job.data_root)
 
 
 def host(job: Job) -> int:
     """Carry out `job` in this process; the exit code and one line say how it ended."""
     if job.command == "attack" and engine_alive(job.run_dir):  # the live engine owns the directory
-        send(job.run_dir, "attack", models=job.models, outputs=job.outputs, samples=job.samples,
-             methods=job.methods, checks=job.checks)
+        send(job.run_dir, "attack", **job.request.to_dict())
         print(f"queued on the engine running {job.run_dir}; watch it with `defdistill-tui --attach {job.run_dir}`")
         return 0
     return follow(open_job(job), job.quiet)

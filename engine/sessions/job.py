@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict, dataclass, fields
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from engine.errors import UserError
+
+if TYPE_CHECKING:  # imported where used: `defdistill-engine --version` reads no preset schema
+    from engine.steps.request import AttackRequest
 
 Command = Literal["run", "resume", "attack"]
 
@@ -40,6 +43,22 @@ class Job:
             raise UserError(f"an engine job's command is run, resume or attack, not {self.command!r}")
         if self.command != "run" and not self.run_dir:
             raise UserError(f"an engine job `{self.command}` needs the run directory")
+        if self.command == "attack":
+            self.request  # noqa: B018 - validates the attack's fields, one line on a bad one
+
+    @classmethod
+    def attack(cls, run_dir: str, request: AttackRequest, **common: object) -> Job:
+        """An engine process that attacks a finished run as `request` asks."""
+        return cls("attack", run_dir=run_dir, models=request.models, outputs=request.outputs,
+                   methods=request.methods, samples=request.samples, checks=request.checks, **common)  # type: ignore[arg-type]
+
+    @property
+    def request(self) -> AttackRequest:
+        """An attack job's request (validated when the job is made: a bad one is refused before a process starts)."""
+        from engine.steps.request import AttackRequest
+
+        return AttackRequest(models=self.models, outputs=self.outputs, samples=self.samples, methods=self.methods,
+                             checks=self.checks)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -23,6 +23,7 @@ from engine.sessions.channel import ChannelError, engine_alive, engine_pid, send
 from engine.sessions.job import Job
 from engine.sessions.listing import run_state
 from engine.sessions.replay import ReplaySession
+from engine.steps.request import AttackRequest
 
 ENGINE_NICE = 10  # the engine yields the CPU to the dashboard on the same machine
 
@@ -106,19 +107,15 @@ class ProcessSession(ReplaySession):
         send(self.run_dir, "set_temperature", temperature=t)
         return t
 
-    def attack(self, models: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-               samples: int | None = None, methods: Sequence[str] | None = None, checks: bool = False) -> None:
+    def attack(self, request: AttackRequest) -> None:
         if engine_alive(self.run_dir):
-            send(self.run_dir, "attack", models=models, outputs=outputs, samples=samples, methods=methods,
-                 checks=checks)
+            send(self.run_dir, "attack", **request.to_dict())
             return
         if self.state != "finished":
             raise ChannelError(f"the run has no engine and has not finished; `defdistill-engine resume "
                                f"{self.run_dir}` first")
         # a finished run's engine has exited: a new one attacks it and appends to the same log
-        job = Job("attack", run_dir=str(self.run_dir), samples=samples or None, checks=checks,
-                  models=tuple(models) if models else None, outputs=tuple(outputs) if outputs else None,
-                  methods=None if methods is None else tuple(methods))
+        job = Job.attack(str(self.run_dir), request)
         self.process = spawn_detached(job.command_line(), Path(tempfile.mkstemp(prefix="defdistill-attack-")[1]))
 
     def stop(self) -> None:

@@ -7,7 +7,6 @@ engine in this process; commands are refused with a one-line message.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import UserError
@@ -15,6 +14,7 @@ from engine.presets import preset_from_toml
 from engine.record.events import END_STATES, Event, EventType, Failed, ReadReport, parse_lines
 from engine.record.rundir import RunDir
 from engine.sessions.session import EventFanout, Session
+from engine.steps.request import AttackRequest
 
 
 class ReadOnlySession(UserError):
@@ -69,8 +69,7 @@ class ReplaySession(EventFanout, Session):
         self._refuse("change the temperature")
         return temperature
 
-    def attack(self, models: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-               samples: int | None = None, methods: Sequence[str] | None = None, checks: bool = False) -> None:
+    def attack(self, request: AttackRequest) -> None:
         self._refuse(f"attack here; run `defdistill-engine attack {self.run_dir}`")
 
     def stop(self) -> None:

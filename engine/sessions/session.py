@@ -11,11 +11,12 @@ from __future__ import annotations
 import threading
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.record.events import Event
+from engine.steps.request import AttackRequest
 
 if TYPE_CHECKING:
     from engine.presets import Preset
@@ -70,11 +71,10 @@ class Session(ABC):
         """Validate (one-line PresetError on <= 0, nan, inf) and apply at the next batch."""
 
     @abstractmethod
-    def attack(self, models: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-               samples: int | None = None, methods: Sequence[str] | None = None, checks: bool = False) -> None:
-        """Queue attacks (JSMA on `outputs`, and the C&W `methods`); they run after training (or at once
-        on a trained run). None means the preset's choice; `checks` measures the preset's masking checks
-        and a verdict per model afterwards (the preset's own attack run always does)."""
+    def attack(self, request: AttackRequest) -> None:
+        """Queue attacks (JSMA on the request's `outputs`, and its C&W `methods`); they run after training
+        (or at once on a trained run). None means the preset's choice; `checks` measures the preset's
+        masking checks and a verdict per model afterwards (the preset's own attack run always does)."""
 
     @abstractmethod
     def stop(self) -> None:

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from engine.record.lock import RunLock
 from engine.record.rundir import RunDir, default_run_dir
 from engine.sessions.session import EventFanout, Session
 from engine.steps.control import Control, StopRequested
+from engine.steps.request import AttackRequest
 
 
 class ThreadSession(EventFanout, Session):
@@ -59,7 +60,7 @@ class ThreadSession(EventFanout, Session):
         self._seq_lock = threading.Lock()  # seq order == log order == delivery order
         self._state = "starting"
         self._error: str | None = None
-        self._attack_requests: list[dict[str, Any]] = []
+        self._attack_requests: list[AttackRequest] = []
         self._attack_only = False
         self.user_error = False
         # A dashboard sets `nice`: the engine thread (and the OpenMP workers it starts, which inherit
@@ -112,10 +113,7 @@ class ThreadSession(EventFanout, Session):
             raise
 
     @classmethod
-    def for_attack(cls, run_dir: str | Path, *, models: Sequence[str] | None = None,
-                   outputs: Sequence[str] | None = None, samples: int | None = None,
-                   methods: Sequence[str] | None = None, checks: bool = False,
-                   data_root: str | None = None) -> ThreadSession:
+    def for_attack(cls, run_dir: str | Path, request: AttackRequest, *, data_root: str | None = None) -> ThreadSession:
         """A session that only attacks the trained models of a finished run."""
         rundir = RunDir.open(run_dir)
         lock = RunLock.acquire(rundir.path)
@@ -137,7 +135,7 @@ class ThreadSession(EventFanout, Session):
             lock.release()
             raise
         session._attack_only = True
-        session.attack(models, outputs, samples, methods, checks)
+        session.attack(request)
         return session
 
     # -- events ---------------------------------------------------------------------------
@@ -162,11 +160,9 @@ class ThreadSession(EventFanout, Session):
     def set_temperature(self, temperature: float) -> float:
         return self.control.set_temperature(temperature)
 
-    def attack(self, models: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-               samples: int | None = None, methods: Sequence[str] | None = None, checks: bool = False) -> None:
+    def attack(self, request: AttackRequest) -> None:
         with self._lock:
-            self._attack_requests.append({"models": models, "outputs": outputs, "samples": samples,
-                                          "methods": methods, "checks": checks})
+            self._attack_requests.append(request)
             idle = self._state == "finished" and not self._thread.is_alive()
             if idle:
                 try:
@@ -244,8 +240,7 @@ class ThreadSession(EventFanout, Session):
             summary = exp.training_summary()
         if self.preset.attack.enabled and not self._attack_only:
             with self._lock:
-                self._attack_requests.insert(0, {"models": None, "outputs": None, "samples": None, "methods": None,
-                                                 "checks": True})
+                self._attack_requests.insert(0, AttackRequest(checks=True))  # the preset's own attacks
         self._attack_queue(summary)
 
     def _attack_queue(self, summary: dict[str, Any]) -> None:
@@ -258,7 +253,7 @@ class ThreadSession(EventFanout, Session):
                 if not self._attack_requests:
                     break
                 req = self._attack_requests.pop(0)
-            run_attack_phase(self._exp, summary, **req)
+            run_attack_phase(self._exp, summary, req)
         summary["seconds"] = _active_seconds(self.history(), time.time())
         typed = payload_from(RunSummary, summary)  # the file and the event hold one checked contract
         self.rundir.write_summary(summary)

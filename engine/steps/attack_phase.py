@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from engine.record.events import AttackFinished, AttackProgress, AttackStarted, 
 from engine.record.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
 from engine.steps.context import RunContext
 from engine.steps.cw_phase import cw_attack
+from engine.steps.request import AttackRequest
 from engine.steps.verdict_phase import run_verdict_phase
 from engine.training import predict_logits
 
@@ -55,19 +57,19 @@ def inputs_digest(indices: torch.Tensor) -> str:
     return hashlib.sha1(",".join(map(str, indices.tolist())).encode()).hexdigest()[:12]
 
 
-def run_attack_phase(exp: RunContext, summary: dict[str, Any], models: list[str] | None = None,
-                     outputs: list[str] | None = None, samples: int | None = None,
-                     methods: list[str] | None = None, checks: bool = False) -> None:
-    """Attack each requested (model, output, method) (None: the preset's; [] methods: none), then with
+def run_attack_phase(exp: RunContext, summary: dict[str, Any], request: AttackRequest) -> None:
+    """Attack each requested (model, output, method) (None: the preset's; () methods: none), then with
     `checks` the preset's masking checks and a verdict per model. TF32 is off throughout."""
+    r = request
     with exact_float32():
-        chosen, models_run = _run_attack_phase(exp, summary, models, outputs, samples, methods)
-    if checks:
+        chosen, models_run = _run_attack_phase(exp, summary, r.models, r.outputs, r.samples, r.methods)
+    if r.checks:
         run_verdict_phase(exp, summary, chosen, models_run)
 
 
-def _run_attack_phase(exp: RunContext, summary: dict[str, Any], models: list[str] | None, outputs: list[str] | None,
-                      samples: int | None, methods: list[str] | None) -> tuple[torch.Tensor, list[str]]:
+def _run_attack_phase(exp: RunContext, summary: dict[str, Any], models: Sequence[str] | None,
+                      outputs: Sequence[str] | None, samples: int | None,
+                      methods: Sequence[str] | None) -> tuple[torch.Tensor, list[str]]:
     acfg = exp.preset.attack
     models = list(models or acfg.models)
     outputs = list(outputs or acfg.outputs)

@@ -41,7 +41,7 @@ from engine.record.events import (
 from engine.record.rundir import RunDir, iter_events
 from engine.steps.context import TrainedModel
 from engine.steps.control import Control
-from engine.training import PhaseHooks, evaluate, make_optimizer, predict_logits, train_phase
+from engine.training import PhaseData, PhaseHooks, evaluate, make_optimizer, predict_logits, train_phase
 
 PHASE_ORDER = ("baseline", "teacher", "student")
 N_PROBES = 8
@@ -221,10 +221,10 @@ class Experiment:
             must_wait=lambda: self.control.paused or self.control.stop_requested,
             note=lambda text: self.emit(Notice(text=text)),
         )
-        metrics = train_phase(model, optimizer, cfg, self.data.x_train, targets, self.data.x_test,
-                              self.data.y_test, self.device, temperature, hooks, seed=self.preset.seed,
-                              phase_index=self._phase_index(phase), start_epoch=start_epoch,
-                              start_batch=start_batch, phase_name=phase)
+        metrics = train_phase(model, optimizer, cfg, PhaseData(
+            self.data.x_train, targets, self.data.x_test, self.data.y_test, self.device, temperature,
+            seed=self.preset.seed, phase_index=self._phase_index(phase), name=phase, start_epoch=start_epoch,
+            start_batch=start_batch), hooks)
         self.models[phase] = model
         self.trained_at[phase] = float(metrics.get("temperature", temperature))
         self.emit(PhaseFinished(phase=phase, seconds=time.perf_counter() - t0, val_accuracy=metrics.get("val_accuracy"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from engine.record.events import SweepProgress
 from engine.record.lock import RunLock
 from engine.sessions.job import Job
 from engine.sweeps.collect import finish_sweep
-from engine.sweeps.plan import finished, prepare_sweep
+from engine.sweeps.plan import SweepRequest, finished, prepare_sweep
 from engine.sweeps.sweep_log import SweepLog, run_status, status_line
 
 
@@ -30,13 +30,11 @@ def _command(preset: str, overrides: list[str], run_dir: Path, data_root: str | 
                data_root=data_root).command_line()
 
 
-def run_sweep_parallel(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float] | None,
-                       sweep_dir: Path,
-                       *, parallel: int, quick: bool = False, data_root: str | None = None,
-                       seeds: Sequence[int] | None = None,
+def run_sweep_parallel(request: SweepRequest, *, parallel: int,
                        progress: Callable[[str], None] = print) -> dict[str, Any]:
+    sweep_dir, preset_name, data_root = request.sweep_dir, request.preset, request.data_root
     with RunLock.acquire(sweep_dir, "sweep"):
-        plan, runs = prepare_sweep(preset_name, overrides, temperatures, sweep_dir, quick, seeds)
+        plan, runs = prepare_sweep(request)
         names = [n for n, _ in runs]
         todo = [(n, o) for n, o in runs if not finished(sweep_dir / n)]
         log = SweepLog(sweep_dir)

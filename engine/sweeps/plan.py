@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,33 @@ def finished(run_dir: Path) -> bool:
         e.type == EventType.FINISHED for e in iter_events(run_dir / "events.jsonl"))
 
 
+@dataclass(frozen=True)
+class SweepRequest:
+    """What a sweep command asks, as one validated value from the command line (or the dashboard's
+    launcher) to an executor (here, --parallel, Ray): the preset and its overrides, the temperatures
+    (None: the sweep directory's plan, else the paper's), the folder, the quick profile, the data root
+    and the seeds (None: one run per temperature, unseeded)."""
+
+    preset: str
+    sweep_dir: Path
+    overrides: tuple[str, ...] = ()
+    temperatures: tuple[float, ...] | None = None
+    quick: bool = False
+    data_root: str | None = None
+    seeds: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sweep_dir", Path(self.sweep_dir))
+        object.__setattr__(self, "overrides", tuple(self.overrides))
+        if self.temperatures is not None:
+            object.__setattr__(self, "temperatures", tuple(sorted({check_temperature(t) for t in self.temperatures})))
+        if self.seeds is not None:
+            seeds = tuple(self.seeds)
+            if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+                raise PresetError(f"seeds {list(seeds)!r} must be whole numbers >= 0; e.g. --seeds 0,1,2")
+            object.__setattr__(self, "seeds", seeds or None)
+
+
 PLAN_CORE = ("preset", "overrides", "quick", "seeds")  # what makes two sweeps the same sweep; temperatures grow
 
 
@@ -99,16 +127,17 @@ def read_plan(sweep_dir: Path) -> dict[str, Any] | None:
     return old
 
 
-def prepare_sweep(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float] | None, sweep_dir: Path,
-                  quick: bool, seeds: Sequence[int] | None) -> tuple[dict[str, Any], list[tuple[str, list[str]]]]:
+def prepare_sweep(request: SweepRequest) -> tuple[dict[str, Any], list[tuple[str, list[str]]]]:
     """The sweep's plan, written or grown, and the runs this command asks for: the baseline per seed and
     the requested temperatures (None: every temperature of an existing plan, else the paper's).
 
     An existing sweep directory grows: temperatures it lacks join its plan, and only the requested runs
     are run (finished ones are reused by every executor). A different preset, --set, --quick or seed set
     would mix two sweeps in one table, so it is refused."""
-    core = _core(preset_name, overrides, quick, seeds)
-    check_sweep_preset(preset_name, overrides, quick)  # every problem with the preset is reported before any work
+    preset_name, overrides, temperatures = request.preset, request.overrides, request.temperatures
+    sweep_dir, seeds = request.sweep_dir, request.seeds
+    core = _core(preset_name, overrides, request.quick, seeds)
+    check_sweep_preset(preset_name, overrides, request.quick)  # every problem with the preset: before any work
     old = read_plan(sweep_dir)
     if old is not None and _differs(old, core):
         raise RunDirError(f"{sweep_dir} holds a different sweep ({_differs(old, core)}); a sweep grows only by "

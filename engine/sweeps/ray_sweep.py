@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from engine.record.events import SweepProgress
 from engine.record.lock import RunLock
 from engine.record.rundir import atomic_write_json
 from engine.sweeps.collect import finish_sweep
-from engine.sweeps.plan import finished, prepare_sweep
+from engine.sweeps.plan import SweepRequest, finished, prepare_sweep
 from engine.sweeps.sweep_log import SweepLog, run_status, status_line
 
 MAX_RETRIES = 3
@@ -70,27 +70,23 @@ def task_gpus(requested: str, cluster_gpus: float, runs_per_gpu: int) -> float:
     return 1.0 / runs_per_gpu
 
 
-def run_sweep_on_ray(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float] | None,
-                     sweep_dir: Path, *,
-                     address: str | None, quick: bool = False, data_root: str | None = None,
-                     seeds: Sequence[int] | None = None, num_cpus: int | None = None,
+def run_sweep_on_ray(request: SweepRequest, *, address: str | None, num_cpus: int | None = None,
                      runs_per_gpu: int = 1, progress=print) -> dict[str, Any]:
     ray = _import_ray()
 
-    sweep_dir = sweep_dir.resolve()
-    data_root = str(Path(data_root).resolve()) if data_root else None
-    with RunLock.acquire(sweep_dir, "sweep"):  # one driver per sweep directory; each task locks its own run
-        return _run_on_ray(ray, preset_name, overrides, temperatures, sweep_dir, address, quick, data_root, seeds,
-                           num_cpus, runs_per_gpu, progress)
+    # every node reads and writes the same absolute paths (a shared file system)
+    request = replace(request, sweep_dir=request.sweep_dir.resolve(),
+                      data_root=str(Path(request.data_root).resolve()) if request.data_root else None)
+    with RunLock.acquire(request.sweep_dir, "sweep"):  # one driver per sweep directory; each task locks its own run
+        return _run_on_ray(ray, request, address, num_cpus, runs_per_gpu, progress)
 
 
-def _run_on_ray(ray: Any, preset_name: str, overrides: Sequence[str], temperatures: Sequence[float] | None,
-                sweep_dir: Path, address: str | None, quick: bool, data_root: str | None,
-                seeds: Sequence[int] | None, num_cpus: int | None, runs_per_gpu: int,
+def _run_on_ray(ray: Any, request: SweepRequest, address: str | None, num_cpus: int | None, runs_per_gpu: int,
                 progress: Any) -> dict[str, Any]:
     from engine.presets import load_preset
 
-    plan, runs = prepare_sweep(preset_name, overrides, temperatures, sweep_dir, quick, seeds)
+    preset_name, sweep_dir, data_root = request.preset, request.sweep_dir, request.data_root
+    plan, runs = prepare_sweep(request)
     preset_path = preset_name if not preset_name.endswith(".toml") else str(Path(preset_name).resolve())
     requested = load_preset(preset_name, plan["overrides"]).device
     if address in (None, "", "local"):

@@ -17,7 +17,7 @@ from engine.errors import UserError
 from engine.presets import load_preset
 from engine.record.lock import RunLock
 from engine.sweeps.collect import finish_sweep
-from engine.sweeps.plan import finished, prepare_sweep
+from engine.sweeps.plan import SweepRequest, finished, prepare_sweep
 
 
 def open_run(preset_name: str, run_overrides: Sequence[str], run_dir: Path, data_root: str | None):
@@ -33,16 +33,15 @@ class SweepStopped(Exception):
     """A run of the sweep was stopped (Ctrl-C, SIGTERM, `stop`): the sweep stops with it, resumable."""
 
 
-def run_sweep(preset_name: str, overrides: Sequence[str], temperatures: Sequence[float] | None, sweep_dir: Path, *,
-              quick: bool = False, data_root: str | None = None, seeds: Sequence[int] | None = None,
-              follow: Callable[[Any], int] | None = None) -> dict[str, Any]:
+def run_sweep(request: SweepRequest, *, follow: Callable[[Any], int] | None = None) -> dict[str, Any]:
     """Train and attack every requested run of the sweep here, one after another (reusing finished ones).
 
     A run that fails, or that the engine refuses (a model collapsed to chance), is marked in sweep.json
     with its reason and the sweep goes on with the next, as --parallel and Ray do; the caller exits 1.
     A run that was stopped stops the sweep (a person asked for it)."""
+    sweep_dir, preset_name, data_root = request.sweep_dir, request.preset, request.data_root
     with RunLock.acquire(sweep_dir, "sweep"):
-        plan, runs = prepare_sweep(preset_name, overrides, temperatures, sweep_dir, quick, seeds)
+        plan, runs = prepare_sweep(request)
         t0 = time.time()
         failed: dict[str, str] = {}
         for name, run_overrides in runs:

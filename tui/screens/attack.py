@@ -8,11 +8,12 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label
 
-OUTPUTS = ("softmax", "logits", "softmax_T")
-METHODS = ("jsma", "cw_l2", "cw_l0", "cw_linf")
+from engine.client import ATTACK_METHODS as METHODS
+from engine.client import ATTACK_OUTPUTS as OUTPUTS
+from engine.client import AttackRequest
 
 
-class AttackModal(ModalScreen[dict | None]):
+class AttackModal(ModalScreen[AttackRequest | None]):
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
     def __init__(self, models: list[str], samples: int, methods: list[str] | None = None) -> None:
@@ -57,7 +58,8 @@ class AttackModal(ModalScreen[dict | None]):
         if error:
             self.query_one("#attack-error", Label).update(f"[red]{error}[/]")
             return
-        self.dismiss({"models": models, "outputs": outputs or None, "samples": int(raw), "methods": methods})
+        self.dismiss(AttackRequest(models=tuple(models), outputs=tuple(outputs) or None, samples=int(raw),
+                                   methods=tuple(methods)))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self._submit()
