@@ -265,7 +265,32 @@ class AcceptanceRun:
 ACCEPTANCE_TEST = "test_default_digits_run_shows_distillation_and_masked_gradients"
 
 
+# Tests by kind: `-m unit` runs the fast tests of pure functions and small models (seconds); `-m functional`
+# those that run the engine, a sweep or the dashboard (a process, a session, a trained run); `slow` is a
+# kind of its own on top (what CI always runs and a developer may skip).
+FUNCTIONAL_MODULES = {
+    "test_attach", "test_bench_gpu", "test_cli_scripting", "test_cw_budget", "test_damaged_runs", "test_data",
+    "test_docs_reports", "test_engine", "test_gpu", "test_packaging", "test_paper_effect", "test_ray_sweep",
+    "test_run_lock", "test_serve", "test_sweep", "test_sweep_detached", "test_sweep_grow", "test_sweep_parallel",
+    "test_temperature_resume", "test_tensorboard", "test_tui_pilot", "test_tui_snapshots",
+}
+ENGINE_FIXTURES = {"trained_run", "small_sweep", "acceptance_run", "shared_data"}
+
+
+def _kind(item: pytest.Item) -> str:
+    if item.get_closest_marker("functional") or item.get_closest_marker("slow"):
+        return "functional"
+    module = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
+    uses = set(getattr(item, "fixturenames", ()))
+    return "functional" if module in FUNCTIONAL_MODULES or uses & ENGINE_FIXTURES else "unit"
+
+
 def pytest_collection_modifyitems(session, config, items) -> None:
+    for item in items:
+        if _kind(item) == "unit":
+            item.add_marker(pytest.mark.unit)
+        elif not item.get_closest_marker("functional"):
+            item.add_marker(pytest.mark.functional)
     # The acceptance run's test last: it waits for a run that started with the session.
     items.sort(key=lambda item: item.name == ACCEPTANCE_TEST)
 

@@ -39,6 +39,7 @@ def test_an_attack_request_from_the_channel_with_unknown_keys_is_refused():
         AttackRequest.from_dict({"models": None, "sample": 3})
 
 
+@pytest.mark.functional
 def test_the_command_line_refuses_a_bad_attack_before_opening_the_run(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "engine", "attack", str(tmp_path / "absent"), "--samples", "0"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
