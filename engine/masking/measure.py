@@ -322,13 +322,12 @@ def _measure(s: Subject, cfg: MeasureConfig, source: Source | None) -> Evidence:
     if cw is not None:
         cw, unfinished = _settle(s, cfg, keys, cw, unfinished, comparators, settled, "settled")
 
-    def evidence() -> Evidence:
-        e = _evidence(s, cfg, keys, grads, honesty, randomness, jsma_pairs, other_outputs, f, budget, cw_rec, cw,
-                      comparators, remedies, settled, transfer_share, blackbox, queries)
-        e.l2_compared = dict(compared)
-        e.cw_unfinished = list(unfinished) if unfinished is not None and cw is not None else []
-        e.cw_unconverged = (sum(e.cw_unfinished), len(keys)) if e.cw_unfinished else e.cw_unconverged
-        return e
+    def evidence() -> Evidence:  # what is measured so far (the remedy and a second settling add to it)
+        return _evidence(s, cfg, keys, Measured(
+            grads=grads, honesty=honesty, randomness=randomness, f=f, budget=budget, cw_rec=cw_rec, cw=cw,
+            unfinished=unfinished, jsma_pairs=jsma_pairs, other_outputs=other_outputs, comparators=comparators,
+            compared=compared, remedies=remedies, settled=settled, transfer_share=transfer_share,
+            blackbox=blackbox, queries=queries))
 
     e = evidence()
     if not cfg.run_remedy or cw is None:
@@ -433,12 +432,32 @@ def _hsja_record(s: Subject, keys: list[Key], cfg: HSJAConfig) -> Record:
             "steps": cfg.steps}
 
 
-def _evidence(s: Subject, cfg: MeasureConfig, keys: list[Key], grads: Record | None, honesty: Record | None,
-              randomness: Record | None, jsma_pairs: dict[str, list[tuple[int, bool, bool]]],
-              other_outputs: dict[str, float], f: Record | None, budget: Record | None, cw_rec: Record | None,
-              cw: list[float | None] | None, comparators: dict[str, tuple[str, list[float | None]]],
-              remedies: dict[str, list[float | None]], settled: dict[str, int], transfer_share: dict[str, float],
-              blackbox: dict[str, float], queries: dict[str, float | None]) -> Evidence:
+@dataclass
+class Measured:
+    """The records and pairs one model's measurement has gathered, before they are read as Evidence."""
+
+    grads: Record | None
+    honesty: Record | None
+    randomness: Record | None
+    f: Record | None  # JSMA-F's outputs
+    budget: Record | None  # JSMA-F at Upsilon 100%
+    cw_rec: Record | None
+    cw: list[float | None] | None  # CW-L2's L2 per input (None: missed), after the settling
+    unfinished: list[bool] | None  # per input: CW-L2's optimisation left unfinished
+    jsma_pairs: dict[str, list[tuple[int, bool, bool]]]
+    other_outputs: dict[str, float]
+    comparators: Comparators
+    compared: dict[str, list[int]]  # a comparator that covers only some inputs: which
+    remedies: dict[str, list[float | None]]
+    settled: dict[str, int]
+    transfer_share: dict[str, float]
+    blackbox: dict[str, float]
+    queries: dict[str, float | None]
+
+
+def _evidence(s: Subject, cfg: MeasureConfig, keys: list[Key], m: Measured) -> Evidence:
+    grads, honesty, randomness, f, budget, cw_rec, cw = m.grads, m.honesty, m.randomness, m.f, m.budget, m.cw_rec, m.cw
+    comparators = m.comparators
     n = len(keys)
     f_won = [bool(v) for v in f["won"]] if f is not None else []
     settings = {k: v for k, v in (cw_rec.get("settings", {}) if cw_rec is not None else {}).items() if k in CW_SETTINGS}
@@ -447,7 +466,7 @@ def _evidence(s: Subject, cfg: MeasureConfig, keys: list[Key], grads: Record | N
     jsma_budget: dict[str, float] = {}
     if budget is not None:
         jsma_budget = jsma_curve(torch.tensor(budget["won"]), torch.tensor(budget["iterations"]), budget["n_features"])
-    return Evidence(
+    e = Evidence(
         model=s.name, whitebox_success=sum(f_won) / len(f_won) if f_won else 0.0, upsilon=cfg.upsilon,
         zero_gradients=(int(grads["zero_inputs"]), int(grads["n_inputs"])) if grads else None,
         zero_logit_gradients=(int(grads["zero_logit_inputs"]), int(grads["n_inputs"]))
@@ -457,15 +476,19 @@ def _evidence(s: Subject, cfg: MeasureConfig, keys: list[Key], grads: Record | N
         honesty_errors=dict(honesty.get("median_error_by_step", {})) if honesty else {},
         randomized=(int(randomness["randomized_inputs"]), int(randomness["n_inputs"])) if randomness else None,
         randomized_calls=int(randomness.get("calls", 2)) if randomness else 0,
-        jsma_pairs=jsma_pairs, l2_pairs={k: v for k, (_kind, v) in comparators.items()},
+        jsma_pairs=m.jsma_pairs, l2_pairs={k: v for k, (_kind, v) in comparators.items()},
         comparator_kinds={k: kind for k, (kind, _v) in comparators.items()},
         cw_l2=list(cw) if cw is not None else [], cw_settings=settings,
         cw_escalated=bool(settings.get("escalations", 0)),
         cw_unconverged=(int(unfinished), n) if unfinished is not None and cw is not None else None,
-        settled=dict(settled), remedies=dict(remedies),
+        settled=dict(m.settled), remedies=dict(m.remedies),
         zero_gradient_share=float(grads["zero_share"]) if grads and "zero_share" in grads else None,
-        other_outputs=other_outputs, transfer=transfer_share, blackbox=blackbox,
-        blackbox_queries=queries, jsma_budget=jsma_budget,
+        other_outputs=m.other_outputs, transfer=m.transfer_share, blackbox=m.blackbox,
+        blackbox_queries=m.queries, jsma_budget=jsma_budget,
         cw_budget=l2_curve(torch.tensor([v is not None for v in cw]),
                            torch.tensor([v if v is not None else float("inf") for v in cw], dtype=torch.float64))
-        if cw else {})
+        if cw else {},
+        l2_compared=dict(m.compared))
+    e.cw_unfinished = list(m.unfinished) if m.unfinished is not None and cw is not None else []
+    e.cw_unconverged = (sum(e.cw_unfinished), n) if e.cw_unfinished else e.cw_unconverged
+    return e
