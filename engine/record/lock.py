@@ -11,6 +11,8 @@ import fcntl
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.errors import RunDirError
@@ -123,3 +125,15 @@ def _holder(fd: int) -> str:
     except OSError:
         text = ""
     return text[:120] or "pid unknown"
+
+
+@contextmanager
+def handed_over(folder: str | Path, what: str = "run") -> Iterator[RunLock]:
+    """The lock of `folder` for a session being built: released when the building fails (an error said
+    before any work), kept for the session when it succeeds."""
+    lock = RunLock.acquire(folder, what)
+    try:
+        yield lock
+    except BaseException:
+        lock.release()
+        raise

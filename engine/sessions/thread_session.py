@@ -32,7 +32,7 @@ from engine.record.events import (
     make_event,
     payload_from,
 )
-from engine.record.lock import RunLock
+from engine.record.lock import RunLock, handed_over
 from engine.record.rundir import RunDir, default_run_dir
 from engine.sessions.session import EventFanout, Session
 from engine.steps.control import Control, StopRequested
@@ -83,21 +83,16 @@ class ThreadSession(EventFanout, Session):
         if data_root is not None:
             preset = preset.model_copy(update={"data": preset.data.model_copy(update={"root": str(data_root)})})
         target = Path(run_dir or default_run_dir(preset.name))
-        lock = RunLock.acquire(target)
-        try:
+        with handed_over(target) as lock:
             rundir = RunDir.create(target, preset.to_toml(), describe_device(device), {
                 "device_requested": preset.device, "gpu_uuid": gpu_uuid(device),
                 "numerics": policy_record(preset.numerics.tf32_training, preset.numerics.deterministic)})
-        except BaseException:
-            lock.release()
-            raise
-        return cls(preset, rundir, data, lock=lock)
+            return cls(preset, rundir, data, lock=lock)
 
     @classmethod
     def resume_from(cls, run_dir: str | Path, *, data_root: str | None = None) -> ThreadSession:
         rundir = RunDir.open(run_dir)
-        lock = RunLock.acquire(rundir.path)  # before reading: a live engine may be writing these files
-        try:
+        with handed_over(rundir.path) as lock:  # before reading: a live engine may be writing these files
             preset = preset_from_toml(rundir.read_preset_toml(), str(rundir.path / "preset.toml"))
             if rundir.read_summary() is not None and _finished(rundir.read_events()):
                 raise UserError(f"run {rundir.path} already finished; start a new one with `defdistill-engine run`")
@@ -108,16 +103,12 @@ class ThreadSession(EventFanout, Session):
             check_checkpoints(rundir, preset)
             data = load_dataset(preset.data, data_root)
             return cls(preset, rundir, data, resumed=True, lock=lock)
-        except BaseException:
-            lock.release()
-            raise
 
     @classmethod
     def for_attack(cls, run_dir: str | Path, request: AttackRequest, *, data_root: str | None = None) -> ThreadSession:
         """A session that only attacks the trained models of a finished run."""
         rundir = RunDir.open(run_dir)
-        lock = RunLock.acquire(rundir.path)
-        try:
+        with handed_over(rundir.path) as lock:
             if rundir.read_summary() is None:
                 raise UserError(f"run {rundir.path} has not finished training; "
                                 f"`defdistill-engine resume {rundir.path}` first")
@@ -131,9 +122,6 @@ class ThreadSession(EventFanout, Session):
 
             check_checkpoints(rundir, preset)  # damaged: said now, before an event marks the run as failed
             session = cls(preset, rundir, load_dataset(preset.data, data_root), resumed=True, lock=lock)
-        except BaseException:
-            lock.release()
-            raise
         session._attack_only = True
         session.attack(request)
         return session
