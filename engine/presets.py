@@ -240,6 +240,17 @@ class Preset(_Strict):
                              "distillation.phases = [\"baseline\"] (a teacher and a student are trained, not loaded)")
         return self
 
+    @model_validator(mode="after")
+    def _attacked_models_are_trained(self) -> Preset:
+        # said before any training: a run would otherwise train, then stop at its attacks
+        untrained = [m for m in self.attack.models if m not in self.distillation.phases]
+        if self.attack.enabled and untrained:
+            trained = [m for m in self.distillation.phases if m in self.attack.models] or list(self.distillation.phases)
+            raise ValueError(f"attack.models names {', '.join(untrained)}, which distillation.phases "
+                             f"{list(self.distillation.phases)} never trains: set attack.models = {trained} "
+                             "(or add the phase, or attack.enabled = false)")
+        return self
+
     def to_toml(self) -> str:
         return tomli_w.dumps(self.model_dump(mode="json"))
 
@@ -323,6 +334,8 @@ def _describe(err: ValidationError, source: str) -> str:
     if kind == "extra_forbidden":
         return (f"{source}: unknown key {quoted(key)}; remove it or check its spelling against "
                 "`defdistill-engine check digits`")
+    if not first["loc"] and kind == "value_error":  # a rule across sections: its message names the keys and the fix
+        return f"{source}: {first['msg'].removeprefix('Value error, ')[:300]}"
     msg = first["msg"][:160]
     if kind == "literal_error":
         msg = msg.replace("Input should be", "must be one of:")

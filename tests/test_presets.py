@@ -88,3 +88,19 @@ def test_presets_command_lists_descriptions():
     proc = cli("presets")
     assert proc.returncode == 0
     assert "mnist-t10k" in proc.stdout and "8,000" in proc.stdout
+
+
+def test_attacking_a_model_no_phase_trains_is_refused_before_any_training(tmp_path):
+    """The documented own-model recipe (phases = ["baseline"]) with the default attack.models: said at
+    `check`, and `run` writes nothing, instead of training and stopping at the attacks."""
+    with pytest.raises(PresetError) as err:
+        load_preset("digits", ["distillation.phases=['baseline']", "attack.enabled=true"])
+    said = str(err.value)
+    assert "attack.models" in said and "student" in said and "attack.models = ['baseline']" in said
+    assert "\n" not in said and "(top level)" not in said
+    load_preset("digits", ["distillation.phases=['baseline']", "attack.models=['baseline']"])  # the fix works
+    load_preset("digits", ["distillation.phases=['baseline']", "attack.enabled=false"])  # nothing attacked: fine
+    proc = cli("run", "digits", "--run-dir", str(tmp_path / "run"), "--set", "distillation.phases=['baseline']",
+               "--set", "device='cpu'")
+    assert_one_line_error(proc, "attack.models")
+    assert not (tmp_path / "run").exists()
