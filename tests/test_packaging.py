@@ -47,11 +47,14 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     subprocess.run([*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"), str(src)],
                    check=True, capture_output=True, text=True, timeout=300)
     wheel = next((tmp / "dist").glob("defdistill-*.whl"))
-    # A fresh environment that sees this machine's packages (torch is gigabytes: not copied again) but
-    # not the checkout: the project itself is installed from the wheel, not editable.
+    # A fresh environment that sees the packages of the interpreter running this suite (torch is
+    # gigabytes: not copied again) but not the checkout: the project itself is installed from the wheel,
+    # not editable. Not `system_site_packages`: inside a virtual environment that names the *base*
+    # interpreter's packages, where none of the dependencies are.
     env_dir = tmp / "venv"
-    venv.create(env_dir, system_site_packages=True, with_pip=False)
+    venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
+    (_site_packages(python) / "_suite_packages.pth").write_text("\n".join(_suite_site_packages()) + "\n")
     subprocess.run([*pip, "--python", str(python), "install", "-q", "--no-index", "--no-deps", "--force-reinstall",
                     str(wheel)], check=True, capture_output=True, text=True, timeout=300)
     check = subprocess.run([*pip, "--python", str(python), "check"], capture_output=True, text=True, timeout=120)
@@ -59,6 +62,19 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     elsewhere = tmp / "elsewhere"
     elsewhere.mkdir()
     return env_dir / "bin", elsewhere
+
+
+def _suite_site_packages() -> list[str]:
+    """The folders this interpreter imports installed packages from (a virtual environment's own, the
+    system's, the user's), in order. A .pth file lists them as plain paths: their own .pth files (an
+    editable install of this checkout) are not read, so the checkout stays invisible."""
+    return [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+
+
+def _site_packages(python: Path) -> Path:
+    out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, check=True, timeout=60)
+    return Path(out.stdout.strip())
 
 
 def _run(bin_dir: Path, cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
