@@ -76,7 +76,7 @@ def success_vs_temperature(result: dict[str, Any], path: Path) -> None:
     ax.set_title(f"attack success vs temperature — {result['dataset']}{quick}")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
-    words = "; ".join(f"T={t}: {v}" for t, v in verdicts.items() if v)
+    words = "; ".join(f"T={temperature_label(t)}: {v}" for t, v in verdicts.items() if v)
     _save(fig, path, f"success vs temperature; verdicts: {words}" if words else "success vs temperature")
     plt.close(fig)
 
