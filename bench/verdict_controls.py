@@ -9,6 +9,9 @@ and for each masked one runs the matching remedy.
     python bench/verdict_controls.py [PRESET] [--n 40] [--quick] [--run DIR] [--adversarial DIR] [--only NAME]
     python bench/verdict_controls.py --docs     # docs/verdict-controls.md from the JSON files below
 
+--keep DIR makes a long measurement resumable: the trained runs stay in DIR (reused when finished) and each
+judged control's row is appended to DIR/rows-<settings digest>.jsonl as soon as it is judged; run the same
+command again after an interruption and only the controls without a row are attacked.
 --run / --adversarial reuse finished runs (a run with baseline, teacher and student at T = 100; a run whose
 baseline was trained with training.adversarial_epsilon). The comparators are the preset's attack.checks and
 the decision-based HopSkipJump (--checks to choose). Writes bench/results/verdict-controls-PRESET.json and
@@ -18,8 +21,10 @@ prints the matrix and each control's checks, with the seconds each control took.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,7 +82,7 @@ def measure(args: argparse.Namespace) -> None:
     import torch
 
     from engine.data import load_dataset
-    from engine.masking.controls import judge_controls
+    from engine.masking.controls import CONTROLS, judge_controls
     from engine.masking.from_run import measure_config
 
     torch.set_num_threads(max(torch.get_num_threads(), 1))
@@ -85,18 +90,31 @@ def measure(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sets = ["device='cpu'", "distillation.temperature=100", "attack.enabled=false",
                 *(QUICK_TRAINING if args.quick else []), *args.set]
-        run = args.run or Path(tmp) / "distilled"
-        if args.run is None:
+        keep = args.keep or Path(tmp)
+        keep.mkdir(parents=True, exist_ok=True)
+        run = args.run or keep / "distilled"
+        trained_here = False
+        if args.run is None and not (run / "summary.json").exists():
             print(f"training baseline, teacher, student at T = 100 on {args.preset} ...", file=sys.stderr)
+            shutil.rmtree(run, ignore_errors=True)  # an interrupted training: started again
             engine_run(args.preset, run, sets)
-        adv = args.adversarial or Path(tmp) / "adversarial"
-        if args.adversarial is None:
+            trained_here = True
+        adv = args.adversarial or keep / "adversarial"
+        if args.adversarial is None and not (adv / "summary.json").exists():
             print("training the adversarially trained net ...", file=sys.stderr)
+            shutil.rmtree(adv, ignore_errors=True)
             engine_run(args.preset, adv, [*sets, *ADVERSARIAL])
+            trained_here = True
         baseline, preset = load(run, "baseline")
         models = {"baseline": baseline, "teacher": load(run, "teacher")[0], "student": load(run, "student")[0],
                   "adversarial": load(adv, "baseline")[0], "teacher_T": preset.distillation.temperature}
         trained = time.perf_counter() - t0
+        timing = keep / "training-seconds.json"  # a resumed measurement reports the training it reused
+        if args.run is None and args.adversarial is None:
+            if trained_here:
+                timing.write_text(json.dumps(trained))
+            elif timing.exists():
+                trained = json.loads(timing.read_text())
         data = load_dataset(preset.data)
         with torch.no_grad():
             ok = (baseline(data.x_test).argmax(1) == data.y_test) & (models["student"](data.x_test).argmax(1)
@@ -106,40 +124,55 @@ def measure(args: argparse.Namespace) -> None:
         targets = (y + torch.randint(1, 10, (len(y),), generator=gen)) % 10
         checks = tuple(args.checks.split(",")) if args.checks else (*preset.attack.checks, "decision")
         cfg = measure_config(preset.attack.model_copy(update={"checks": list(dict.fromkeys(checks))}))
-        seconds: dict[str, float] = {}
+        # the settings a kept row was measured under: a row of other settings is never reused
+        digest = hashlib.sha256(json.dumps([args.preset, args.quick, len(x), sets, list(cfg.checks),
+                                            torch.__version__]).encode()).hexdigest()[:12]
+        kept_file = keep / f"rows-{digest}.jsonl"
+        kept = {r["control"]: r for r in map(json.loads, kept_file.read_text().splitlines())} \
+            if kept_file.exists() else {}
+        if kept:
+            print(f"resuming: {len(kept)} controls already judged in {kept_file}", file=sys.stderr)
+        wanted = [c.name for c in CONTROLS if not args.only or c.name in args.only]
         started = [time.perf_counter()]
 
         def judged(c, v) -> None:
-            seconds[c.name] = time.perf_counter() - started[0]
+            row = {"control": c.name, "masked_by_construction": c.masked, "why": c.why,
+                   "expected": list(c.expected) or ["masked" if c.masked else "no sign of masking"],
+                   "verdict": v.verdict, "right": c.right(v.verdict), "text": v.text, "remedy": v.remedy,
+                   "seconds": time.perf_counter() - started[0], "checks": [k.__dict__ for k in v.checks]}
             started[0] = time.perf_counter()
-            print(f"{c.name}: {v.verdict} ({seconds[c.name]:.0f} s)", file=sys.stderr, flush=True)
+            kept[c.name] = row
+            with kept_file.open("a") as f:  # one line per control, appended whole: an interruption loses at most one
+                f.write(json.dumps(row) + "\n")
+            print(f"{c.name}: {v.verdict} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
 
-        rows = judge_controls(models, x, y, targets, cfg, preset.distillation.temperature, pool=data.x_test,
-                              on_judged=judged, only=tuple(args.only))
+        todo = tuple(name for name in wanted if name not in kept)
+        if todo:
+            judge_controls(models, x, y, targets, cfg, preset.distillation.temperature, pool=data.x_test,
+                           on_judged=judged, only=todo)
+        rows = [kept[name] for name in wanted if name in kept]
+        by_name = {c.name: c for c in CONTROLS}
         with torch.no_grad():  # held-out accuracy of each control, as deployed
-            accuracy = {c.name: float((c.build(models).eval()(data.x_test).argmax(1) == data.y_test).float().mean())
-                        for c, _v in rows}
-    right = sum(c.right(v.verdict) for c, v in rows)
-    matrix = matrix_lines([(c.masked, v.verdict) for c, v in rows])
+            accuracy = {r["control"]: float((by_name[r["control"]].build(models).eval()(data.x_test).argmax(1)
+                                             == data.y_test).float().mean()) for r in rows}
+    right = sum(r["right"] for r in rows)
+    matrix = matrix_lines([(r["masked_by_construction"], r["verdict"]) for r in rows])
     print(f"\nverdict controls on {args.preset}: {right}/{len(rows)} judged right, n = {len(x)} inputs "
           f"(torch {torch.__version__}, {time.perf_counter() - t0:.0f} s)\n")
     print("\n".join(matrix))
-    for c, v in rows:
-        print(f"\n{c.name} ({'masked' if c.masked else 'not masked'} by construction: {c.why}; held-out accuracy "
-              f"{100 * accuracy[c.name]:.1f}%) -> {v.verdict.upper()}{'' if c.right(v.verdict) else '  <- WRONG'}"
-              f"\n  {v.text}")
-        for k in v.checks:
-            print(f"    {k.status.upper():<9} {k.name}: {k.evidence}")
+    for r in rows:
+        print(f"\n{r['control']} ({'masked' if r['masked_by_construction'] else 'not masked'} by construction: "
+              f"{r['why']}; held-out accuracy {100 * accuracy[r['control']]:.1f}%) -> {r['verdict'].upper()}"
+              f"{'' if r['right'] else '  <- WRONG'}\n  {r['text']}")
+        for k in r["checks"]:
+            print(f"    {k['status'].upper():<9} {k['name']}: {k['evidence']}")
     out = args.json or RESULTS / f"verdict-controls-{args.preset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    # seconds: the controls' own (summed, across resumed processes) plus this process's training and set-up
     record = {"preset": args.preset, "quick": args.quick, "n": len(x), "torch": torch.__version__,
-              "python": platform.python_version(), "seconds": time.perf_counter() - t0, "training_seconds": trained,
-              "sets": args.set, "checks": list(cfg.checks), "right": right, "controls": len(rows),
-              "accuracy": accuracy, "matrix": matrix,
-              "rows": [{"control": c.name, "masked_by_construction": c.masked, "why": c.why,
-                        "expected": list(c.expected) or ["masked" if c.masked else "no sign of masking"],
-                        "verdict": v.verdict, "right": c.right(v.verdict), "text": v.text, "remedy": v.remedy,
-                        "seconds": seconds.get(c.name), "checks": [k.__dict__ for k in v.checks]} for c, v in rows]}
+              "python": platform.python_version(), "seconds": trained + sum(r["seconds"] for r in rows),
+              "training_seconds": trained, "sets": args.set, "checks": list(cfg.checks), "right": right,
+              "controls": len(rows), "accuracy": accuracy, "matrix": matrix, "rows": rows}
     tmp_out = out.with_suffix(".json.tmp")
     tmp_out.write_text(json.dumps(record, indent=2))
     tmp_out.replace(out)
@@ -208,6 +241,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more preset overrides")
     ap.add_argument("--checks", help="comparators, comma-separated (default: the preset's attack.checks and decision)")
     ap.add_argument("--only", action="append", default=[], metavar="CONTROL", help="judge only this control")
+    ap.add_argument("--keep", type=Path, help="keep the trained runs and each judged control here: resumable")
     ap.add_argument("--json", type=Path, help="default bench/results/verdict-controls-PRESET.json")
     ap.add_argument("--docs", action="store_true", help="regenerate docs/verdict-controls.md from the JSON files")
     args = ap.parse_args()
