@@ -221,3 +221,23 @@ def test_cw_l2_says_which_attacks_ran_out_of_iterations_with_the_loss_still_fall
     assert int(wild.rose.sum()) > int(roomy.rose.sum()) and bool(wild.unfinished.any())
     blind = cw_l2(TINY, X[:2], TARGETS[:2], CWL2Config(max_iterations=3, binary_search_steps=1, abort_early=False))
     assert not bool(blind.capped.any())
+
+
+def test_each_escalation_round_reports_its_own_progress():
+    """A round of a larger budget repeats attacks the first bar already counted: it gets a bar of its own
+    (the misses and unfinished attacks it repeats, its budget), so a long escalation is never silent."""
+    first: list[int] = []
+    rounds: list[tuple[int, int, int, list[int]]] = []
+
+    def on_escalation(round_: int, n: int, budget: CWL2Config):
+        seen: list[int] = []
+        rounds.append((round_, n, budget.max_iterations, seen))
+        return lambda success: seen.append(len(success))
+
+    r = cw_l2(TINY, X, TARGETS, CWL2Config(max_iterations=3, binary_search_steps=1, learning_rate=0.01, escalations=2),
+              on_finished=lambda success: first.append(len(success)), on_escalation=on_escalation)
+    assert sum(first) == len(X)
+    assert rounds and [k for k, *_ in rounds] == list(range(1, len(rounds) + 1))
+    assert [(n, iters) for _k, n, iters, _seen in rounds] == [(e["attacks"], e["max_iterations"])
+                                                              for e in r.escalations]
+    assert all(sum(seen) == n for _k, n, _i, seen in rounds)  # every repeated attack ends on its round's bar

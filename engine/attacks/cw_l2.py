@@ -71,6 +71,12 @@ ESCALATION_STEPS = 6
 ESCALATION_ITERATIONS = 500
 
 
+def escalation_label(round_: int, budget: CWL2Config) -> str:
+    """An escalation round in words, for its progress bar."""
+    return (f"escalation {round_}: {budget.binary_search_steps} binary steps of {budget.max_iterations:,} "
+            f"iterations")
+
+
 def escalated(cfg: CWL2Config, missed: bool = True) -> CWL2Config:
     """The next round's budget for the attacks that missed (`missed`) or did not finish."""
     # twice the iterations: the default digits baseline's one miss (label 6 -> 2) was reached at 1,000
@@ -85,11 +91,18 @@ def escalated(cfg: CWL2Config, missed: bool = True) -> CWL2Config:
                    learning_rate=min(cfg.learning_rate, ESCALATION_LR))
 
 
+# an escalation round about to start: (its number from 1, the attacks it repeats, its budget) -> the
+# progress callback of that round (its own bar: a round repeats attacks the first bar already counted)
+OnEscalation = Callable[[int, int, CWL2Config], OnFinished | None]
+
+
 def cw_l2(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, cfg: CWL2Config, *,
-          on_finished: OnFinished | None = None, pause_point: Callable[[], None] | None = None) -> CWResult:
+          on_finished: OnFinished | None = None, pause_point: Callable[[], None] | None = None,
+          on_escalation: OnEscalation | None = None) -> CWResult:
     """Attack each x[i] (values in [0, 1]) towards targets[i]; `model` returns logits. With
     cfg.escalations, a few misses, and every success whose optimisation was cut with its loss still
-    falling, are attacked again with a larger budget (result.escalations says how)."""
+    falling, are attacked again with a larger budget (result.escalations says how; `on_escalation`
+    gives each round its progress)."""
     result = run_in_batches(model, x, targets, cfg.batch_size, "cw_l2",
                             lambda m, xb, tb, done, pause: _attack_batch(m, xb, tb, cfg, done, pause),
                             on_finished, pause_point)
@@ -105,9 +118,10 @@ def cw_l2(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, cfg: CWL2Con
             if not len(redo):
                 continue
             budget = budgets[is_miss] = escalated(budgets[is_miss], is_miss)
+            progress = on_escalation(len(result.escalations) + 1, len(redo), budget) if on_escalation else None
             again = run_in_batches(model, x[redo], targets[redo], budget.batch_size, "cw_l2",
                                    lambda m, xb, tb, done, pause, b=budget: _attack_batch(m, xb, tb, b, done, pause),
-                                   None, pause_point)
+                                   progress, pause_point)
             result.merge(redo, again)
             result.escalations.append({"max_iterations": budget.max_iterations,
                                        "binary_search_steps": budget.binary_search_steps,

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.attacks.cw_l2 import CWL2Config, cw_l2, escalated
+from engine.attacks.cw_l2 import CWL2Config, cw_l2, escalated, escalation_label
 from engine.attacks.hop_skip_jump import HSJAConfig, hop_skip_jump, starting_points
 from engine.attacks.jsma import JSMAConfig, jsma
 from engine.attacks.outputs import attacked_output
@@ -216,7 +216,9 @@ def _cw_step(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, keys: lis
              results: Results, step: str, what: str) -> Callable[[], Record]:
     def compute() -> Record:
         r = cw_l2(model, x, targets, cfg, on_finished=results.progress(step, len(x), what),
-                  pause_point=results.pause_point)
+                  pause_point=results.pause_point,
+                  on_escalation=lambda r, n, b: results.progress(f"{step}-escalation{r}", n,
+                                                                 f"{what}, {escalation_label(r, b)}"))
         return _cw_record(keys, x, r, cfg)
     return compute
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from engine.attacks.cw_l0 import CWL0Config, cw_l0
-from engine.attacks.cw_l2 import CWL2Config, cw_l2
+from engine.attacks.cw_l2 import CWL2Config, OnEscalation, cw_l2, escalation_label
 from engine.attacks.cw_linf import CWLinfConfig, cw_linf
 from engine.attacks.cw_result import CWResult
 from engine.checkpoints import model_digest
@@ -38,11 +39,11 @@ def cw_settings(acfg: AttackConfig, method: str) -> CWSettings:
 
 
 def run_cw(method: str, model: torch.nn.Module, x: torch.Tensor, targets: torch.Tensor, settings: CWSettings,
-           batch_size: int, on_finished, pause_point) -> CWResult:
+           batch_size: int, on_finished, pause_point, on_escalation: OnEscalation | None = None) -> CWResult:
     fields = settings.model_dump(exclude={"samples"})
     if method == "cw_l2":
         return cw_l2(model, x, targets, CWL2Config(**fields, batch_size=batch_size), on_finished=on_finished,
-                     pause_point=pause_point)
+                     pause_point=pause_point, on_escalation=on_escalation)
     if method == "cw_l0":
         return cw_l0(model, x, targets, CWL0Config(**fields, batch_size=batch_size), on_finished=on_finished,
                      pause_point=pause_point)
@@ -110,18 +111,26 @@ def cw_attack(exp: RunContext, summary: dict[str, Any], model_name: str, method:
     key = f"{model_name}-{method}"
     trained = exp.trained(model_name)
     temperature = trained.temperature
-    exp.emit(AttackStarted(key=key, model=model_name, output="logits", n_attacks=len(x), samples=len(inputs),
-                           temperature=temperature, method=method))
-    counts = {"attempted": 0, "succeeded": 0}
     t0 = time.perf_counter()
 
-    def finished(success: torch.Tensor) -> None:
-        counts["attempted"] += len(success)
-        counts["succeeded"] += int(success.sum())
-        exp.emit(AttackProgress(key=key, n_attacks=len(x), **counts,
-                                attacks_per_second=counts["attempted"] / max(time.perf_counter() - t0, 1e-9)))
+    def progress(bar: str, output: str, n: int) -> Callable[[torch.Tensor], None]:
+        exp.emit(AttackStarted(key=bar, model=model_name, output=output, n_attacks=n, samples=len(inputs),
+                               temperature=temperature, method=method))
+        counts = {"attempted": 0, "succeeded": 0}
+        started = time.perf_counter()
 
-    result = run_cw(method, trained.network, x, targets, settings, batch_size, finished, exp.pause_point)
+        def finished(success: torch.Tensor) -> None:
+            counts["attempted"] += len(success)
+            counts["succeeded"] += int(success.sum())
+            exp.emit(AttackProgress(key=bar, n_attacks=n, **counts,
+                                    attacks_per_second=counts["attempted"] / max(time.perf_counter() - started, 1e-9)))
+        return finished
+
+    def escalation(round_: int, n: int, budget: CWL2Config) -> Callable[[torch.Tensor], None]:
+        return progress(f"{key}-escalation{round_}", f"logits, {escalation_label(round_, budget)}", n)
+
+    result = run_cw(method, trained.network, x, targets, settings, batch_size, progress(key, "logits", len(x)),
+                    exp.pause_point, escalation)
     seconds = time.perf_counter() - t0
     cases = {c: case_summary(result, idx, average, c, NORM[method]) for c in acfg.cw_cases}
     consts = result.const[result.success]
