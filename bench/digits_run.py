@@ -29,6 +29,12 @@ def run(args: list[str], run_dir: Path) -> tuple[float, dict]:
     return wall, json.loads((run_dir / "summary.json").read_text())
 
 
+def torch_version() -> str:
+    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True,
+                         text=True)
+    return out.stdout.strip()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
@@ -37,7 +43,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for label, extra in (("training only", ["--set", "attack.enabled=false"]), ("training + attacks", [])):
             wall, s = run(["--set", f"device='{args.device}'", *extra], Path(tmp) / label.replace(" ", ""))
-            row = {"case": label, "wall_seconds": wall, "accuracy": s["accuracy"],
+            times = [(e["type"], e["time"]) for e in map(json.loads, (Path(tmp) / label.replace(" ", "") /
+                                                                    "events.jsonl").read_text().splitlines())]
+            trained = max(t for kind, t in times if kind == "phase_finished") - times[0][1]
+            row = {"case": label, "wall_seconds": wall, "torch": torch_version(),
+                   "training_seconds": trained, "after_training_seconds": times[-1][1] - times[0][1] - trained,
+                   "accuracy": s["accuracy"],
                    "logit_ratio": s["mean_abs_logit"]["student"] / s["mean_abs_logit"]["baseline"],
                    "saturated_share": s["saturated_share"],
                    "attacks": {k: v["success_rate"] for k, v in s.get("attacks", {}).items()},
@@ -45,7 +56,9 @@ def main() -> None:
                                    "transfer": v["evidence"].get("transfer", {})}
                                for m, v in s.get("verdict", {}).items()}}
             rows.append(row)
-            print(f"{label:<20} {wall:7.1f} s  acc b/t/s {s['accuracy']['baseline']:.3f}/"
+            print(f"{label:<20} {wall:7.1f} s (training {trained:.0f} s, attacks and checks "
+                  f"{row['after_training_seconds']:.0f} s)", flush=True)
+            print(f"{'':<20} acc b/t/s {s['accuracy']['baseline']:.3f}/"
                   f"{s['accuracy']['teacher']:.3f}/{s['accuracy']['student']:.3f}  logit ratio {row['logit_ratio']:.1f}"
                   f"  saturated {s['saturated_share']:.2f}", flush=True)
             for k, v in row["attacks"].items():

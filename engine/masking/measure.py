@@ -226,7 +226,10 @@ def _cw_step(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, keys: lis
 def source_examples(source: Source, x: torch.Tensor, targets: torch.Tensor, ids: list[int],
                     labels: torch.Tensor | None, cfg: MeasureConfig) -> dict[str, Record | None]:
     """The source's JSMA-F examples (every wrong class with `labels`) and CW-L2 examples at each kappa for
-    these inputs and targets, made once and kept by the source's Results."""
+    these inputs and targets, made once and kept by the source's Results. The source's CW-L2 is not
+    escalated: escalation repairs a subject's white-box misses, which would otherwise read as masking; a
+    source's miss is only an example it does not offer, and evidence of nothing (escalating the kappa-40
+    misses cost a default digits run 80 s, for examples the subject did not need)."""
     sub = Subject(source.label, source.model, x, targets, ids, source.results, labels)
     xj, tj, kj = _jsma_inputs(sub)
     keys = _keys(ids, targets)
@@ -237,7 +240,7 @@ def source_examples(source: Source, x: torch.Tensor, targets: torch.Tensor, ids:
         for k in sorted({0.0, *cfg.kappas}):
             step = "cw_l2" if k == 0 else f"transfer_k{k:g}"
             out[f"CW-L2 kappa={k:g}"] = source.results.obtain(step, keys, _cw_step(
-                source.model, x, targets, keys, replace(cfg.cw, confidence=k), source.results, step,
+                source.model, x, targets, keys, replace(cfg.cw, confidence=k, escalations=0), source.results, step,
                 f"CW-L2 kappa={k:g} (transfer source)"), partial=True)
     return out
 
