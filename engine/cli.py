@@ -125,9 +125,46 @@ def _parser() -> argparse.ArgumentParser:
     ver.add_argument("--json", action="store_true",
                      help="print the verdicts as JSON: {path, verdicts: {model or T: {verdict, text, checks, "
                           "evidence}}} (docs/verdict.md)")
+    ver.add_argument("--long", action="store_true", help="each check's full evidence beneath its row")
     ver.add_argument("--fail-on", action="append", choices=["masked", "inconclusive"], default=[],
                      metavar="VERDICT", help="exit 1 when any model's verdict is this one (masked or inconclusive; "
                                              "repeatable), for scripts and CI; default exit 0 whatever is found")
+
+    jd = sub.add_parser("judge", help="is this model's robustness real? any PyTorch model, judged in one command",
+                        description="Load MODEL (never trained), attack it at a budget, and say whether its "
+                        "robustness is real or its gradients masked: the checks, each with k/n and a 95%% interval, "
+                        "and for a masked model what the matching remedy reached. The evidence is an ordinary "
+                        "run directory (docs/judge.md).")
+    jd.add_argument("model", metavar="MODEL", help='"package.module:callable" returning an nn.Module that maps '
+                    "images in [0, 1] to 10 logits (importable from here: pip install it, or set PYTHONPATH)")
+    jd.add_argument("--args", action="append", default=[], metavar="KEY=VALUE",
+                    help="a keyword argument of the callable (repeatable; values in TOML, bare words are strings)")
+    jd.add_argument("--weights", metavar="FILE", help="its state dict (.safetensors, or a torch file read "
+                    "weights_only); default: the weights the callable gives it").complete = RUN_DIR_COMPLETION
+    jd.add_argument("--data", default="digits", metavar="PRESET", help="the data, as a preset: digits (default), "
+                    "mnist-t10k, fashion-mnist, cifar10, mnist, or a .toml path")
+    _data_root(jd)
+    jd.add_argument("--download", action="store_true", help="allow torchvision to download the dataset")
+    jd.add_argument("--n", type=int, metavar="INPUTS", help="held-out inputs attacked (default: the budget's: "
+                    "quick 20, standard 30, reference 100)")
+    jd.add_argument("--budget", choices=["quick", "standard", "reference"], default="standard",
+                    help="quick (a first look), standard (the known-answer controls' budget, default), reference "
+                         "(Carlini & Wagner's own settings, with HopSkipJump): engine/masking/budgets.py")
+    jd.add_argument("--surrogate", metavar="MODULE:CALLABLE", help="the transfer source, a network trained apart "
+                    "on the same data (default: a Table I net trained here on the data, cached between calls)")
+    jd.add_argument("--surrogate-args", action="append", default=[], metavar="KEY=VALUE",
+                    help="a keyword argument of the surrogate's callable (repeatable)")
+    jd.add_argument("--surrogate-weights", metavar="FILE", help="the surrogate's state dict (loaded, not trained)"
+                    ).complete = RUN_DIR_COMPLETION
+    jd.add_argument("--run-dir", metavar="DIR", help="where the evidence goes (default runs/judge-<model>-<UTC time>)"
+                    ).complete = RUN_DIR_COMPLETION
+    jd.add_argument("--json", action="store_true", help="print {path, budget, verdicts: {model: {verdict, text, "
+                    "checks, evidence, remedy}}} as `verdict --json` does, and no progress")
+    jd.add_argument("--long", action="store_true", help="each check's full evidence beneath its row")
+    _overrides(jd)
+    jd.add_argument("--fail-on", action="append", choices=["masked", "inconclusive"], default=[], metavar="VERDICT",
+                    help="exit 1 when the verdict is this one (repeatable), for CI; exit 2 on bad input")
+    _quiet(jd)
 
     att = sub.add_parser("attack", help="attack the models of a finished run (JSMA and/or C&W)")
     run_dir_argument(att, "run_dir", "a finished run directory, or a live one (the attack is queued on its engine)")
@@ -314,6 +351,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "sweep":
         return _sweep(args)
+    if args.command == "judge":
+        from engine.judging.command import judge_command
+
+        return judge_command(args)
     if args.command == "report":
         if args.json:
             from engine.reports.run_figures import result_files
@@ -337,7 +378,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"path": str(args.path), "verdicts": dict(rows)}, indent=2))
         else:
-            print(format_verdicts(rows))
+            print(format_verdicts(rows, args.long))
         found = sorted({v["verdict"] for _label, v in rows} & set(args.fail_on))
         if found:
             print(f"defdistill-engine: verdict {', '.join(found)} found (--fail-on)", file=sys.stderr)

@@ -14,13 +14,15 @@ from torch import nn
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """The model in eval mode for a measurement (dropout off), then back in the mode it was found in."""
-    was_training = model.training
+    """The model in eval mode for a measurement (dropout off), then back in the mode it was found in, each
+    submodule in its own (a model with a frozen, eval-mode part keeps it so)."""
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         yield model
     finally:
-        model.train(was_training)
+        for m, was_training in modes:
+            m.training = was_training
 
 
 def gradient_amplitude(model: nn.Module, x: torch.Tensor, temperature: float = 1.0,

@@ -27,6 +27,18 @@ INPUT_SHAPES = {"cifar10": (3, 32, 32)}  # every other dataset is 1x28x28
 NUM_CLASSES = 10
 
 
+def probability_rows(out: torch.Tensor) -> str:
+    """"probabilities" when every row of `out` is non-negative and sums to 1 (a softmax), "log-probabilities"
+    when its exponentials do (a log-softmax), else "": attacks on the logits need the network without them."""
+    out = out.detach().double()
+    ones = torch.ones(len(out), dtype=out.dtype, device=out.device)
+    if bool((out >= 0).all()) and torch.allclose(out.sum(1), ones, atol=1e-4):
+        return "probabilities"
+    if bool((out <= 0).all()) and torch.allclose(out.exp().sum(1), ones, atol=1e-4):
+        return "log-probabilities"
+    return ""
+
+
 def input_shape(preset: Preset) -> tuple[int, int, int]:
     return INPUT_SHAPES.get(preset.data.dataset, (1, 28, 28))
 
@@ -108,6 +120,9 @@ def build_model(preset: Preset, *, load_weights: bool = True) -> nn.Module:
             raise PresetError(f"network.factory {quoted(cfg.factory)}: the model returns {got} for a "
                               f"{tuple(shape)} batch, expected ({shape[0]}, {NUM_CLASSES}) logits; return raw "
                               "logits (no softmax)")
+        if kind := probability_rows(out):  # a softmax's margin saturates: every logit attack would be weakened
+            raise PresetError(f"network.factory {quoted(cfg.factory)}: the model returns {kind} (each row sums to "
+                              "1 on a batch of blank images); return the logits, the network without its softmax")
     if load_weights and cfg.weights:
         _load_weights(model, Path(cfg.weights).expanduser())
     return model

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from engine.errors import AttackConfigError
+from engine.model_factory import probability_rows
 
 
 def margin(logits: torch.Tensor, targets: torch.Tensor, kappa: float = 0.0) -> torch.Tensor:
@@ -31,11 +32,8 @@ def require_logits(model: nn.Module, x: torch.Tensor, attack: str) -> None:
     """Refuse a model whose output rows are probabilities or log-probabilities (the reference code
     asserts pre-softmax values: through a softmax the margin saturates and the attack weakens)."""
     with torch.no_grad():
-        out = model(x[: min(len(x), 16)]).double()
-    ones = torch.ones(len(out), dtype=out.dtype, device=out.device)
-    if bool((out >= 0).all()) and torch.allclose(out.sum(1), ones, atol=1e-4):
-        raise AttackConfigError(f"{attack} attacks the logits, but this model's outputs are probabilities (rows "
-                                "sum to 1); hand it the network without its softmax")
-    if bool((out <= 0).all()) and torch.allclose(out.exp().sum(1), ones, atol=1e-4):
-        raise AttackConfigError(f"{attack} attacks the logits, but this model's outputs are log-probabilities; "
-                                "hand it the network without its (log-)softmax")
+        kind = probability_rows(model(x[: min(len(x), 16)]))
+    if kind:
+        raise AttackConfigError(f"{attack} attacks the logits, but this model's outputs are {kind} (rows sum to 1"
+                                f"{' once exponentiated' if kind.startswith('log') else ''}); hand it the network "
+                                "without its (log-)softmax")

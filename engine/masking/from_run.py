@@ -40,7 +40,7 @@ def measure_config(acfg: AttackConfig, device: torch.device | None = None, n: in
         kappas=tuple(acfg.transfer_kappas), checks=tuple(acfg.checks), run_remedy=acfg.remedy)
 
 
-def verdict_event(v: Verdict, evidence: Any, stale: list[str], run_dir: Path) -> VerdictMade:
+def verdict_event(v: Verdict, evidence: Any, stale: list[str], run_dir: Path | None) -> VerdictMade:
     text = v.text
     if stale:  # said with the verdict: what was left out, and how to measure it on this checkpoint
         text += (f". Left out, measured on another checkpoint of {v.model} (its weights changed since): "

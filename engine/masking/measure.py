@@ -465,7 +465,9 @@ def _evidence(s: Subject, cfg: MeasureConfig, keys: list[Key], m: Measured) -> E
     comparators = m.comparators
     n = len(keys)
     f_won = [bool(v) for v in f["won"]] if f is not None else []
-    settings = {k: v for k, v in (cw_rec.get("settings", {}) if cw_rec is not None else {}).items() if k in CW_SETTINGS}
+    kept = cw_rec.get("settings", {}) if cw_rec is not None else {}
+    # in CW_SETTINGS' order, whoever wrote the record (a run's preset section or this module): the same words
+    settings = {k: kept[k] for k in CW_SETTINGS if k in kept}
     rows = _by_key(cw_rec, "unfinished", keys) if cw_rec is not None and cw_rec.get("unfinished") else None
     unfinished = sum(map(bool, rows)) if rows is not None else None
     jsma_budget: dict[str, float] = {}

@@ -6,20 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import RunDirError
+from engine.masking.verdict_table import verdict_table
 from engine.record.rundir import read_json
 from engine.sweeps.plan import SWEEP_FILE
 from engine.sweeps.verdicts import run_verdicts
 
 
-def format_verdicts(rows: list[tuple[str, dict[str, Any]]]) -> str:
-    """The table `defdistill-engine verdict` prints: one block per model, its checks beneath."""
-    lines = []
-    for label, v in rows:
-        lines.append(f"{label:<22} {v['verdict'].upper()}: {v['text']}")
-        for c in v["checks"]:
-            status = c.get("status") or ("fired" if c["fired"] else "clear")
-            lines.append(f"  {status.upper():<9} {c['name']:<48} {c['evidence']}")
-    return "\n".join(lines)
+def format_verdicts(rows: list[tuple[str, dict[str, Any]]], long: bool = False) -> str:
+    """The table `defdistill-engine verdict` prints: per model its verdict, then one short row per check
+    (`long`: each check's full evidence beneath it)."""
+    return "\n\n".join(verdict_table(label, v, long=long) for label, v in rows)
 
 
 def verdict_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:

@@ -81,8 +81,9 @@ def run_to_end(session: Session, quiet: bool) -> None:
             progress.__exit__(None, None, None)
 
 
-def follow(session: ThreadSession, quiet: bool) -> int:
-    """Run the session to its end; the exit code and one line say how it ended."""
+def follow(session: ThreadSession, quiet: bool, headline_out: bool = True) -> int:
+    """Run the session to its end; the exit code and one line say how it ended (`headline_out`: and the
+    run's headline numbers as JSON on stdout, which a caller printing its own result leaves out)."""
     run_to_end(session, quiet)
     if session.state == "failed":
         print(f"defdistill-engine: {'error' if session.user_error else 'run failed'}: {session.error}",
@@ -91,6 +92,8 @@ def follow(session: ThreadSession, quiet: bool) -> int:
     if session.state == "stopped":
         print(f"stopped; continue with: defdistill-engine resume {session.run_dir}", file=sys.stderr)
         return EXIT_STOPPED
+    if not headline_out:
+        return 0
     summary = session.rundir.read_summary()
     print(json.dumps({"run_dir": str(session.run_dir), **headline(summary)}, indent=2))
     return 0
