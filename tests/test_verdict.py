@@ -143,6 +143,19 @@ def test_nothing_measured_is_never_masked():
     assert judge(only_gradients).verdict == "inconclusive"
 
 
+def test_the_remedy_says_once_what_the_models_own_backward_reached():
+    """Two masked gradients, each with its remedy: what CW-L2 reached through the model's own backward is said
+    once, after both (it was repeated after each)."""
+    from engine.masking.checks import EVERY, remedy_text
+
+    e = Evidence("m", cw_l2=[None, None, 1.0, None],
+                 remedies={"CW-L2 on estimated gradients": [1.0, 2.0, 1.0, None], "CW-L2 with EOT": [1.0] * 4})
+    text = remedy_text(e, [LOGITS, EVERY])
+    assert text.count("own backward") == 1 and text.endswith("through the model's own backward CW-L2 reached 1/4 "
+                                                               "targets (mean L2 1.00)"), text
+    assert text.startswith("CW-L2 on estimated gradients reached 3/4") and "CW-L2 with EOT reached 4/4" in text
+
+
 def _distilled_and_adversarial(tmp_path_factory):
     """A quick distilled pair at T = 100 and a small adversarially trained net, by the engine itself."""
     def train(folder):

@@ -314,6 +314,7 @@ def _reached(l2: list[float | None]) -> str:
 def remedy_text(e: Evidence, gradients: list[str]) -> str:
     """What the remedy matching each masked gradient reached, beside CW-L2 through the model's own backward."""
     parts = []
+    own = ""  # said once, after the remedies that ran beside it (two masked gradients repeated it)
     for g in gradients:
         attack = REMEDY_ATTACK[g]
         if g == SOFTMAX:
@@ -325,11 +326,11 @@ def remedy_text(e: Evidence, gradients: list[str]) -> str:
             else:
                 parts.append(f"{attack}: not run (add cw_l2 to attack.methods)")
         elif attack in e.remedies:
-            theirs = f"; through the model's own backward CW-L2 reached {_reached(e.cw_l2)}" if e.cw_l2 else ""
-            parts.append(f"{attack} reached {_reached(e.remedies[attack])}{theirs}")
+            own = f"through the model's own backward CW-L2 reached {_reached(e.cw_l2)}" if e.cw_l2 else ""
+            parts.append(f"{attack} reached {_reached(e.remedies[attack])}")
         else:
             parts.append(f"{attack}: not run (attack.remedy is off, or no CW-L2 inputs to run it on)")
-    return "; ".join(parts)
+    return "; ".join([*parts, own] if own else parts)
 
 
 def judge(e: Evidence) -> Verdict:
