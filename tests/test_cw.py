@@ -223,9 +223,14 @@ def test_cw_l2_says_which_attacks_ran_out_of_iterations_with_the_loss_still_fall
     assert not bool(blind.capped.any())
 
 
-def test_each_escalation_round_reports_its_own_progress():
+def test_each_escalation_round_reports_its_own_progress(monkeypatch):
     """A round of a larger budget repeats attacks the first bar already counted: it gets a bar of its own
     (the misses and unfinished attacks it repeats, its budget), so a long escalation is never silent."""
+    import engine.attacks.cw_l2 as module
+
+    # the rounds' floor budget (6 binary steps of 1,000 iterations) made small: what is tested is the wiring
+    monkeypatch.setattr(module, "ESCALATION_STEPS", 1)
+    monkeypatch.setattr(module, "ESCALATION_ITERATIONS", 5)
     first: list[int] = []
     rounds: list[tuple[int, int, int, list[int]]] = []
 
