@@ -36,6 +36,12 @@ def _quiet(p: argparse.ArgumentParser) -> None:
                    help="no progress bars or notices: one line per finished phase on stderr, for logs and scripts")
 
 
+def _fail_on(p: argparse.ArgumentParser, when: str) -> None:
+    p.add_argument("--fail-on", action="append", choices=["masked", "inconclusive"], default=[], metavar="VERDICT",
+                   help=f"exit 1 {when} (masked or inconclusive; repeatable), for scripts and CI; default exit 0 "
+                        "whatever is found; exit 2 on bad input")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="defdistill-engine", description="Defensive distillation experiments, headless "
                       "(Linux only). Each command's --help says more.")
@@ -126,9 +132,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="print the verdicts as JSON: {path, verdicts: {model or T: {verdict, text, checks, "
                           "evidence}}} (docs/verdict.md)")
     ver.add_argument("--long", action="store_true", help="each check's full evidence beneath its row")
-    ver.add_argument("--fail-on", action="append", choices=["masked", "inconclusive"], default=[],
-                     metavar="VERDICT", help="exit 1 when any model's verdict is this one (masked or inconclusive; "
-                                             "repeatable), for scripts and CI; default exit 0 whatever is found")
+    _fail_on(ver, "when any model's verdict is this one")
 
     jd = sub.add_parser("judge", help="is this model's robustness real? any PyTorch model, judged in one command",
                         description="Load MODEL (never trained), attack it at a budget, and say whether its "
@@ -162,8 +166,7 @@ def _parser() -> argparse.ArgumentParser:
                     "checks, evidence, remedy}}} as `verdict --json` does, and no progress")
     jd.add_argument("--long", action="store_true", help="each check's full evidence beneath its row")
     _overrides(jd)
-    jd.add_argument("--fail-on", action="append", choices=["masked", "inconclusive"], default=[], metavar="VERDICT",
-                    help="exit 1 when the verdict is this one (repeatable), for CI; exit 2 on bad input")
+    _fail_on(jd, "when the verdict is this one")
     _quiet(jd)
 
     att = sub.add_parser("attack", help="attack the models of a finished run (JSMA and/or C&W)")
@@ -372,18 +375,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps({"logdir": str(logdir), "runs": counts, "view": f"tensorboard --logdir {logdir}"}, indent=2))
         return 0
     if args.command == "verdict":
-        from engine.reports.verdicts import format_verdicts, verdict_rows
+        from engine.reports.verdicts import fail_on_exit, format_verdicts, verdict_rows
 
         rows = verdict_rows(args.path)
         if args.json:
             print(json.dumps({"path": str(args.path), "verdicts": dict(rows)}, indent=2))
         else:
             print(format_verdicts(rows, args.long))
-        found = sorted({v["verdict"] for _label, v in rows} & set(args.fail_on))
-        if found:
-            print(f"defdistill-engine: verdict {', '.join(found)} found (--fail-on)", file=sys.stderr)
-            return 1
-        return 0
+        return fail_on_exit(rows, args.fail_on)
     raise AssertionError(args.command)
 
 

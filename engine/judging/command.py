@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import tomllib
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from engine.masking.budgets import as_overrides, budget_settings, toml_value
 FIXED = ["distillation.phases=['baseline']", "attack.enabled=true", "attack.models=['baseline']",
          "attack.methods=['jsma', 'cw_l2']", "attack.outputs=['softmax', 'logits']", "attack.cw_cases=['average']",
          "attack.cw_reduced=''"]
-EXIT_FOUND = 1  # --fail-on: a verdict that was asked to fail was found
 
 
 def factory_args(pairs: list[str], flag: str) -> str:
@@ -108,7 +106,7 @@ def _keep_surrogate(run_dir: Path, data: str, overrides: list[str]) -> None:
 def judge_command(args: argparse.Namespace) -> int:
     from engine.presets import load_preset
     from engine.record.rundir import default_run_dir
-    from engine.reports.verdicts import format_verdicts, verdict_rows
+    from engine.reports.verdicts import fail_on_exit, format_verdicts, verdict_rows
     from engine.sessions.host import follow, open_job
     from engine.sessions.job import Job
 
@@ -127,9 +125,5 @@ def judge_command(args: argparse.Namespace) -> int:
     else:
         print(format_verdicts(rows, args.long))
         print(f"\nthe evidence: {run_dir} (defdistill-tui --open {run_dir}; defdistill-engine report {run_dir})")
-    found = sorted({v["verdict"] for _label, v in rows} & set(args.fail_on))
-    if found:
-        print(f"defdistill-engine: verdict {', '.join(found)} found (--fail-on)", file=sys.stderr)
-        return EXIT_FOUND
-    return 0
+    return fail_on_exit(rows, args.fail_on)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,19 @@ def format_verdicts(rows: list[tuple[str, dict[str, Any]]], long: bool = False) 
     """The table `defdistill-engine verdict` prints: per model its verdict, then one short row per check
     (`long`: each check's full evidence beneath it)."""
     return "\n\n".join(verdict_table(label, v, long=long) for label, v in rows)
+
+
+EXIT_FOUND = 1  # --fail-on: a verdict asked to fail on was found
+
+
+def fail_on_exit(rows: list[tuple[str, dict[str, Any]]], fail_on: list[str]) -> int:
+    """`verdict` and `judge` under --fail-on: EXIT_FOUND (said on stderr) when a row's verdict is one of
+    `fail_on`, else 0."""
+    found = sorted({v["verdict"] for _label, v in rows} & set(fail_on))
+    if found:
+        print(f"defdistill-engine: verdict {', '.join(found)} found (--fail-on)", file=sys.stderr)
+        return EXIT_FOUND
+    return 0
 
 
 def verdict_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
