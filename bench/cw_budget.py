@@ -32,6 +32,7 @@ from engine.attacks.cw_l2 import CWL2Config, cw_l2  # noqa: E402
 from engine.masking.checks import interval  # noqa: E402
 from engine.model_factory import build_model  # noqa: E402
 from engine.presets import preset_from_toml  # noqa: E402
+from engine.record.events import recorded_temperature  # noqa: E402
 from engine.record.rundir import ATTACKS, RunDir, _git_commit, atomic_write_bytes, read_json  # noqa: E402
 from engine.steps.experiment import fit_checkpoint  # noqa: E402
 
@@ -85,7 +86,8 @@ def measure(run: Path, model: str, reference: CWL2Config | None = REFERENCE) -> 
                 "mean_l2": float(l2[ok].mean()) if k else None,
                 "mean_l2_where_both": float(l2[both].mean()) if both.any() else None}
 
-    return {"run": str(run), "model": model, "temperature": stored.get("temperature"), "n_attacks": n,
+    return {"run": str(run), "model": model, "temperature": recorded_temperature(stored, "model_temperature"),
+            "n_attacks": n,
             "budget": {**side(before_ok, before_l2), "settings": stored.get("settings"),
                        "seconds": stored.get("seconds")},
             "reference": {**side(after_ok, after_l2), "settings": asdict(reference),

@@ -24,6 +24,7 @@ from engine.record.events import (
     Event,
     Example,
     Finished,
+    GradientSupport,
     Paused,
     Payload,
     PhaseFinished,
@@ -108,7 +109,7 @@ def write_run(path: Path, stage: str, shown_dir: str | None = None) -> Path:
             model, out = key.split("-", 1)
             won, n = results[key]
             add(AttackStarted(key=key, model=model, output=out, n_attacks=n, samples=30,
-                temperature=100.0 if (model == "student" and out == "softmax_T") else 1.0))
+                output_temperature=100.0 if (model == "student" and out == "softmax_T") else 1.0))
             add(AttackProgress(key=key, n_attacks=n, attempted=n, succeeded=won, attacks_per_second=80.0))
             matrix = {"attempts": [[0 if s == tt else 3 for tt in range(10)] for s in range(10)],
                       # every pair a source can reach at 100% where the model falls at all: the widest cells
@@ -120,14 +121,14 @@ def write_run(path: Path, stage: str, shown_dir: str | None = None) -> Path:
                           x_adv=[min(1.0, round(v + (0.9 if (j % 29 == 0 and won) else 0), 3))
                                  for j, v in enumerate(x[i].flatten().tolist())]) for i in range(2)]
             add(AttackFinished(key=key, model=model, output=out, success_rate=won / n, n_attacks=n, samples=30,
-                               temperature=100.0 if (model == "student" and out == "softmax_T") else 1.0,
+                               output_temperature=100.0 if (model == "student" and out == "softmax_T") else 1.0,
                                n_succeeded=won, mean_features_changed=0.05,
                                ended={"target": won, "budget": 0, "no_pair": n - won, "domain": 0},
                                no_pair_rule="stop", seconds=3.0, attacks_per_second=80.0, matrix=matrix, examples=ex))
         if stage == "attacking":
             key = keys[4]
             add(AttackStarted(key=key, model="student", output="logits", n_attacks=270, samples=30,
-                temperature=1.0))
+                output_temperature=1.0))
             add(AttackProgress(key=key, n_attacks=270, attempted=120, succeeded=101,
                 attacks_per_second=37.0))
         else:
@@ -138,9 +139,9 @@ def write_run(path: Path, stage: str, shown_dir: str | None = None) -> Path:
                               x_adv=[round(min(1.0, v + (0.3 if j % 7 == 0 else 0)), 3)
                                      for j, v in enumerate(x[i].flatten().tolist())]) for i in range(2)]
                 add(AttackStarted(key=f"{model}-cw_l2", model=model, output="logits", n_attacks=30, samples=30,
-                                  temperature=1.0 if model == "baseline" else 100.0, method="cw_l2"))
+                                  output_temperature=None, method="cw_l2"))
                 add(CWFinished(key=f"{model}-cw_l2", model=model, method="cw_l2",
-                               temperature=1.0 if model == "baseline" else 100.0,
+                               model_temperature=1.0 if model == "baseline" else 100.0,
                                cases={"average": CWCase(success_rate=1.0, inputs=30, succeeded=30, mean_l0=380.0,
                                                         mean_l2=l2, mean_linf=0.39)},
                                n_attacks=30, n_succeeded=30, samples=30, mean_iterations=1250.0, median_const=0.5,
@@ -166,8 +167,8 @@ def write_run(path: Path, stage: str, shown_dir: str | None = None) -> Path:
                            accuracy={"baseline": 0.986, "teacher": 0.989, "student": 0.983},
                            mean_abs_logit={"baseline": 9.1, "teacher": 610.0, "student": 722.0},
                            saturated_share_by_model={"baseline": 0.2, "teacher": 1.0, "student": 1.0},
-                           gradient_support={m: {"pixel_share": share, "pixel_share_min": share / 2, "n_inputs": 100,
-                                                 "dead_units": {}, "units": {}, "dead_unit_share": dead}
+                           gradient_support={m: GradientSupport(pixel_share=share, pixel_share_min=share / 2,
+                                                                n_inputs=100, dead_unit_share=dead)
                                              for m, share, dead in (("baseline", 0.6, 0.05), ("teacher", 0.31, 0.2),
                                                                     ("student", 0.038, 0.4))}))
             add(Finished(seconds=126.0))

@@ -120,7 +120,7 @@ def test_headless_progress_prints_notices_and_names_each_attack(capsys):
         progress(Event(1, 0.0, Notice(text="device auto: cpu (no CUDA device)")))
         for method, output in (("jsma", "softmax_T"), ("cw_l2", "logits"), ("simba", "deployed log-scores")):
             progress(Event(2, 0.0, AttackStarted(key=f"student-{method}", model="student", output=output,
-                                                 n_attacks=9, samples=1, temperature=1.0, method=method)))
+                                                 n_attacks=9, samples=1, output_temperature=None, method=method)))
     err = capsys.readouterr().err
     assert "note: device auto: cpu (no CUDA device)" in err
     for label in ("jsma student softmax_T", "cw_l2 student logits", "simba student deployed log-scores"):

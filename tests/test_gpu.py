@@ -36,7 +36,7 @@ def test_a_short_digits_run_on_cuda_records_its_gpu(cuda_run):
     started = next(e.data for e in cuda_run.history() if e.type == EventType.RUN_STARTED)
     assert started.device.startswith("cuda") and started.gpu_uuid.startswith(("GPU-", "MIG-"))
     summary = cuda_run.rundir.read_summary()
-    assert summary["accuracy"]["baseline"] > 0.8
+    assert summary.accuracy["baseline"] > 0.8
 
 
 def _model(run, phase: str, device: str) -> torch.nn.Module:

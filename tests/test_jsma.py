@@ -163,7 +163,7 @@ def test_attack_command_on_a_finished_run(trained_run, tmp_path):
     for key in ("success_rate", "n_attacks", "mean_features_changed", "ended", "seconds", "attacks_per_second",
                 "no_pair_rule", "output", "matrix", "rho_adv"):
         assert key in rec
-    assert rec["n_attacks"] == 27 and rec["output"] == "softmax_T" and rec["temperature"] == 20.0
+    assert rec["n_attacks"] == 27 and rec["output"] == "softmax_T" and rec["output_temperature"] == 20.0
     assert sum(rec["ended"].values()) == 27
     assert sum(map(sum, rec["matrix"]["successes"])) == rec["n_succeeded"]
     ex = np.load(run_dir / "attacks" / "student-softmax_T.npz")
@@ -171,7 +171,7 @@ def test_attack_command_on_a_finished_run(trained_run, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["attacks"]["student-softmax_T"]["success_rate"] == rec["success_rate"]
     assert "student" in summary["gradient_amplitude"]
-    assert summary["accuracy"] == trained_run.rundir.read_summary()["accuracy"]
+    assert summary["accuracy"] == trained_run.rundir.read_summary().accuracy
 
 
 def test_colour_inputs_count_features_and_pixels_apart():

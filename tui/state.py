@@ -68,7 +68,6 @@ class AttackCounter:
     succeeded: int = 0
     attacks_per_second: float = 0.0
     done: bool = False
-    temperature: float = DEPLOYED
 
     @property
     def rate(self) -> float:
@@ -221,7 +220,7 @@ class DashboardState:
 
     def _on_attack_started(self, d: AttackStarted, e: Event) -> None:
         self.phase = "attack"
-        self.attacks[d.key] = AttackCounter(d.key, d.n_attacks, temperature=d.temperature)
+        self.attacks[d.key] = AttackCounter(d.key, d.n_attacks)
         name = "JSMA" if d.method == "jsma" else METHOD_NAMES.get(d.method, d.method)
         self._note(e, f"{name} {d.key}: {d.n_attacks} attacks")
 

@@ -36,7 +36,10 @@ class Freshness:
         self.stale: list[str] = []
 
     def fresh(self, record: dict[str, Any] | None, label: str) -> bool:
-        made_on = (record or {}).get("checkpoint")
+        return self.made_on_current((record or {}).get("checkpoint"), label)
+
+    def made_on_current(self, made_on: str | None, label: str) -> bool:
+        """Whether a result made on the weights with digest `made_on` describes the model as it is now."""
         if not made_on or self.current is None or made_on == self.current:
             return True  # older results carry no digest: nothing to compare them with
         self.stale.append(label)
@@ -179,7 +182,7 @@ class RunResults:
         if self.emit is None:
             return None
         key = f"{self.name}-{step}"
-        self.emit(AttackStarted(key=key, model=self.name, output=what, n_attacks=n, samples=n, temperature=1.0,
+        self.emit(AttackStarted(key=key, model=self.name, output=what, n_attacks=n, samples=n, output_temperature=None,
                                 method=step))
         counts = {"attempted": 0, "succeeded": 0}
         t0 = time.perf_counter()

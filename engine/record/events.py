@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from functools import cache
 from typing import Any, ClassVar
@@ -23,7 +23,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from engine.deployment import DEPLOYED
 
-SCHEMA_VERSION = 2
+# 3: the attack events name which T they hold: AttackStarted / AttackFinished `output_temperature` (the T inside
+# the attacked output), CWFinished `model_temperature` (the T the model was trained at); version 2 called both
+# `temperature` (and AttackStarted held the model's T for C&W): read back under their new names (RENAMED).
+SCHEMA_VERSION = 3
 
 
 class EventType(str, Enum):  # noqa: UP042 (str() and f-strings of a member keep their form)
@@ -192,7 +195,9 @@ class AttackStarted(Payload):
     output: str
     n_attacks: int
     samples: int
-    temperature: float
+    # the T inside the attacked output (1 for softmax and the logits, the model's training T for softmax_T);
+    # None for C&W, which attacks the logits
+    output_temperature: float | None
     method: str = "jsma"  # jsma | cw_l2 | cw_l0 | cw_linf
 
 
@@ -227,7 +232,7 @@ class AttackFinished(Payload):
     key: str
     model: str
     output: str
-    temperature: float
+    output_temperature: float  # the T inside the attacked output (1: softmax, logits; training T: softmax_T)
     success_rate: float
     n_attacks: int
     n_succeeded: int
@@ -273,7 +278,7 @@ class CWFinished(Payload):
     key: str  # "<model>-<method>"
     model: str
     method: str  # cw_l2 | cw_l0 | cw_linf
-    temperature: float  # the model's training T (the attack is on its logits, whatever T)
+    model_temperature: float  # the T the model was trained at (the attack is on its logits, whatever T)
     cases: dict[str, CWCase]
     n_attacks: int
     n_succeeded: int
@@ -340,6 +345,51 @@ class AttackRow:
     mean_linf: float | None = None
     checkpoint: str = ""  # digest of the weights attacked (engine.checkpoints.model_digest)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The row as summary.json holds it: a JSMA row without C&W's fields, a C&W row without JSMA's."""
+        drop = ({"method", "case", "mean_l0", "mean_l2", "mean_linf"} if self.method == "jsma"
+                else {"rho_adv_is_lower_bound"})
+        return {k: v for k, v in asdict(self).items() if k not in drop}
+
+
+@dataclass(frozen=True)
+class GradientSupport:
+    """Where a model's input gradient lives (engine.metrics.gradient_support)."""
+
+    pixel_share: float  # share of input features with a non-zero gradient of the predicted logit, averaged
+    pixel_share_min: float | None = None
+    n_inputs: int = 0
+    dead_units: dict[str, float] = field(default_factory=dict)  # ReLU layer -> share of units zero on every input
+    units: dict[str, int] = field(default_factory=dict)
+    dead_unit_share: float | None = None
+
+
+@dataclass(frozen=True)
+class GradientHonesty:
+    """engine.masking.honesty's measurement on the verdict's inputs (without the per-input errors): does the
+    backward describe the forward?"""
+
+    n_inputs: int
+    disagreeing_inputs: int  # at an attack's step
+    disagreeing_at_every_step: int | None
+    tolerance: float
+    median_error_by_step: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttackRows:
+    """What one attack request measured, as the summary's rows: the attack, C&W and verdict phases return
+    these, and the session, the summary's one owner, folds them in (RunSummary.with_rows)."""
+
+    attacks: dict[str, AttackRow] = field(default_factory=dict)
+    gradient_amplitude: dict[str, dict[str, Any]] = field(default_factory=dict)  # measured again: replaces
+    verdict: dict[str, VerdictMade] = field(default_factory=dict)
+    gradient_honesty: dict[str, GradientHonesty] = field(default_factory=dict)
+
+    def merged(self, later: AttackRows) -> AttackRows:
+        return AttackRows({**self.attacks, **later.attacks}, {**self.gradient_amplitude, **later.gradient_amplitude},
+                          {**self.verdict, **later.verdict}, {**self.gradient_honesty, **later.gradient_honesty})
+
 
 @dataclass(frozen=True)
 class RunSummary(Payload):
@@ -358,14 +408,30 @@ class RunSummary(Payload):
     logit_ratio_student_baseline: float | None = None
     soft_label_temperature: float | None = None
     attacks: dict[str, AttackRow] = field(default_factory=dict)
+    # model -> engine.metrics.gradient_amplitude's record without its values (attacks/<model>-gradients.json)
     gradient_amplitude: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # model -> engine.metrics.gradient_support: pixel_share, dead_units per ReLU layer, dead_unit_share
-    gradient_support: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gradient_support: dict[str, GradientSupport] = field(default_factory=dict)
     seconds: float = 0.0
-    verdict: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> VerdictMade's fields
-    # model -> engine.masking.honesty's measurement on the verdict's inputs (without the per-input errors): does
-    # the backward describe the forward? inputs disagreeing at an attack's step, at every step, errors by step
-    gradient_honesty: dict[str, dict[str, Any]] = field(default_factory=dict)
+    verdict: dict[str, VerdictMade] = field(default_factory=dict)
+    gradient_honesty: dict[str, GradientHonesty] = field(default_factory=dict)
+
+    def with_rows(self, rows: AttackRows) -> RunSummary:
+        """This summary with an attack request's rows: a (model, output) measured again replaces its row."""
+        return replace(self, attacks={**self.attacks, **rows.attacks},
+                       gradient_amplitude={**self.gradient_amplitude, **rows.gradient_amplitude},
+                       verdict={**self.verdict, **rows.verdict},
+                       gradient_honesty={**self.gradient_honesty, **rows.gradient_honesty})
+
+    def to_dict(self) -> dict[str, Any]:
+        """summary.json's content: what a run measured, without the empty tables of what it did not."""
+        out = asdict(self)
+        out["attacks"] = {k: row.to_dict() for k, row in self.attacks.items()}
+        for key in ("attacks", "gradient_amplitude", "verdict", "gradient_honesty"):
+            if not out[key]:
+                del out[key]
+        if self.logit_ratio_student_baseline is None:
+            del out["logit_ratio_student_baseline"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -407,6 +473,35 @@ PAYLOADS: dict[EventType, type[Payload]] = {
                               AttackFinished, CWFinished, VerdictMade, RunSummary, Stopped, Finished, Failed,
                               SweepProgress)
 }
+
+
+# Fields an older schema named otherwise: event type -> {old name: new name} (see SCHEMA_VERSION).
+RENAMED: dict[EventType, dict[str, str]] = {
+    EventType.ATTACK_STARTED: {"temperature": "output_temperature"},
+    EventType.ATTACK_FINISHED: {"temperature": "output_temperature"},
+    EventType.CW_FINISHED: {"temperature": "model_temperature"},
+}
+
+
+def renamed(kind: EventType, data: Any) -> Any:
+    """An event's fields as this schema names them (an older events.jsonl's names read back)."""
+    names = RENAMED.get(kind)
+    if not names or not isinstance(data, dict) or not any(old in data for old in names):
+        return data
+    out = dict(data)
+    for old, new in names.items():
+        if old in out and new not in out:
+            out[new] = out.pop(old)
+    if kind == EventType.ATTACK_STARTED and out.get("method", "jsma") != "jsma" and "temperature" in data:
+        out["output_temperature"] = None  # version 2 put the model's training T here for C&W: no output T
+    return out
+
+
+def recorded_temperature(record: dict[str, Any], name: str) -> float | None:
+    """`name` ("output_temperature" of a JSMA record, "model_temperature" of a C&W one) from an attacks/*.json
+    record of any schema (version 2 wrote both as "temperature")."""
+    t = record.get(name, record.get("temperature"))
+    return None if t is None else float(t)
 
 
 @cache
@@ -454,7 +549,7 @@ class Event:
         seq, t = d.get("seq"), d.get("time")
         if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(t, (int, float)):
             raise BadEvent("seq and time must be numbers")
-        return Event(seq, float(t), payload_from(PAYLOADS[kind], d.get("data", {})))
+        return Event(seq, float(t), payload_from(PAYLOADS[kind], renamed(kind, d.get("data", {}))))
 
 
 def make_event(payload: Payload, seq: int, at: float | None = None) -> Event:

@@ -187,21 +187,20 @@ class RunDir:
                                   "that phase from scratch, or start a new run") from None
 
     # -- results --------------------------------------------------------------------------
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        atomic_write_json(self.path / SUMMARY_FILE, summary)
+    def write_summary(self, summary: RunSummary) -> None:
+        atomic_write_json(self.path / SUMMARY_FILE, summary.to_dict())
 
-    def read_summary(self) -> dict[str, Any] | None:
-        """summary.json, checked against the RunSummary contract; None if the run has none yet."""
+    def read_summary(self) -> RunSummary | None:
+        """summary.json as the RunSummary it holds, checked field by field; None if the run has none yet."""
         path = self.path / SUMMARY_FILE
         fix = f"delete it and run `defdistill-engine resume {self.path}` to rebuild it"
         data = read_json(path, fix)
         if data is None:
             return None
         try:
-            payload_from(RunSummary, data)
+            return payload_from(RunSummary, data)
         except BadEvent as exc:
             raise RunDirError(f"{path} has the wrong shape ({exc}); {fix}") from None
-        return data
 
     def read_preset_toml(self) -> str:
         path = self.path / PRESET_FILE

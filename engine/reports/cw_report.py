@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.deployment import label as temperature_label
 from engine.paper import CW_L2_VS_T_RHO, CW_TABLES, CW_TOLERANCE, paper_key
+from engine.record.events import recorded_temperature
 from engine.record.rundir import read_json
 
 METHODS = ("cw_l2", "cw_l0", "cw_linf")
@@ -124,7 +125,8 @@ def run_section(run_dir: Path, dataset: str) -> list[str]:
         cw.setdefault(rec["model"], {})[rec["method"]] = rec
     if not cw:
         return []
-    top = next((f"{v['temperature']:g}" for m, d in cw.items() if m == "student" for v in d.values()), "T")
+    student_t = [t for v in cw.get("student", {}).values() if (t := recorded_temperature(v, "model_temperature"))]
+    top = temperature_label(student_t[0]) if student_t else "T"
     lines = ["", "## Carlini & Wagner (on the logits)", "",
              "Each cell: success · mean distance over successful inputs; C&W's Tables IV / VI beside them.", ""]
     lines += table_rows(cw.get("baseline", {}), cw.get("student", {}), paper_key(dataset), top)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from engine.deployment import label as temperature_label
 from engine.errors import RunDirError
 from engine.paper import CW, GRADIENT_REDUCTION, HEADLINE, SUCCESS_VS_T, paper_key
+from engine.record.events import AttackRow, GradientSupport
 from engine.record.rundir import RunDir, atomic_write_bytes, atomic_write_json, preset_and_meta, read_json
 from engine.reports.cw_report import run_section, sweep_section
 from engine.reports.fidelity import figure as fidelity_figure
@@ -186,23 +188,26 @@ def _ended_sentence(entry: dict[str, Any]) -> str:
 
 def run_report(run_dir: Path) -> str:
     summary = RunDir(run_dir).read_summary()
+    if summary is None:
+        raise RunDirError(f"{run_dir} has no summary.json: the run has not finished; `defdistill-engine resume "
+                          f"{run_dir}` first")
     preset, meta = preset_and_meta(run_dir)
-    key = paper_key(summary["dataset"])
+    key = paper_key(summary.dataset)
     head = HEADLINE.get(key or "", {})
-    lines = [f"# defdistill report: {summary['dataset']} run at T={summary['temperature']:g}", ""]
-    lines += _setup(preset, meta, summary["data_note"], summary["seconds"], False)
+    lines = [f"# defdistill report: {summary.dataset} run at T={summary.temperature:g}", ""]
+    lines += _setup(preset, meta, summary.data_note, summary.seconds, False)
     lines += ["", "## Accuracy (held-out, deployed T=1)", "", "| model | measured | paper |", "|---|---|---|"]
-    for m, acc in summary["accuracy"].items():
+    for m, acc in summary.accuracy.items():
         paper = head.get("accuracy_baseline" if m == "baseline" else "accuracy_distilled")
         lines.append(f"| {m} | {_pct(acc)} | {'–' if paper is None or m == 'teacher' else f'~{paper}%'} |")
-    attacks = summary.get("attacks", {})
+    attacks = summary.attacks
     stale = stale_attacks(run_dir, attacks)
     if attacks:
         lines += ["", "## JSMA success rate", "", "| model | " + " | ".join(OUTPUTS) + " |", "|---" * 4 + "|"]
         for m in ("baseline", "teacher", "student"):
             if any(f"{m}-{o}" in attacks for o in OUTPUTS):
                 lines.append(f"| {m} | " + " | ".join(
-                    _pct(attacks.get(f"{m}-{o}", {}).get("success_rate"))
+                    _pct(row.success_rate if (row := attacks.get(f"{m}-{o}")) else None)
                     + (" (stale)" if f"{m}-{o}" in stale.get(m, []) else "") for o in OUTPUTS) + " |")
         for m, keys in stale.items():
             lines += ["", f"**Stale:** measured on another checkpoint of {m} (its weights changed since): "
@@ -211,21 +216,21 @@ def run_report(run_dir: Path) -> str:
         if head:
             lines += ["", f"Paper ({key.upper()}): {head['success_baseline']}% without distillation, "
                       f"{head['success_distilled_T100']}% at T=100 (JSMA-F). {CW}."]
-    if summary.get("soft_label_temperature") is not None:
-        lines += ["", f"The student's soft labels were made at T={summary['soft_label_temperature']:g}, the T it "
+    if summary.soft_label_temperature is not None:
+        lines += ["", f"The student's soft labels were made at T={summary.soft_label_temperature:g}, the T it "
                   "trained at."]
-    lines += run_section(run_dir, summary["dataset"])
-    verdicts = summary.get("verdict", {})
+    lines += run_section(run_dir, summary.dataset)
+    verdicts = {m: asdict(v) for m, v in summary.verdict.items()}  # the serialised form sweep.json holds too
     if verdicts:
         lines += [""] + verdict_section(list(verdicts.items())) + transfer_lines(verdicts.get("student", {}))
-    lines += _support_lines(summary.get("gradient_support") or {})
-    lines += ["", f"Distillation evidence: student mean |logit| {summary['mean_abs_logit'].get('student', 0):.1f} vs "
-              f"baseline {summary['mean_abs_logit'].get('baseline', 0):.1f}; "
-              f"{_pct(summary.get('saturated_share'))} of held-out inputs have a T=1 softmax of exactly 1.0.", ""]
+    lines += _support_lines(summary.gradient_support)
+    lines += ["", f"Distillation evidence: student mean |logit| {summary.mean_abs_logit.get('student', 0):.1f} vs "
+              f"baseline {summary.mean_abs_logit.get('baseline', 0):.1f}; "
+              f"{_pct(summary.saturated_share)} of held-out inputs have a T=1 softmax of exactly 1.0.", ""]
     return "\n".join(lines) + "\n"
 
 
-def stale_attacks(run_dir: Path, attacks: dict[str, Any]) -> dict[str, list[str]]:
+def stale_attacks(run_dir: Path, attacks: dict[str, AttackRow]) -> dict[str, list[str]]:
     """Per model, the attack results (summary keys) measured on another checkpoint than the one the model
     has now: a report never shows them as this model's without saying so."""
     from engine.masking.run_results import Freshness
@@ -235,22 +240,22 @@ def stale_attacks(run_dir: Path, attacks: dict[str, Any]) -> dict[str, list[str]
     for key, row in attacks.items():
         model = key.split("-", 1)[0]
         check = fresh.setdefault(model, Freshness(run_dir, model))
-        if not check.fresh(row, key):
+        if not check.made_on_current(row.checkpoint, key):
             out.setdefault(model, []).append(key)
     return out
 
 
-def _support_lines(support: dict[str, Any]) -> list[str]:
+def _support_lines(support: dict[str, GradientSupport]) -> list[str]:
     """Each model's gradient support: where its input gradient is non-zero, and its dead units per layer."""
     if not support:
         return []
     lines = ["", "## Gradient support", "",
              "| model | input gradient ≠ 0 (mean, min) | dead units | dead per ReLU layer |", "|---|---|---|---|"]
     for m, s in support.items():
-        layers = ", ".join(f"{k} {100 * v:.0f}%" for k, v in s.get("dead_units", {}).items()) or "– (no nn.ReLU)"
-        lines.append(f"| {m} | {_pct(s['pixel_share'])}, {_pct(s['pixel_share_min'])} | "
-                     f"{_pct(s.get('dead_unit_share'))} | {layers} |")
-    n = next(iter(support.values()))["n_inputs"]
+        layers = ", ".join(f"{k} {100 * v:.0f}%" for k, v in s.dead_units.items()) or "– (no nn.ReLU)"
+        lines.append(f"| {m} | {_pct(s.pixel_share)}, {_pct(s.pixel_share_min)} | "
+                     f"{_pct(s.dead_unit_share)} | {layers} |")
+    n = next(iter(support.values())).n_inputs
     lines += ["", f"Over {n} held-out inputs: the share of input pixels on which the gradient of the predicted logit "
               "is non-zero, and the ReLU units that are zero on every one of them. A gradient on a few percent of "
               "the pixels stops every white-box attack without a saturated softmax."]

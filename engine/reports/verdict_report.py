@@ -71,7 +71,7 @@ def verdict_section(rows: list[tuple[str, dict[str, Any] | None]]) -> list[str]:
     rows = [(k, v) for k, v in rows if v]
     if not rows:
         return []
-    old = [k for k, v in rows if any("status" not in c for c in v["checks"])]
+    old = [k for k, v in rows if any(not c.get("status") for c in v["checks"])]  # "" or none: the earlier rules
     which = "All the verdicts below" if len(old) == len(rows) else f"The verdicts of {', '.join(old)}"
     note = ([f"{which} were judged by the earlier rules (attacks compared at unequal budgets, "
              "no intervals, \"mixed\" and \"not measured\"), which docs/verdict.md replaces: run "

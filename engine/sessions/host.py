@@ -21,6 +21,7 @@ from typing import Any
 from engine.command_line import linux_only
 from engine.errors import EXIT_USER_ERROR, UserError
 from engine.presets import load_preset
+from engine.record.events import RunSummary
 from engine.sessions.channel import CommandServer, engine_alive, send, write_pid
 from engine.sessions.job import Job
 from engine.sessions.progress import HeadlessProgress, quiet_printer
@@ -99,11 +100,13 @@ def follow(session: ThreadSession, quiet: bool, headline_out: bool = True) -> in
     return 0
 
 
-def headline(summary: dict[str, Any] | None) -> dict[str, Any]:
-    if not summary:
+def headline(summary: RunSummary | None) -> dict[str, Any]:
+    """The few numbers a finished headless run prints: accuracy, logit size, saturation, attacks, seconds."""
+    if summary is None:
         return {}
+    record = summary.to_dict()
     keys = ("accuracy", "mean_abs_logit", "saturated_share", "attacks", "seconds")
-    return {k: summary[k] for k in keys if k in summary}
+    return {k: record[k] for k in keys if k in record}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

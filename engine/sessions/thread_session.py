@@ -9,6 +9,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,6 @@ from engine.record.events import (
     RunSummary,
     Stopped,
     make_event,
-    payload_from,
 )
 from engine.record.lock import RunLock, handed_over
 from engine.record.rundir import RunDir, default_run_dir
@@ -231,7 +231,7 @@ class ThreadSession(EventFanout, Session):
                 self._attack_requests.insert(0, AttackRequest(checks=True))  # the preset's own attacks
         self._attack_queue(summary)
 
-    def _attack_queue(self, summary: dict[str, Any]) -> None:
+    def _attack_queue(self, summary: RunSummary) -> None:
         """Run queued attack requests until none is left, then finish (and go idle)."""
         from engine.steps.attack_phase import run_attack_phase
 
@@ -241,11 +241,10 @@ class ThreadSession(EventFanout, Session):
                 if not self._attack_requests:
                     break
                 req = self._attack_requests.pop(0)
-            run_attack_phase(self._exp, summary, req)
-        summary["seconds"] = _active_seconds(self.history(), time.time())
-        typed = payload_from(RunSummary, summary)  # the file and the event hold one checked contract
-        self.rundir.write_summary(summary)
-        self.emit(typed)
+            summary = summary.with_rows(run_attack_phase(self._exp, summary, req))
+        summary = replace(summary, seconds=_active_seconds(self.history(), time.time()))
+        self.rundir.write_summary(summary)  # the file and the event: one contract
+        self.emit(summary)
         self._state = "finished"
         self.emit(Finished(seconds=time.time() - t0))
 

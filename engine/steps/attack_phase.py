@@ -25,7 +25,15 @@ from engine.device import attack_batch_size, pair_chunk_elems
 from engine.errors import AttackConfigError
 from engine.metrics import gradient_amplitude
 from engine.numerics import exact_float32
-from engine.record.events import AttackFinished, AttackProgress, AttackStarted, Example
+from engine.record.events import (
+    AttackFinished,
+    AttackProgress,
+    AttackRow,
+    AttackRows,
+    AttackStarted,
+    Example,
+    RunSummary,
+)
 from engine.record.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
 from engine.steps.context import RunContext
 from engine.steps.cw_phase import cw_attack
@@ -57,19 +65,21 @@ def inputs_digest(indices: torch.Tensor) -> str:
     return hashlib.sha1(",".join(map(str, indices.tolist())).encode()).hexdigest()[:12]
 
 
-def run_attack_phase(exp: RunContext, summary: dict[str, Any], request: AttackRequest) -> None:
+def run_attack_phase(exp: RunContext, summary: RunSummary, request: AttackRequest) -> AttackRows:
     """Attack each requested (model, output, method) (None: the preset's; () methods: none), then with
-    `checks` the preset's masking checks and a verdict per model. TF32 is off throughout."""
+    `checks` the preset's masking checks and a verdict per model; the summary's rows they measured.
+    `summary` is read only (which gradient measurements are still fresh). TF32 is off throughout."""
     r = request
     with exact_float32():
-        chosen, models_run = _run_attack_phase(exp, summary, r.models, r.outputs, r.samples, r.methods)
+        chosen, models_run, rows = _run_attack_phase(exp, summary, r.models, r.outputs, r.samples, r.methods)
     if r.checks:
-        run_verdict_phase(exp, summary, chosen, models_run)
+        rows = rows.merged(run_verdict_phase(exp, chosen, models_run))
+    return rows
 
 
-def _run_attack_phase(exp: RunContext, summary: dict[str, Any], models: Sequence[str] | None,
+def _run_attack_phase(exp: RunContext, summary: RunSummary, models: Sequence[str] | None,
                       outputs: Sequence[str] | None, samples: int | None,
-                      methods: Sequence[str] | None) -> tuple[torch.Tensor, list[str]]:
+                      methods: Sequence[str] | None) -> tuple[torch.Tensor, list[str], AttackRows]:
     acfg = exp.preset.attack
     models = list(models or acfg.models)
     outputs = list(outputs or acfg.outputs)
@@ -91,16 +101,15 @@ def _run_attack_phase(exp: RunContext, summary: dict[str, Any], models: Sequence
                      batch_size=attack_batch_size(acfg.batch_size, exp.device, len(x)),
                      pair_chunk=pair_chunk_elems(exp.device))
     exp.phase = "attack"
-    table = summary.setdefault("attacks", {})
-    gradients = summary.setdefault("gradient_amplitude", {})
+    table: dict[str, AttackRow] = {}
+    gradients: dict[str, dict[str, Any]] = {}
     for model in models:
         trained = exp.trained(model)
         net = trained.network
         checkpoint = model_digest(net.state_dict())
-        old = gradients.get(model)
-        if old is not None and (old.get("checkpoint", checkpoint) != checkpoint or "randomized_inputs" not in old):
-            del gradients[model]  # measured on another checkpoint, or by an older version: measured again
-        if model not in gradients:
+        old = summary.gradient_amplitude.get(model)
+        # measured on another checkpoint, or by an older version: measured again
+        if old is None or old.get("checkpoint", checkpoint) != checkpoint or "randomized_inputs" not in old:
             amp = {**gradient_amplitude(net, exp.data.x_test[chosen], 1.0, exp.device), "checkpoint": checkpoint}
             atomic_write_json(exp.rundir.path / ATTACKS / f"{model}-gradients.json", amp)
             gradients[model] = {k: v for k, v in amp.items() if k != "values"}
@@ -109,7 +118,7 @@ def _run_attack_phase(exp: RunContext, summary: dict[str, Any], models: Sequence
             output = attacked_output(net, out_name, trained.temperature)
             counts = {"attempted": 0, "succeeded": 0}
             exp.emit(AttackStarted(key=key, model=model, output=out_name, n_attacks=len(x), samples=len(chosen),
-                                   temperature=output.temperature))
+                                   output_temperature=output.temperature))
             t0 = time.perf_counter()
 
             def finished(success: torch.Tensor, ended: torch.Tensor, key=key, counts=counts, t0=t0) -> None:
@@ -122,7 +131,7 @@ def _run_attack_phase(exp: RunContext, summary: dict[str, Any], models: Sequence
             result = jsma(output, x, targets, cfg, on_finished=finished, pause_point=exp.pause_point)
             seconds = time.perf_counter() - t0
             record = {
-                "model": model, "output": out_name, "temperature": output.temperature,
+                "model": model, "output": out_name, "output_temperature": output.temperature,
                 "success_rate": success_rate(result), "n_attacks": len(x), "n_succeeded": int(result.success.sum()),
                 "samples": len(chosen), "mean_features_changed": mean_features_changed(result),
                 "mean_pixels_changed": (float(result.pixels_changed[result.success].float().mean())
@@ -136,15 +145,16 @@ def _run_attack_phase(exp: RunContext, summary: dict[str, Any], models: Sequence
             }
             atomic_write_json(exp.rundir.path / ATTACKS / f"{key}.json", {**record, "inputs": chosen.tolist()})
             _save_examples(exp.rundir.path / ATTACKS / f"{key}.npz", x, result, labels, targets, sample_idx)
-            table[key] = {**{k: record[k] for k in ("success_rate", "n_attacks", "mean_features_changed", "rho_adv",
-                                                    "attacks_per_second")},
-                          "rho_adv_is_lower_bound": record["is_lower_bound"], "checkpoint": checkpoint}
+            table[key] = AttackRow(
+                **{k: record[k] for k in ("success_rate", "n_attacks", "mean_features_changed", "rho_adv",
+                                          "attacks_per_second")},
+                rho_adv_is_lower_bound=record["is_lower_bound"], checkpoint=checkpoint)
             exp.emit(AttackFinished(key=key, **record, examples=_examples(x, result, labels, targets)))
         for method in methods:  # Carlini & Wagner's own attacks, on the logits, after JSMA's outputs
             if method != "jsma":
-                cw_attack(exp, summary, model, method, chosen, digest,
-                          attack_batch_size(acfg.batch_size, exp.device, len(chosen) * 9))
-    return chosen, models
+                table[f"{model}-{method}"] = cw_attack(
+                    exp, model, method, chosen, digest, attack_batch_size(acfg.batch_size, exp.device, len(chosen) * 9))
+    return chosen, models, AttackRows(attacks=table, gradient_amplitude=gradients)
 
 
 def _examples(x, result, labels, targets, k: int = 3) -> list[Example]:

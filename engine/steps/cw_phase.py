@@ -12,7 +12,6 @@ import io
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +22,7 @@ from engine.attacks.cw_linf import CWLinfConfig, cw_linf
 from engine.attacks.cw_result import CWResult
 from engine.checkpoints import model_digest
 from engine.presets import AttackConfig, CWL0Settings, CWL2Settings, CWLinfSettings
-from engine.record.events import AttackProgress, AttackStarted, CWCase, CWFinished, Example
+from engine.record.events import AttackProgress, AttackRow, AttackStarted, CWCase, CWFinished, Example
 from engine.record.rundir import ATTACKS, atomic_write_bytes, atomic_write_json
 from engine.steps.context import RunContext
 
@@ -99,9 +98,10 @@ def case_summary(result: CWResult, idx: torch.Tensor, average: torch.Tensor, cas
                   mean_linf=_mean(dist["linf"][chosen]))
 
 
-def cw_attack(exp: RunContext, summary: dict[str, Any], model_name: str, method: str, chosen: torch.Tensor,
-              digest: str, batch_size: int) -> None:
-    """One (model, C&W method): attack, then attacks/<model>-<method>.json and .npz, summary row, event."""
+def cw_attack(exp: RunContext, model_name: str, method: str, chosen: torch.Tensor, digest: str,
+              batch_size: int) -> AttackRow:
+    """One (model, C&W method): attack, then attacks/<model>-<method>.json and .npz and the event; its
+    summary row."""
     acfg = exp.preset.attack
     settings = cw_settings(acfg, method)
     inputs = chosen[: settings.samples or len(chosen)]
@@ -115,7 +115,7 @@ def cw_attack(exp: RunContext, summary: dict[str, Any], model_name: str, method:
 
     def progress(bar: str, output: str, n: int) -> Callable[[torch.Tensor], None]:
         exp.emit(AttackStarted(key=bar, model=model_name, output=output, n_attacks=n, samples=len(inputs),
-                               temperature=temperature, method=method))
+                               output_temperature=None, method=method))
         counts = {"attempted": 0, "succeeded": 0}
         started = time.perf_counter()
 
@@ -135,7 +135,7 @@ def cw_attack(exp: RunContext, summary: dict[str, Any], model_name: str, method:
     cases = {c: case_summary(result, idx, average, c, NORM[method]) for c in acfg.cw_cases}
     consts = result.const[result.success]
     record = {
-        "key": key, "model": model_name, "method": method, "temperature": temperature,
+        "key": key, "model": model_name, "method": method, "model_temperature": temperature,
         "cases": {c: asdict(v) for c, v in cases.items()}, "n_attacks": len(x),
         "n_succeeded": int(result.success.sum()), "samples": len(inputs),
         "mean_iterations": float(result.iterations.double().mean()) if len(x) else 0.0,
@@ -151,12 +151,11 @@ def cw_attack(exp: RunContext, summary: dict[str, Any], model_name: str, method:
     atomic_write_json(exp.rundir.path / ATTACKS / f"{key}.json", {**record, "inputs": inputs.tolist()})
     _save(exp.rundir.path / ATTACKS / f"{key}.npz", x, result, labels[idx], targets, idx)
     first = cases[acfg.cw_cases[0]]
-    summary.setdefault("attacks", {})[key] = {
-        "success_rate": first.success_rate, "n_attacks": len(x), "mean_features_changed": None, "rho_adv": None,
-        "attacks_per_second": record["attacks_per_second"], "method": method, "case": acfg.cw_cases[0],
-        "mean_l0": first.mean_l0, "mean_l2": first.mean_l2, "mean_linf": first.mean_linf,
-        "checkpoint": record["checkpoint"]}
     exp.emit(CWFinished(**{**record, "cases": cases}, examples=_examples(x, result, labels[idx], targets)))
+    return AttackRow(success_rate=first.success_rate, n_attacks=len(x), mean_features_changed=None, rho_adv=None,
+                     attacks_per_second=record["attacks_per_second"], method=method, case=acfg.cw_cases[0],
+                     mean_l0=first.mean_l0, mean_l2=first.mean_l2, mean_linf=first.mean_linf,
+                     checkpoint=record["checkpoint"])
 
 
 def _examples(x, result: CWResult, labels, targets, k: int = 3) -> list[Example]:

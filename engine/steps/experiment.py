@@ -28,6 +28,7 @@ from engine.record.events import (
     Epoch,
     Event,
     EventType,
+    GradientSupport,
     Notice,
     Paused,
     Payload,
@@ -35,6 +36,7 @@ from engine.record.events import (
     PhaseStarted,
     Probes,
     Resumed,
+    RunSummary,
     SoftLabels,
     TemperatureChanged,
 )
@@ -301,31 +303,22 @@ class Experiment:
         return self.temperature
 
     # -- results --------------------------------------------------------------------------
-    def training_summary(self) -> dict[str, Any]:
+    def training_summary(self) -> RunSummary:
         x, y = self.data.x_test, self.data.y_test
         accuracy: dict[str, float] = {}
         logit_size: dict[str, float] = {}
         saturated: dict[str, float] = {}
-        support: dict[str, dict[str, Any]] = {}
+        support: dict[str, GradientSupport] = {}
         for name, model in self.models.items():
-            support[name] = gradient_support(model, x[:SUPPORT_INPUTS], self.device)
+            support[name] = GradientSupport(**gradient_support(model, x[:SUPPORT_INPUTS], self.device))
             logits = predict_logits(model, x, self.device)
             accuracy[name] = evaluate(model, x, y, self.device, DEPLOYED)[1]
             logit_size[name] = mean_abs_logit(logits)
             saturated[name] = saturated_share(logits)
-        summary: dict[str, Any] = {
-            "preset": self.preset.name,
-            "dataset": self.data.name,
-            "data_note": self.data.note,
-            "temperature": self.temperature,
-            "deployed_temperature": DEPLOYED,
-            "soft_label_temperature": self.soft_label_t,
-            "accuracy": accuracy,
-            "mean_abs_logit": logit_size,
-            "saturated_share": saturated.get("student"),
-            "saturated_share_by_model": saturated,
-            "gradient_support": support,
-        }
-        if "student" in logit_size and "baseline" in logit_size:
-            summary["logit_ratio_student_baseline"] = logit_size["student"] / logit_size["baseline"]
-        return summary
+        ratio = (logit_size["student"] / logit_size["baseline"]
+                 if "student" in logit_size and "baseline" in logit_size else None)
+        return RunSummary(preset=self.preset.name, dataset=self.data.name, data_note=self.data.note,
+                          temperature=self.temperature, deployed_temperature=DEPLOYED,
+                          soft_label_temperature=self.soft_label_t, accuracy=accuracy, mean_abs_logit=logit_size,
+                          saturated_share=saturated.get("student"), saturated_share_by_model=saturated,
+                          gradient_support=support, logit_ratio_student_baseline=ratio)

@@ -13,9 +13,6 @@ a masked model the remedy that matches it. The evidence, the checks and the verd
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -27,6 +24,7 @@ from engine.masking.honesty import TOLERANCE
 from engine.masking.measure import Source, Subject, measure_evidence, source_examples
 from engine.masking.run_results import Freshness, RunResults
 from engine.numerics import exact_float32
+from engine.record.events import AttackRows, GradientHonesty, VerdictMade
 from engine.steps.context import RunContext
 
 
@@ -47,10 +45,14 @@ def _source(exp: RunContext, label: str, model: nn.Module) -> Source:
                                            pause_point=exp.pause_point))
 
 
-def run_verdict_phase(exp: RunContext, summary: dict[str, Any], chosen: torch.Tensor, models: list[str]) -> None:
+def run_verdict_phase(exp: RunContext, chosen: torch.Tensor, models: list[str]) -> AttackRows:
+    """The verdict of each model in `models` (emitted as it is made), and its gradient-honesty numbers,
+    as the summary's rows."""
     acfg = exp.preset.attack
+    verdicts: dict[str, VerdictMade] = {}
+    honesty: dict[str, GradientHonesty] = {}
     if not acfg.checks:
-        return
+        return AttackRows()
     with exact_float32():
         inputs, labels, targets = check_inputs(exp, chosen)
         x = exp.data.x_test[inputs]
@@ -74,10 +76,11 @@ def run_verdict_phase(exp: RunContext, summary: dict[str, Any], chosen: torch.Te
                     source_examples(_source(exp, "the baseline", model), x, targets, inputs.tolist(), labels, cfg)
             evidence = measure_evidence(subject, cfg, source)
             event = verdict_event(judge(evidence), evidence, freshness.stale, exp.rundir.path)
-            summary.setdefault("verdict", {})[name] = asdict(event)
+            verdicts[name] = event
             if evidence.honesty is not None:
-                summary.setdefault("gradient_honesty", {})[name] = {
-                    "n_inputs": evidence.honesty[1], "disagreeing_inputs": evidence.honesty[0],
-                    "disagreeing_at_every_step": evidence.honesty_every_step, "tolerance": TOLERANCE,
-                    "median_error_by_step": evidence.honesty_errors}
+                honesty[name] = GradientHonesty(
+                    n_inputs=evidence.honesty[1], disagreeing_inputs=evidence.honesty[0],
+                    disagreeing_at_every_step=evidence.honesty_every_step, tolerance=TOLERANCE,
+                    median_error_by_step=evidence.honesty_errors)
             exp.emit(event)
+    return AttackRows(verdict=verdicts, gradient_honesty=honesty)

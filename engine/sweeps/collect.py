@@ -5,11 +5,13 @@ The same collection follows every executor (here, --parallel, Ray), so sweep.jso
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from engine.deployment import label as temperature_label
 from engine.errors import RunDirError
+from engine.record.events import RunSummary
 from engine.record.rundir import RunDir, atomic_write_json, preset_and_meta, read_json
 from engine.sweeps.plan import SWEEP_FILE, run_name
 from engine.sweeps.verdicts import run_verdicts
@@ -45,19 +47,20 @@ def _model_entry(run_dir: Path, model: str, baseline_dir: Path | None = None) ->
 
 
 def _read_model_entry(run_dir: Path, model: str) -> dict[str, Any]:
-    summary = RunDir(run_dir).read_summary()
+    summary = _summary(run_dir)
+    support = summary.gradient_support.get(model)
     entry: dict[str, Any] = {
         "run_dir": run_dir.name,
         "run_id": _run_id(run_dir),
-        "accuracy": summary["accuracy"][model],
-        "mean_abs_logit": summary["mean_abs_logit"][model],
-        "saturated_share": summary["saturated_share_by_model"][model],
+        "accuracy": summary.accuracy[model],
+        "mean_abs_logit": summary.mean_abs_logit[model],
+        "saturated_share": summary.saturated_share_by_model[model],
         "success_rate": {}, "mean_features_changed": {}, "n_attacks": {}, "ended": {},
-        "gradient_amplitude": summary.get("gradient_amplitude", {}).get(model),
-        "gradient_support": (support := summary.get("gradient_support", {}).get(model)),
-        "gradient_pixel_share": support["pixel_share"] if support else None,
-        "dead_unit_share": support["dead_unit_share"] if support else None,
-        "seconds": summary["seconds"],
+        "gradient_amplitude": summary.gradient_amplitude.get(model),
+        "gradient_support": asdict(support) if support else None,
+        "gradient_pixel_share": support.pixel_share if support else None,
+        "dead_unit_share": support.dead_unit_share if support else None,
+        "seconds": summary.seconds,
     }
     for path in sorted((run_dir / "attacks").glob(f"{model}-*.json")):
         if path.name.endswith(("-gradients.json", "-budget.json", "-simba.json")):
@@ -84,6 +87,14 @@ def _read_model_entry(run_dir: Path, model: str) -> dict[str, Any]:
             entry["rho_adv_is_lower_bound"] = rec["is_lower_bound"]
         entry.setdefault("inputs", {})[out] = rec.get("inputs")
     return entry
+
+
+def _summary(run_dir: Path) -> RunSummary:
+    summary = RunDir(run_dir).read_summary()
+    if summary is None:
+        raise RunDirError(f"{run_dir} has no summary.json: the run has not finished; delete {run_dir} and run the "
+                          "same sweep command again to redo that run")
+    return summary
 
 
 def _run_id(run_dir: Path) -> str | None:
@@ -175,7 +186,7 @@ def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] 
     base = entries(None)
     if not base:
         raise RunDirError(f"no baseline run of {sweep_dir} finished ({'; '.join(failed.values()) or 'none ran'})")
-    base_summary = RunDir(sweep_dir / base[0]["run_dir"]).read_summary()
+    base_summary = _summary(sweep_dir / base[0]["run_dir"])
     preset, meta = preset_and_meta(sweep_dir / base[0]["run_dir"])  # so report.md needs sweep.json alone
     per_t = {temperature_label(t): e for t in plan["temperatures"] if (e := entries(t))}
     runs = [sweep_dir / e["run_dir"] for e in base] + [sweep_dir / x["run_dir"] for e in per_t.values() for x in e]
@@ -185,7 +196,7 @@ def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] 
         by_t[k]["paired_with_baseline"] = _paired(base, group)
     return {
         "preset": plan["preset"], "quick": plan["quick"], "overrides": plan["overrides"], "seeds": plan.get("seeds"),
-        "dataset": base_summary["dataset"], "data_note": base_summary["data_note"],
+        "dataset": base_summary.dataset, "data_note": base_summary.data_note,
         "temperatures": [t for t in plan["temperatures"] if temperature_label(t) in by_t], "baseline": baseline,
         "by_temperature": by_t, "failed": failed,
         "setup": {"preset": preset, "meta": meta, "provenance": _provenance(runs)},

@@ -13,9 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.deployment import DEPLOYED
 from engine.errors import CheckpointError, RunDirError
 from engine.masking.from_run import judge_from_files
 from engine.presets import Preset
+from engine.record.events import recorded_temperature
 from engine.record.rundir import ATTACKS, RunDir, read_json
 
 MODELS = ("baseline", "teacher", "student")
@@ -86,8 +88,8 @@ def _source(run_dir: Path, name: str, preset: Preset, baseline_dir: Path) -> tup
 
 def _temperature(run_dir: Path, name: str) -> float | None:
     record = read_json(run_dir / ATTACKS / f"{name}-softmax_T.json", "delete it and attack the run again") or {}
-    t = record.get("temperature")
-    return float(t) if t is not None and float(t) != 1.0 else None
+    t = recorded_temperature(record, "output_temperature")
+    return t if t is not None and t != DEPLOYED else None
 
 
 def run_verdicts(run_dir: Path, baseline_dir: Path | None = None) -> dict[str, dict[str, Any]]:
@@ -98,7 +100,7 @@ def run_verdicts(run_dir: Path, baseline_dir: Path | None = None) -> dict[str, d
                           f"{run_dir}` first")
     preset = _preset(run_dir)
     source_dir = baseline_dir or run_dir
-    models = sorted({k.split("-", 1)[0] for k in summary.get("attacks", {})} & set(MODELS), key=MODELS.index)
+    models = sorted({k.split("-", 1)[0] for k in summary.attacks} & set(MODELS), key=MODELS.index)
     out = {}
     for name in models:
         found = check_set(run_dir, name, preset)
@@ -107,7 +109,7 @@ def run_verdicts(run_dir: Path, baseline_dir: Path | None = None) -> dict[str, d
         inputs, labels, targets, x = found
         model = _load_model(run_dir, name)
         source = _source(run_dir, name, preset, source_dir) if model is not None else None
-        legacy = {k: v for k, v in summary.get("gradient_amplitude", {}).get(name, {}).items() if k != "values"}
+        legacy = {k: v for k, v in summary.gradient_amplitude.get(name, {}).items() if k != "values"}
         out[name] = asdict(judge_from_files(run_dir, name, model, preset.attack, inputs, targets, labels, x,
                                             _temperature(run_dir, name), source, legacy or None))
     return out

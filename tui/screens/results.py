@@ -117,8 +117,8 @@ class ResultsScreen(Screen[None]):
         for m in models:
             s = support.get(m)
             if s:
-                dead = s.get("dead_unit_share")
-                parts.append(f"{m} {100 * s['pixel_share']:.1f}% of pixels"
+                dead = s.dead_unit_share
+                parts.append(f"{m} {100 * s.pixel_share:.1f}% of pixels"
                              + ("" if dead is None else f" (dead units {100 * dead:.0f}%)"))
         line = ("input gradient non-zero on: " + ", ".join(parts)) if parts else None
         honesty = self._honesty(models)
