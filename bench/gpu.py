@@ -34,10 +34,12 @@ DATA_ROOT = ROOT.parent / "shared" / "data"
 
 from engine.attacks.jsma import JSMAConfig, jsma  # noqa: E402
 from engine.attacks.outputs import attacked_output  # noqa: E402
+from engine.deployment import label as temperature_label  # noqa: E402
 from engine.device import attack_batch_size, pair_chunk_elems  # noqa: E402
 from engine.networks import build_network  # noqa: E402
 from engine.numerics import exact_float32  # noqa: E402
 from engine.presets import TrainingConfig  # noqa: E402
+from engine.sweeps.result import SweepResult  # noqa: E402
 from engine.training import PhaseData, PhaseHooks, make_optimizer, train_phase  # noqa: E402
 
 VARIANTS = {  # name -> TrainingConfig fields
@@ -144,11 +146,10 @@ def bench_protocol(kind: str, parallel: int, device: str) -> list[dict]:
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
                 raise SystemExit(proc.stderr[-2000:])
-            sweep = json.loads(Path(tmp, "sweep", "sweep.json").read_text())
-        top = max(sweep["by_temperature"], key=float)
+            sweep = SweepResult.from_json(json.loads(Path(tmp, "sweep", "sweep.json").read_text()))
         rows.append({"protocol": kind, "parallel": n, "wall_seconds": wall,
-                     "baseline_jsma_f": sweep["baseline"]["success_rate"].get("softmax"),
-                     f"T{top}_jsma_f": sweep["by_temperature"][top]["success_rate"].get("softmax")})
+                     "baseline_jsma_f": sweep.baseline.success_rate.get("softmax"),
+                     f"T{temperature_label(sweep.top)}_jsma_f": sweep.at(sweep.top).success_rate.get("softmax")})
     return rows
 
 

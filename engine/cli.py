@@ -16,6 +16,7 @@ from engine.command_line import (
     run_dir_argument,
     version_line,
 )
+from engine.deployment import label as temperature_label
 from engine.errors import EXIT_USER_ERROR, UserError
 from engine.sessions.job import Job
 
@@ -242,14 +243,14 @@ def _sweep(args: argparse.Namespace) -> int:
             print(f"defdistill-engine: {exc}", file=sys.stderr)
             return EXIT_STOPPED
     report = write_report(sweep_dir)
-    failed = result.get("failed", {})
+    failed = result.failed
     for name, why in failed.items():  # each failure once more at the end, where a person looks
         print(f"defdistill-engine: sweep run {sweep_dir / name} failed: {why}", file=sys.stderr)
-    print(json.dumps({"sweep_dir": str(sweep_dir), "report": str(report), "temperatures": result["temperatures"],
-                      "success_rate_softmax": {t: v["success_rate"].get("softmax")
-                                               for t, v in result["by_temperature"].items()},
-                      "baseline_success_rate_softmax": result["baseline"]["success_rate"].get("softmax"),
-                      "failed": failed, "seconds": result["seconds"]}, indent=2))
+    print(json.dumps({"sweep_dir": str(sweep_dir), "report": str(report), "temperatures": result.temperatures,
+                      "success_rate_softmax": {temperature_label(t): v.success_rate.get("softmax")
+                                               for t, v in result.by_temperature.items()},
+                      "baseline_success_rate_softmax": result.baseline.success_rate.get("softmax"),
+                      "failed": failed, "seconds": result.seconds}, indent=2))
     return 1 if failed else 0
 
 

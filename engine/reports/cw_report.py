@@ -11,6 +11,7 @@ from engine.deployment import label as temperature_label
 from engine.paper import CW_L2_VS_T_RHO, CW_TABLES, CW_TOLERANCE, paper_key
 from engine.record.events import recorded_temperature
 from engine.record.rundir import read_json
+from engine.sweeps.result import SweepResult
 
 METHODS = ("cw_l2", "cw_l0", "cw_linf")
 NAMES = {"cw_l2": "CW-L2", "cw_l0": "CW-L0", "cw_linf": "CW-Linf"}
@@ -77,20 +78,20 @@ def table_rows(base_cw: dict[str, Any], dist_cw: dict[str, Any], key: str | None
     return lines
 
 
-def sweep_section(r: dict[str, Any]) -> list[str]:
-    base_cw = r["baseline"].get("cw", {})
-    temps = r["temperatures"]
-    top = temperature_label(max(temps))
-    dist_cw = r["by_temperature"][top].get("cw", {})
+def sweep_section(r: SweepResult) -> list[str]:
+    base_cw = r.baseline.cw
+    temps = r.temperatures
+    top = temperature_label(r.top)
+    dist_cw = r.at(r.top).cw
     if not base_cw and not dist_cw:
         return []
-    key = paper_key(r["dataset"])
+    key = paper_key(r.dataset)
     lines = ["## Carlini & Wagner", "",
              "Their own attacks, on the logits (where distillation's x T scaling cannot saturate anything). Each "
              "cell: success · mean distance over the successful inputs; ✓/✗: within ±"
              f"{100 * CW_TOLERANCE:.0f}% of C&W's distance. C&W's numbers are from their S&P 2017 Tables IV "
              "(undistilled) and VI (distilled, T = 100), 1,000 MNIST test images, all at 100%.", ""]
-    if r["dataset"] == "mnist-t10k":
+    if r.dataset == "mnist-t10k":
         lines += ["Our training set is the MNIST test set's 8,000 images (the only MNIST available offline), not "
                   "the paper's 60,000; our held-out inputs are the other 2,000.", ""]
     lines += table_rows(base_cw, dist_cw, key, top) + [""]
@@ -99,17 +100,15 @@ def sweep_section(r: dict[str, Any]) -> list[str]:
     lines += ["| T | " + " | ".join(f"{NAMES[m]} success | mean {NORM[m][1]}" for m in methods) + " |",
               "|---|" + "---|---|" * len(methods)]
     for t in temps:
-        e = r["by_temperature"][temperature_label(t)]
+        e = r.at(t)
         cells = []
         for m in methods:
-            d = e.get("cw_distance", {}).get(m, {}).get(NORM[m][0])
-            sr = e["success_rate"].get(m)
+            d = e.distance(m, NORM[m][0])
+            sr = e.success_rate.get(m)
             cells += ["–" if sr is None else f"{100 * sr:.1f}%", "–" if d is None else format(d, NORM[m][2])]
-        lines.append(f"| {t:g} | " + " | ".join(cells) + " |")
+        lines.append(f"| {temperature_label(t)} | " + " | ".join(cells) + " |")
     if "cw_l2" in methods:
-        rho = pearson([float(t) for t in temps],
-                      [r["by_temperature"][temperature_label(t)].get("cw_distance", {}).get("cw_l2", {}).get("l2")
-                       for t in temps])
+        rho = pearson([float(t) for t in temps], [r.at(t).distance("cw_l2", "l2") for t in temps])
         lines += ["", f"Mean CW-L2 distance vs T: Pearson r = {'–' if rho is None else f'{rho:+.2f}'} over "
                   f"{len(temps)} temperatures (C&W: rho = {CW_L2_VS_T_RHO}, uncorrelated); "
                   "figure: cw_distance_vs_temperature.png.", "",

@@ -14,31 +14,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.deployment import label as temperature_label
 from engine.paper import SUCCESS_VS_T, paper_key
+from engine.sweeps.result import SweepResult
 
 BAND = 10.0  # points
 
 
-def points(r: dict[str, Any]) -> list[dict[str, Any]]:
+def points(r: SweepResult) -> list[dict[str, Any]]:
     """Per T: paper, ours (mean and spread), whether within the band, and the measured explanation."""
-    key = paper_key(r["dataset"])
+    key = paper_key(r.dataset)
     ref = SUCCESS_VS_T.get(key or "", {})
-    base_logit = r["baseline"].get("mean_abs_logit")
+    base_logit = r.baseline.mean_abs_logit
     out = []
-    for t in r["temperatures"]:
-        e = r["by_temperature"][temperature_label(t)]
-        ours = e["success_rate"].get("softmax")
+    for t in r.temperatures:
+        e = r.at(t)
+        ours = e.success_rate.get("softmax")
         if ours is None:
             continue
-        spread = e.get("spread", {}).get("success_rate", {}).get("softmax", 0.0)
+        spread = e.spread_of("success_rate", "softmax")
         paper = ref.get(int(t)) if float(t).is_integer() else None
         gap = None if paper is None else 100 * ours - paper
         within = None if gap is None else abs(gap) <= BAND + 100 * spread
         out.append({"T": t, "paper": paper, "ours": 100 * ours, "spread": 100 * spread, "gap": gap, "within": within,
-                    "saturated": e.get("saturated_share"),
-                    "logit_vs_T_baseline": (e["mean_abs_logit"] / (t * base_logit)) if base_logit else None,
-                    "accuracy": e.get("accuracy")})
+                    "saturated": e.saturated_share,
+                    "logit_vs_T_baseline": (e.mean_abs_logit / (t * base_logit)) if base_logit else None,
+                    "accuracy": e.accuracy})
     return out
 
 
@@ -46,12 +46,12 @@ def _f(v: float | None, fmt: str, suffix: str = "") -> str:
     return "–" if v is None else f"{format(v, fmt)}{suffix}"
 
 
-def section(r: dict[str, Any], compare: dict[str, Any] | None = None) -> list[str]:
+def section(r: SweepResult, compare: SweepResult | None = None) -> list[str]:
     pts = points(r)
     if not pts or all(p["paper"] is None for p in pts):
         return []
     other = {p["T"]: p for p in points(compare)} if compare else {}
-    other_label = "quick profile (5 epochs)" if compare and compare.get("quick") else "compared sweep"
+    other_label = "quick profile (5 epochs)" if compare and compare.quick else "compared sweep"
     lines = ["## Fidelity to the paper", "",
              f"JSMA-F success per T, ours beside the paper's figure; ✓ within ±{BAND:.0f} points (plus one std over "
              "seeds where there are seeds), ✗ outside. Beside each point what explains it, measured on the same "
@@ -136,7 +136,7 @@ def _findings(pts: list[dict[str, Any]], outside: list[dict[str, Any]], other: d
     return lines + [""] if lines else []
 
 
-def figure(r: dict[str, Any], path: Path, compare: dict[str, Any] | None = None) -> None:
+def figure(r: SweepResult, path: Path, compare: SweepResult | None = None) -> None:
     from engine.reports.figures import _plt, _save
 
     pts = points(r)
@@ -156,7 +156,7 @@ def figure(r: dict[str, Any], path: Path, compare: dict[str, Any] | None = None)
     if compare:
         cp = points(compare)
         ax1.plot([p["T"] for p in cp], [p["ours"] for p in cp], "s--", color="tab:orange", alpha=0.8,
-                 label="quick profile (5 epochs)" if compare.get("quick") else "compared sweep")
+                 label="quick profile (5 epochs)" if compare.quick else "compared sweep")
     ax1.set_xscale("log")
     ax1.set_xlabel("T (log scale)")
     ax1.set_ylabel("JSMA-F success (%)")
@@ -171,7 +171,7 @@ def figure(r: dict[str, Any], path: Path, compare: dict[str, Any] | None = None)
     ax2.set_xlabel("held-out inputs with a saturated deployed softmax (%)")
     ax2.set_ylabel("JSMA-F success (%)")
     ax2.grid(alpha=0.3)
-    fig.suptitle(f"fidelity to the paper — {r['dataset']}", fontsize=9)
+    fig.suptitle(f"fidelity to the paper — {r.dataset}", fontsize=9)
     _save(fig, path, "fidelity: " + "; ".join(f"T={p['T']:g}: ours {p['ours']:.1f}% paper "
                                               f"{_f(p['paper'], '.1f')}" for p in pts))
     plt.close(fig)

@@ -10,6 +10,7 @@ import numpy as np
 
 from engine.deployment import label as temperature_label
 from engine.paper import SUCCESS_VS_T, paper_key
+from engine.sweeps.result import SweepResult
 
 OUTPUT_STYLE = {"softmax": ("JSMA-F: softmax at T=1 (the paper)", "tab:blue"),
                 "logits": ("JSMA-Z: logits", "tab:orange"),
@@ -42,27 +43,27 @@ def _save(fig, path: Path, description: str = "") -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def success_vs_temperature(result: dict[str, Any], path: Path) -> None:
+def success_vs_temperature(result: SweepResult, path: Path) -> None:
     plt = _plt()
-    temps = result["temperatures"]
+    temps = result.temperatures
     fig, ax = plt.subplots(figsize=(9.5, 4.2))
-    present = {k for e in result["by_temperature"].values() for k in e["success_rate"]}
+    present = {k for e in result.by_temperature.values() for k in e.success_rate}
     for out, (label, color) in OUTPUT_STYLE.items():
         if out not in present:
             continue
-        entries = [result["by_temperature"][temperature_label(t)] for t in temps]
-        ys = [100 * e["success_rate"].get(out, math.nan) for e in entries]
-        err = [100 * e.get("spread", {}).get("success_rate", {}).get(out, 0.0) for e in entries]
+        entries = result.entries()
+        ys = [100 * e.success_rate.get(out, math.nan) for e in entries]
+        err = [100 * e.spread_of("success_rate", out) for e in entries]
         ax.errorbar(temps, ys, yerr=err if any(err) else None, fmt="o-", color=color, capsize=3,
                     label=f"{label}, distilled" + (" (mean ± std over seeds)" if any(err) else ""))
-        base = result["baseline"]["success_rate"].get(out)
+        base = result.baseline.success_rate.get(out)
         if base is not None:
             ax.axhline(100 * base, color=color, linestyle="--", linewidth=1, label=f"{out}, no distillation")
-    key = paper_key(result["dataset"])
+    key = paper_key(result.dataset)
     if key:
         ref = SUCCESS_VS_T[key]
         ax.plot(list(ref), list(ref.values()), "kx", markersize=7, label=f"paper ({key.upper()}, JSMA-F)")
-    verdicts = {t: (result["by_temperature"][temperature_label(t)].get("verdict") or {}).get("verdict") for t in temps}
+    verdicts = {t: (result.at(t).verdict or {}).get("verdict") for t in temps}
     for t in temps:  # each T's verdict, printed above its point: M = masked gradients, ok = no sign of masking
         v = verdicts[t]
         if v:
@@ -72,8 +73,8 @@ def success_vs_temperature(result: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("distillation temperature T (log scale); above each T its verdict: M = masked gradients")
     ax.set_ylabel("attack success rate (%)")
     ax.set_ylim(-3, 106)
-    quick = " (quick profile)" if result["quick"] else ""
-    ax.set_title(f"attack success vs temperature — {result['dataset']}{quick}")
+    quick = " (quick profile)" if result.quick else ""
+    ax.set_title(f"attack success vs temperature — {result.dataset}{quick}")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     words = "; ".join(f"T={temperature_label(t)}: {v}" for t, v in verdicts.items() if v)
@@ -81,28 +82,28 @@ def success_vs_temperature(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def cw_distance_vs_temperature(result: dict[str, Any], path: Path) -> None:
+def cw_distance_vs_temperature(result: SweepResult, path: Path) -> None:
     """Mean CW-L2 distance per T (C&W found it flat: rho = -0.05); nothing drawn without CW-L2."""
-    temps = result["temperatures"]
-    entries = [result["by_temperature"][temperature_label(t)] for t in temps]
-    ys = [e.get("cw_distance", {}).get("cw_l2", {}).get("l2") for e in entries]
+    temps = result.temperatures
+    entries = result.entries()
+    ys = [e.distance("cw_l2", "l2") for e in entries]
     if all(y is None for y in ys):
         return
     from engine.reports.cw_report import pearson
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    err = [e.get("spread", {}).get("cw_distance", {}).get("cw_l2", {}).get("l2", 0.0) for e in entries]
+    err = [e.spread_of("cw_distance", "cw_l2", "l2") for e in entries]
     ax.errorbar(temps, [math.nan if y is None else y for y in ys], yerr=err if any(err) else None, fmt="o-",
                 color="tab:red", capsize=3, label="distilled student")
-    base = result["baseline"].get("cw_distance", {}).get("cw_l2", {}).get("l2")
+    base = result.baseline.distance("cw_l2", "l2")
     if base is not None:
         ax.axhline(base, linestyle="--", color="gray", label="no distillation")
     rho = pearson([float(t) for t in temps], ys)
     ax.set_xscale("log")
     ax.set_xlabel("distillation temperature T (log scale)")
     ax.set_ylabel("mean L2 distance (successful CW-L2)")
-    ax.set_title(f"CW-L2 distance vs temperature — {result['dataset']}; Pearson r = "
+    ax.set_title(f"CW-L2 distance vs temperature — {result.dataset}; Pearson r = "
                  + ("–" if rho is None else f"{rho:+.2f}") + " (C&W: -0.05)")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
@@ -111,19 +112,19 @@ def cw_distance_vs_temperature(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def accuracy_vs_temperature(result: dict[str, Any], path: Path) -> None:
+def accuracy_vs_temperature(result: SweepResult, path: Path) -> None:
     plt = _plt()
-    temps = result["temperatures"]
+    temps = result.temperatures
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    entries = [result["by_temperature"][temperature_label(t)] for t in temps]
-    err = [100 * e.get("spread", {}).get("accuracy", 0.0) for e in entries]
-    ax.errorbar(temps, [100 * e["accuracy"] for e in entries], yerr=err if any(err) else None, fmt="o-", capsize=3,
+    entries = result.entries()
+    err = [100 * e.spread_of("accuracy") for e in entries]
+    ax.errorbar(temps, [100 * e.accuracy for e in entries], yerr=err if any(err) else None, fmt="o-", capsize=3,
                 label="distilled student (deployed T=1)")
-    ax.axhline(100 * result["baseline"]["accuracy"], linestyle="--", color="gray", label="no distillation")
+    ax.axhline(100 * result.baseline.accuracy, linestyle="--", color="gray", label="no distillation")
     ax.set_xscale("log")
     ax.set_xlabel("distillation temperature T (log scale)")
     ax.set_ylabel("held-out accuracy (%)")
-    ax.set_title(f"held-out accuracy vs temperature — {result['dataset']}")
+    ax.set_title(f"held-out accuracy vs temperature — {result.dataset}")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     _save(fig, path)
@@ -181,21 +182,19 @@ def adversarial_grid(examples: list[tuple[str, Path]], path: Path, per_row: int 
     plt.close(fig)
 
 
-def write_sweep_figures(sweep_dir: Path, result: dict[str, Any]) -> list[Path]:
+def write_sweep_figures(sweep_dir: Path, result: SweepResult) -> list[Path]:
     paths = [sweep_dir / n for n in ("success_vs_temperature.png", "accuracy_vs_temperature.png",
                                      "gradient_amplitude.png", "adversarial_examples.png",
                                      "cw_distance_vs_temperature.png")]
     success_vs_temperature(result, paths[0])
     cw_distance_vs_temperature(result, paths[4])
     accuracy_vs_temperature(result, paths[1])
-    gradient_histograms([("no distillation", result["baseline"]["gradient_amplitude"])]
-                        + [(f"T={t:g}", result["by_temperature"][temperature_label(t)]["gradient_amplitude"])
-                           for t in result["temperatures"]], paths[2])
-    top = temperature_label(max(result['temperatures']))
-    first = result["by_temperature"][top]["run_dir"]
-    student_dir = sweep_dir / (first if isinstance(first, str) else first[0])
-    base = result["baseline"]["run_dir"]
-    base_dir = sweep_dir / (base if isinstance(base, str) else base[0])
+    gradient_histograms([("no distillation", result.baseline.gradient_amplitude)]
+                        + [(f"T={temperature_label(t)}", result.at(t).gradient_amplitude)
+                           for t in result.temperatures], paths[2])
+    top = temperature_label(result.top)
+    student_dir = sweep_dir / result.at(result.top).first_run_dir
+    base_dir = sweep_dir / result.baseline.first_run_dir
     adversarial_grid([("baseline\nsoftmax", base_dir / "attacks" / "baseline-softmax.npz"),
                       (f"student T={top}\nsoftmax", student_dir / "attacks" / "student-softmax.npz"),
                       (f"student T={top}\nsoftmax_T", student_dir / "attacks" / "student-softmax_T.npz"),

@@ -17,6 +17,7 @@ from engine.reports.fidelity import section as fidelity_section
 from engine.reports.figures import write_sweep_figures
 from engine.reports.verdict_report import transfer_lines, verdict_section
 from engine.sweeps.plan import SWEEP_FILE
+from engine.sweeps.result import SweepEntry, SweepResult
 
 OUTPUTS = ("softmax", "logits", "softmax_T")
 
@@ -56,125 +57,130 @@ def _setup(preset: dict[str, Any], meta: dict[str, Any], data_note: str, seconds
     return lines
 
 
-def _seeded(label: str, entry: dict[str, Any], seeds: list[int] | None) -> str:
+def _seeded(label: str, entry: SweepEntry, seeds: list[int] | None) -> str:
     """A verdict row's label: with seeds its numbers are the first seed's, and every seed's verdict is named."""
     if not seeds or len(seeds) < 2:
         return label
-    return f"{label} (seed {seeds[0]}; by seed: {', '.join(entry.get('verdicts_by_seed', []))})"
+    return f"{label} (seed {seeds[0]}; by seed: {', '.join(entry.verdicts_by_seed)})"
+
+
+def read_sweep(sweep_dir: Path) -> SweepResult:
+    path = sweep_dir / SWEEP_FILE
+    return SweepResult.from_json(_required(path, "run the same `defdistill-engine sweep` again to rebuild it"), path)
 
 
 def sweep_report(sweep_dir: Path) -> str:
-    r = _required(sweep_dir / SWEEP_FILE, "run the same `defdistill-engine sweep` again to rebuild it")
-    if "setup" in r:  # the baseline's resolved preset and meta.json, kept in sweep.json
-        preset, meta = r["setup"]["preset"], r["setup"]["meta"]
+    r = read_sweep(sweep_dir)
+    if r.setup:  # the baseline's resolved preset and meta.json, kept in sweep.json
+        preset, meta = r.setup["preset"], r.setup["meta"]
     else:
-        base_run = r["baseline"]["run_dir"]
-        preset, meta = preset_and_meta(sweep_dir / (base_run if isinstance(base_run, str) else base_run[0]))
-    key = paper_key(r["dataset"])
+        preset, meta = preset_and_meta(sweep_dir / r.baseline.first_run_dir)
+    key = paper_key(r.dataset)
     head = HEADLINE.get(key or "", {})
-    temps = r["temperatures"]
-    top = temperature_label(max(temps))
-    b, s = r["baseline"], r["by_temperature"][top]
-    lines = [f"# defdistill report: {r['dataset']} temperature sweep", ""]
-    lines += _setup(preset, meta, r["data_note"], r["seconds"], r["quick"], r.get("setup", {}).get("provenance"))
+    temps = r.temperatures
+    top = temperature_label(r.top)
+    b, s = r.baseline, r.at(r.top)
+    lines = [f"# defdistill report: {r.dataset} temperature sweep", ""]
+    lines += _setup(preset, meta, r.data_note, r.seconds, r.quick, r.setup.get("provenance"))
     lines += ["", "## Paper vs measured", ""]
     if key is None:
-        lines += [f"The paper has no {r['dataset']} results; our numbers stand alone.", ""]
-    weak = [name for name, acc in [("no distillation", b["accuracy"])]
-            + [(f"T={t:g}", r["by_temperature"][temperature_label(t)]["accuracy"]) for t in temps] if acc < 0.5]
+        lines += [f"The paper has no {r.dataset} results; our numbers stand alone.", ""]
+    weak = [name for name, acc in [("no distillation", b.accuracy)]
+            + [(f"T={temperature_label(t)}", r.at(t).accuracy) for t in temps] if acc < 0.5]
     if weak:
         lines += [f"**Warning: held-out accuracy below 50% for {', '.join(weak)}: training did not converge there, "
                   "and attack numbers on such a model say little.** Train longer (training.epochs).", ""]
-    note = f" ({r['data_note']})" if "not the paper" in r["data_note"] else ""
+    note = f" ({r.data_note})" if "not the paper" in r.data_note else ""
     lines += ["| quantity | paper | measured |", "|---|---|---|",
               f"| JSMA-F success, no distillation | {_paper(head.get('success_baseline'))} | "
-              f"{_pct(b['success_rate'].get('softmax'))}{note} |",
+              f"{_pct(b.success_rate.get('softmax'))}{note} |",
               f"| JSMA-F success, distilled T={top} | "
               f"{_paper(head.get('success_distilled_T100') if top == '100' else None)} | "
-              f"{_pct(s['success_rate'].get('softmax'))} |",
-              f"| accuracy, no distillation | {_paper(head.get('accuracy_baseline'), '~')} | {_pct(b['accuracy'])} |",
+              f"{_pct(s.success_rate.get('softmax'))} |",
+              f"| accuracy, no distillation | {_paper(head.get('accuracy_baseline'), '~')} | {_pct(b.accuracy)} |",
               f"| accuracy, distilled T={top} | {_paper(head.get('accuracy_distilled'), '~')} | "
-              f"{_pct(s['accuracy'])} |"]
-    if b.get("rho_adv") and s.get("rho_adv"):
-        inc = 100 * (s["rho_adv"] / b["rho_adv"] - 1)
-        bound = " (lower bound: some inputs no target reached)" if s.get("rho_adv_is_lower_bound") else ""
+              f"{_pct(s.accuracy)} |"]
+    if b.rho_adv and s.rho_adv:
+        inc = 100 * (s.rho_adv / b.rho_adv - 1)
+        bound = " (lower bound: some inputs no target reached)" if s.rho_adv_is_lower_bound else ""
         lines.append(f"| rho_adv change after distillation | {_paper(head.get('rho_adv_increase_pct'), '+')} | "
                      f"{inc:+.0f}%{bound} |")
-    ga_b, ga_s = b.get("gradient_amplitude") or {}, s.get("gradient_amplitude") or {}
+    ga_b, ga_s = b.gradient_amplitude or {}, s.gradient_amplitude or {}
     if ga_b and ga_s:
         red = ("all exactly 0 in float32" if ga_s.get("mean") == 0 else f"{ga_b['mean'] / ga_s['mean']:.1e}x smaller")
         lines.append(f"| gradient reduction | {GRADIENT_REDUCTION} | {red} "
                      f"({100 * ga_s['zero_share']:.0f}% of inputs with an all-zero gradient) |")
-    support = any(e.get("gradient_pixel_share") is not None for e in [b, *r["by_temperature"].values()])
+    support = any(e.gradient_pixel_share is not None for e in [b, *r.by_temperature.values()])
     lines += ["", "### Success vs temperature (JSMA-F, deployed softmax)", "",
               "| T | paper (" + (key or "–").upper() + ") | measured softmax | logits | softmax_T | accuracy |"
               + (" input gradient ≠ 0 | dead units |" if support else ""),
               "|---|---|---|---|---|---|" + ("---|---|" if support else "")]
     ref = SUCCESS_VS_T.get(key or "", {})
     for t in temps:
-        e = r["by_temperature"][temperature_label(t)]
+        e = r.at(t)
         p = ref.get(int(t)) if float(t).is_integer() else None
-        lines.append(f"| {t:g} | {'–' if p is None else f'{p}%'} | {_pct(e['success_rate'].get('softmax'))} | "
-                     f"{_pct(e['success_rate'].get('logits'))} | {_pct(e['success_rate'].get('softmax_T'))} | "
-                     f"{_pct(e['accuracy'])} |" + (f" {_pct(e.get('gradient_pixel_share'))} | "
-                                                   f"{_pct(e.get('dead_unit_share'))} |" if support else ""))
+        lines.append(f"| {temperature_label(t)} | {'–' if p is None else f'{p}%'} | "
+                     f"{_pct(e.success_rate.get('softmax'))} | {_pct(e.success_rate.get('logits'))} | "
+                     f"{_pct(e.success_rate.get('softmax_T'))} | {_pct(e.accuracy)} |"
+                     + (f" {_pct(e.gradient_pixel_share)} | {_pct(e.dead_unit_share)} |" if support else ""))
     if support:  # sweeps made before the engine measured it have no such column
         lines += ["", "Input gradient ≠ 0: the share of input pixels on which the gradient of the predicted logit "
                   "is non-zero (mean over held-out inputs); dead units: ReLU units zero on every one of them. A small "
                   "share stops white-box attacks without any saturation (baseline: "
-                  f"{_pct(b.get('gradient_pixel_share'))} of pixels, {_pct(b.get('dead_unit_share'))} dead units)."]
+                  f"{_pct(b.gradient_pixel_share)} of pixels, {_pct(b.dead_unit_share)} dead units)."]
     lines += ["", "## Masking at a glance (Carlini & Wagner)", "",
-              f"On the distilled model (T={top}): JSMA-F (softmax at T=1) {_pct(s['success_rate'].get('softmax'))}, "
-              f"JSMA-Z (logits) {_pct(s['success_rate'].get('logits'))}, softmax(z/T) "
-              f"{_pct(s['success_rate'].get('softmax_T'))}. "
+              f"On the distilled model (T={top}): JSMA-F (softmax at T=1) {_pct(s.success_rate.get('softmax'))}, "
+              f"JSMA-Z (logits) {_pct(s.success_rate.get('logits'))}, softmax(z/T) "
+              f"{_pct(s.success_rate.get('softmax_T'))}. "
               + _ended_sentence(s) + _cw_sentence(s), "", f"C&W reported: {CW}.", ""]
-    compare = read_json(sweep_dir / COMPARE_FILE, "delete it, or pass `report --compare` again")
+    other = read_json(sweep_dir / COMPARE_FILE, "delete it, or pass `report --compare` again")
+    compare = None if other is None else SweepResult.from_json(other, sweep_dir / COMPARE_FILE)
     fidelity = fidelity_section(r, compare)
     if fidelity:
         fidelity_figure(r, sweep_dir / "fidelity.png", compare)
     lines += fidelity
-    lines += verdict_section([(_seeded("no distillation", b, r.get("seeds")), b.get("verdict"))]
-                             + [(_seeded(f"T={t:g}", r["by_temperature"][temperature_label(t)], r.get("seeds")),
-                                 r["by_temperature"][temperature_label(t)].get("verdict")) for t in temps])
-    lines += transfer_lines(s)
+    lines += verdict_section([(_seeded("no distillation", b, r.seeds), b.verdict)]
+                             + [(_seeded(f"T={temperature_label(t)}", r.at(t), r.seeds), r.at(t).verdict)
+                                for t in temps])
+    lines += transfer_lines(s.transfer or (s.verdict or {}).get("evidence", {}).get("transfer"))
     lines += sweep_section(r)
     lines += ["## Figures", "", "![success vs temperature](success_vs_temperature.png)", "",
               "![accuracy vs temperature](accuracy_vs_temperature.png)", "",
               "![gradient amplitude](gradient_amplitude.png)", "", "![adversarial examples](adversarial_examples.png)",
               ""]
-    if r.get("seeds"):
-        lines += ["## Seeds", "", f"Every number above is the mean over seeds {r['seeds']}; the spread (std) per "
+    if r.seeds:
+        lines += ["## Seeds", "", f"Every number above is the mean over seeds {r.seeds}; the spread (std) per "
                   "temperature is in sweep.json and drawn as error bars.", ""]
-    if r.get("failed"):
-        lines += ["## Runs that failed", "", *[f"- `{k}`: {v}" for k, v in r["failed"].items()], ""]
-    if r.get("ray"):
-        nodes = sorted({t["node_id"] for t in r["ray"]["tasks"].values()})
-        lines += ["## Where it ran", "", f"Ray ({r['ray']['address']}): {len(r['ray']['tasks'])} tasks on "
+    if r.failed:
+        lines += ["## Runs that failed", "", *[f"- `{k}`: {v}" for k, v in r.failed.items()], ""]
+    if r.ray:
+        nodes = sorted({t["node_id"] for t in r.ray["tasks"].values()})
+        lines += ["## Where it ran", "", f"Ray ({r.ray['address']}): {len(r.ray['tasks'])} tasks on "
                   f"{len(nodes)} node(s): " + ", ".join(n[:12] for n in nodes), ""]
     if note:
-        lines += ["## Where our data differ from the paper's", "", f"- {r['data_note']}."]
-    if r["quick"]:
-        lines += [f"- quick profile: {', '.join(r['overrides'])} (the paper: 50 epochs, 100 inputs x 9 targets)."]
+        lines += ["## Where our data differ from the paper's", "", f"- {r.data_note}."]
+    if r.quick:
+        lines += [f"- quick profile: {', '.join(r.overrides)} (the paper: 50 epochs, 100 inputs x 9 targets)."]
     return "\n".join(lines) + "\n"
 
 
-def _cw_sentence(entry: dict[str, Any]) -> str:
-    rate = entry["success_rate"].get("cw_l2")
+def _cw_sentence(entry: SweepEntry) -> str:
+    rate = entry.success_rate.get("cw_l2")
     if rate is None:
         return ""
-    d = entry.get("cw_distance", {}).get("cw_l2", {}).get("l2")
+    d = entry.distance("cw_l2", "l2")
     return (f" Carlini & Wagner's L2 attack on its logits succeeds {_pct(rate)}"
             + (f" with a mean L2 distance of {d:.2f}" if d is not None else "") + ".")
 
 
-def _ended_sentence(entry: dict[str, Any]) -> str:
+def _ended_sentence(entry: SweepEntry) -> str:
     """What the measurements say about masking; the verdict follows the numbers, never assumed."""
-    ended = entry.get("ended", {}).get("softmax")
+    ended = entry.ended.get("softmax")
     if not ended:
         return ""
     total = sum(ended.values()) or 1
     no_pair = ended.get("no_pair", 0) / total
-    rates = entry["success_rate"]
+    rates = entry.success_rate
     f, best = rates.get("softmax", 0.0), max(rates.get("softmax_T", 0.0), rates.get("logits", 0.0))
     text = (f"Of the JSMA-F attacks on it, {100 * no_pair:.0f}% ended because no pair of features had the gradient "
             f"signs the saliency map needs, {100 * ended.get('budget', 0) / total:.0f}% by spending the budget. ")
@@ -222,7 +228,8 @@ def run_report(run_dir: Path) -> str:
     lines += run_section(run_dir, summary.dataset)
     verdicts = {m: asdict(v) for m, v in summary.verdict.items()}  # the serialised form sweep.json holds too
     if verdicts:
-        lines += [""] + verdict_section(list(verdicts.items())) + transfer_lines(verdicts.get("student", {}))
+        lines += [""] + verdict_section(list(verdicts.items())) + transfer_lines(
+            (verdicts.get("student") or {}).get("evidence", {}).get("transfer"))
     lines += _support_lines(summary.gradient_support)
     lines += ["", f"Distillation evidence: student mean |logit| {summary.mean_abs_logit.get('student', 0):.1f} vs "
               f"baseline {summary.mean_abs_logit.get('baseline', 0):.1f}; "
@@ -281,8 +288,7 @@ def write_report(path: Path, compare: Path | None = None) -> Path:
         atomic_write_json(path / COMPARE_FILE, other)
     try:
         if (path / SWEEP_FILE).exists():
-            write_sweep_figures(path, _required(path / SWEEP_FILE, "run the same `defdistill-engine sweep` again "
-                                                "to rebuild it"))
+            write_sweep_figures(path, read_sweep(path))
             text = sweep_report(path)
         elif (path / "summary.json").exists():
             text = run_report(path)

@@ -81,11 +81,8 @@ def verdict_section(rows: list[tuple[str, dict[str, Any] | None]]) -> list[str]:
             *(HEADER_HONESTY if honesty else HEADER), *(_row(k, v, honesty) for k, v in rows), ""]
 
 
-def transfer_lines(entry: dict[str, Any]) -> list[str]:
+def transfer_lines(tr: dict[str, float] | None) -> list[str]:
     """Transfer success vs kappa for one model (C&W VIII-D: 100% to the T = 100 network only at kappa ~ 40)."""
-    verdict = entry.get("verdict")
-    evidence = entry.get("evidence") or (verdict.get("evidence", {}) if isinstance(verdict, dict) else {})
-    tr = entry.get("transfer") or evidence.get("transfer")
     if not tr:
         return []
     cells = ", ".join(f"{k.replace(' from the baseline', '')} {_pct(v)}" for k, v in tr.items())

@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.deployment import label as temperature_label
 from engine.errors import RunDirError
 from engine.masking.verdict_table import verdict_table
 from engine.record.rundir import read_json
 from engine.sweeps.plan import SWEEP_FILE
+from engine.sweeps.result import SweepResult
 from engine.sweeps.verdicts import run_verdicts
 
 
@@ -36,9 +38,10 @@ def verdict_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """(model, or T for a sweep) -> its verdict's fields, for `verdict` and `verdict --json`."""
     path = Path(path)
     if (path / SWEEP_FILE).exists():
-        r = read_json(path / SWEEP_FILE, "run the same `defdistill-engine sweep` again to rebuild it")
-        rows = [("no distillation", r["baseline"].get("verdict"))]
-        rows += [(f"T={t}", e.get("verdict")) for t, e in r["by_temperature"].items()]
+        r = SweepResult.from_json(read_json(path / SWEEP_FILE, "run the same `defdistill-engine sweep` again to "
+                                            "rebuild it"), path / SWEEP_FILE)
+        rows = [("no distillation", r.baseline.verdict)]
+        rows += [(f"T={temperature_label(t)}", e.verdict) for t, e in r.by_temperature.items()]
         return [(k, v) for k, v in rows if v]
     if (path / "summary.json").exists():
         return list(run_verdicts(path).items())

@@ -14,16 +14,18 @@ from engine.errors import RunDirError
 from engine.record.events import RunSummary
 from engine.record.rundir import RunDir, atomic_write_json, preset_and_meta, read_json
 from engine.sweeps.plan import SWEEP_FILE, run_name
+from engine.sweeps.result import SweepResult
 from engine.sweeps.verdicts import run_verdicts
 
 
 def finish_sweep(sweep_dir: Path, plan: dict[str, Any], t0: float,
-                 failed: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 failed: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> SweepResult:
+    """Collect the sweep's finished runs, write sweep.json and return it typed."""
     result = collect_sweep(sweep_dir, plan, failed or {})
     result["seconds_this_invocation"] = time.time() - t0
     result.update(extra or {})
     atomic_write_json(sweep_dir / SWEEP_FILE, result)
-    return result
+    return SweepResult.from_json(result, sweep_dir / SWEEP_FILE)
 
 
 def _model_entry(run_dir: Path, model: str, baseline_dir: Path | None = None) -> dict[str, Any]:

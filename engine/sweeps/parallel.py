@@ -13,13 +13,13 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from engine.record.events import SweepProgress
 from engine.record.lock import RunLock
 from engine.sessions.job import Job
 from engine.sweeps.collect import finish_sweep
 from engine.sweeps.plan import SweepRequest, finished, prepare_sweep
+from engine.sweeps.result import SweepResult
 from engine.sweeps.sweep_log import SweepLog, run_status, status_line
 
 
@@ -31,7 +31,7 @@ def _command(preset: str, overrides: list[str], run_dir: Path, data_root: str | 
 
 
 def run_sweep_parallel(request: SweepRequest, *, parallel: int,
-                       progress: Callable[[str], None] = print) -> dict[str, Any]:
+                       progress: Callable[[str], None] = print) -> SweepResult:
     sweep_dir, preset_name, data_root = request.sweep_dir, request.preset, request.data_root
     with RunLock.acquire(sweep_dir, "sweep"):
         plan, runs = prepare_sweep(request)

@@ -22,6 +22,7 @@ from engine.record.lock import RunLock
 from engine.record.rundir import atomic_write_json
 from engine.sweeps.collect import finish_sweep
 from engine.sweeps.plan import SweepRequest, finished, prepare_sweep
+from engine.sweeps.result import SweepResult
 from engine.sweeps.sweep_log import SweepLog, run_status, status_line
 
 MAX_RETRIES = 3
@@ -71,7 +72,7 @@ def task_gpus(requested: str, cluster_gpus: float, runs_per_gpu: int) -> float:
 
 
 def run_sweep_on_ray(request: SweepRequest, *, address: str | None, num_cpus: int | None = None,
-                     runs_per_gpu: int = 1, progress=print) -> dict[str, Any]:
+                     runs_per_gpu: int = 1, progress=print) -> SweepResult:
     ray = _import_ray()
 
     # every node reads and writes the same absolute paths (a shared file system)

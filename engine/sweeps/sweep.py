@@ -18,6 +18,7 @@ from engine.presets import load_preset
 from engine.record.lock import RunLock
 from engine.sweeps.collect import finish_sweep
 from engine.sweeps.plan import SweepRequest, finished, prepare_sweep
+from engine.sweeps.result import SweepResult
 
 
 def open_run(preset_name: str, run_overrides: Sequence[str], run_dir: Path, data_root: str | None):
@@ -33,7 +34,7 @@ class SweepStopped(Exception):
     """A run of the sweep was stopped (Ctrl-C, SIGTERM, `stop`): the sweep stops with it, resumable."""
 
 
-def run_sweep(request: SweepRequest, *, follow: Callable[[Any], int] | None = None) -> dict[str, Any]:
+def run_sweep(request: SweepRequest, *, follow: Callable[[Any], int] | None = None) -> SweepResult:
     """Train and attack every requested run of the sweep here, one after another (reusing finished ones).
 
     A run that fails, or that the engine refuses (a model collapsed to chance), is marked in sweep.json
