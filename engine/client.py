@@ -27,6 +27,7 @@ from engine.command_line import (
     version_line,
 )
 from engine.deployment import DEPLOYED, check_temperature, trained_temperature
+from engine.deployment import label as temperature_label
 from engine.errors import EXIT_USER_ERROR, UserError
 from engine.paper import PAPER_TEMPERATURES
 from engine.record.events import (
@@ -74,8 +75,8 @@ __all__ = [
     "PhaseFinished", "PhaseStarted", "Probes", "Resumed", "RunInfo", "RunResumed", "RunStarted", "RunSummary",
     "Sample", "Session", "SoftLabels", "Stopped", "SweepWatch", "Telemetry", "TemperatureChanged", "UserError",
     "VerdictMade", "add_completion", "attach", "check_temperature", "format_runs", "in_process", "launch",
-    "linux_only", "list_runs", "preset_argument", "replay", "result_files", "trained_temperature",
-    "version_line",
+    "linux_only", "list_runs", "preset_argument", "replay", "result_files", "temperature_label",
+    "trained_temperature", "version_line",
 ]
 
 

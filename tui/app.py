@@ -28,6 +28,7 @@ from engine.client import (
     Telemetry,
     UserError,
     result_files,
+    temperature_label,
 )
 from tui.messages import EventsAvailable, SystemSampled
 from tui.screens.attack import AttackModal
@@ -268,7 +269,7 @@ class DefdistillApp(App[None]):
     def action_temperature(self) -> None:
         def done(value: float | None) -> None:
             if value is not None and self._command(lambda: self.session.set_temperature(value)):
-                self.notify(f"temperature {value:g} from the next batch")
+                self.notify(f"temperature {temperature_label(value)} from the next batch")
 
         self.push_screen(TemperatureModal(self.state.distill_temperature), done)
 

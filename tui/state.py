@@ -35,6 +35,7 @@ from engine.client import (
     Stopped,
     TemperatureChanged,
     VerdictMade,
+    temperature_label,
 )
 
 METHOD_NAMES = {"jsma": "JSMA", "cw_l2": "CW-L2", "cw_l0": "CW-L0", "cw_linf": "CW-Linf"}
@@ -165,7 +166,7 @@ class DashboardState:
         self._epoch_seconds.clear()
         for store in (self.batch_loss, self.epoch_loss, self.val_accuracy):
             store.setdefault(self.phase, Series())
-        self._note(e, f"phase {d.phase} started at T={d.temperature:g}"
+        self._note(e, f"phase {d.phase} started at T={temperature_label(d.temperature)}"
                    + (f" (from epoch {d.start_epoch + 1})" if d.start_epoch else ""))
 
     def _on_batch(self, d: Batch, e: Event) -> None:
@@ -191,7 +192,7 @@ class DashboardState:
 
     def _on_soft_labels(self, d: SoftLabels, e: Event) -> None:
         self.soft_label_temperature = d.temperature
-        self._note(e, f"soft labels at T={d.temperature:g}: mean max {d.mean_max:.3f}")
+        self._note(e, f"soft labels at T={temperature_label(d.temperature)}: mean max {d.mean_max:.3f}")
 
     def _on_temperature_changed(self, d: TemperatureChanged, e: Event) -> None:
         x = (self.epoch + (self.batch + 1) / self.batches) if self.batches else float(self.epoch)
@@ -199,7 +200,7 @@ class DashboardState:
         self.distill_temperature = d.temperature
         if d.phase != "baseline":
             self.temperature = d.temperature
-        self._note(e, f"temperature {d.old:g} -> {d.temperature:g} ({d.applies})")
+        self._note(e, f"temperature {temperature_label(d.old)} -> {temperature_label(d.temperature)} ({d.applies})")
 
     def _on_notice(self, d: Notice, e: Event) -> None:
         self._note(e, d.text)

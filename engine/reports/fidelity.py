@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from engine.deployment import label as temperature_label
 from engine.paper import SUCCESS_VS_T, paper_key
 from engine.sweeps.result import SweepResult
 
@@ -67,8 +68,8 @@ def section(r: SweepResult, compare: SweepResult | None = None) -> list[str]:
         ours = f"{p['ours']:.1f}%" + (f" ± {p['spread']:.1f}" if p["spread"] else "")
         sat = None if p["saturated"] is None else 100 * p["saturated"]
         acc = None if p["accuracy"] is None else 100 * p["accuracy"]
-        row = (f"| {p['T']:g} | {_f(p['paper'], '.1f', '%')} | {ours} | {mark} | {_f(sat, '.0f', '%')} | "
-               f"{_f(p['logit_vs_T_baseline'], '.2f')} | {_f(acc, '.1f', '%')} |")
+        row = (f"| {temperature_label(p['T'])} | {_f(p['paper'], '.1f', '%')} | {ours} | {mark} | "
+               f"{_f(sat, '.0f', '%')} | {_f(p['logit_vs_T_baseline'], '.2f')} | {_f(acc, '.1f', '%')} |")
         if other:
             o = other.get(p["T"])
             row += f" {_f(None if o is None else o['ours'], '.1f', '%')} |"
@@ -79,11 +80,12 @@ def section(r: SweepResult, compare: SweepResult | None = None) -> list[str]:
         lines += [f"Every point lies within ±{BAND:.0f} points of the paper's.", ""]
     else:
         lines += [f"{len(outside)} of {len(pts)} points lie outside the band: T = "
-                  + ", ".join(f"{p['T']:g} ({p['gap']:+.1f} points)" for p in outside) + ". What the measurements say:"]
+                  + ", ".join(f"{temperature_label(p['T'])} ({p['gap']:+.1f} points)" for p in outside)
+                  + ". What the measurements say:"]
         for p in outside:
             sat = p["saturated"]
             share = None if sat is None else 100 * sat
-            words = (f"- T = {p['T']:g}: ours {p['ours']:.1f}% vs the paper's {p['paper']:.1f}%; "
+            words = (f"- T = {temperature_label(p['T'])}: ours {p['ours']:.1f}% vs the paper's {p['paper']:.1f}%; "
                      f"{_f(share, '.0f', '%')} of inputs have a saturated deployed softmax, mean |logit| is "
                      f"{_f(p['logit_vs_T_baseline'], '.2f')} x T x the baseline's")
             o = other.get(p["T"])
@@ -131,8 +133,8 @@ def _findings(pts: list[dict[str, Any]], outside: list[dict[str, Any]], other: d
             verdict = "longer training moves this point toward the paper's."
         else:
             verdict = "longer training does not close the gap."
-        lines.append(f"Training length at T = {p['T']:g}: {o['ours']:.1f}% with the {other_label}, {p['ours']:.1f}% "
-                     f"with this sweep's training ({delta:+.1f} points): {verdict}")
+        lines.append(f"Training length at T = {temperature_label(p['T'])}: {o['ours']:.1f}% with the {other_label}, "
+                     f"{p['ours']:.1f}% with this sweep's training ({delta:+.1f} points): {verdict}")
     return lines + [""] if lines else []
 
 
@@ -167,11 +169,11 @@ def figure(r: SweepResult, path: Path, compare: SweepResult | None = None) -> No
     if sat:
         ax2.scatter([s[1] for s in sat], [s[0] for s in sat], color="tab:blue")
         for s, x, t in sat:
-            ax2.annotate(f"T={t:g}", (x, s), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax2.annotate(f"T={temperature_label(t)}", (x, s), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax2.set_xlabel("held-out inputs with a saturated deployed softmax (%)")
     ax2.set_ylabel("JSMA-F success (%)")
     ax2.grid(alpha=0.3)
     fig.suptitle(f"fidelity to the paper — {r.dataset}", fontsize=9)
-    _save(fig, path, "fidelity: " + "; ".join(f"T={p['T']:g}: ours {p['ours']:.1f}% paper "
+    _save(fig, path, "fidelity: " + "; ".join(f"T={temperature_label(p['T'])}: ours {p['ours']:.1f}% paper "
                                               f"{_f(p['paper'], '.1f')}" for p in pts))
     plt.close(fig)

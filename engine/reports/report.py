@@ -200,7 +200,7 @@ def run_report(run_dir: Path) -> str:
     preset, meta = preset_and_meta(run_dir)
     key = paper_key(summary.dataset)
     head = HEADLINE.get(key or "", {})
-    lines = [f"# defdistill report: {summary.dataset} run at T={summary.temperature:g}", ""]
+    lines = [f"# defdistill report: {summary.dataset} run at T={temperature_label(summary.temperature)}", ""]
     lines += _setup(preset, meta, summary.data_note, summary.seconds, False)
     lines += ["", "## Accuracy (held-out, deployed T=1)", "", "| model | measured | paper |", "|---|---|---|"]
     for m, acc in summary.accuracy.items():
@@ -223,8 +223,8 @@ def run_report(run_dir: Path) -> str:
             lines += ["", f"Paper ({key.upper()}): {head['success_baseline']}% without distillation, "
                       f"{head['success_distilled_T100']}% at T=100 (JSMA-F). {CW}."]
     if summary.soft_label_temperature is not None:
-        lines += ["", f"The student's soft labels were made at T={summary.soft_label_temperature:g}, the T it "
-                  "trained at."]
+        lines += ["", f"The student's soft labels were made at T={temperature_label(summary.soft_label_temperature)}, "
+                  "the T it trained at."]
     lines += run_section(run_dir, summary.dataset)
     verdicts = {m: asdict(v) for m, v in summary.verdict.items()}  # the serialised form sweep.json holds too
     if verdicts:

@@ -14,6 +14,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from engine.deployment import label as temperature_label
 from engine.record.events import (
     AttackProgress,
     AttackStarted,
@@ -54,7 +55,7 @@ class HeadlessProgress:
     def __call__(self, e: Event) -> None:
         d = e.data
         if isinstance(d, PhaseStarted):
-            tid = self._task(d.phase, f"{d.phase} T={d.temperature:g}", d.epochs)
+            tid = self._task(d.phase, f"{d.phase} T={temperature_label(d.temperature)}", d.epochs)
             self.progress.update(tid, completed=d.start_epoch)
         elif isinstance(d, Batch):
             tid = self._tasks.get(d.phase)
@@ -73,7 +74,8 @@ class HeadlessProgress:
             if tid is not None:
                 self.progress.update(tid, completed=d.attempted, info=f"{d.succeeded}/{d.attempted} succeeded")
         elif isinstance(d, TemperatureChanged):
-            self.console.print(f"temperature {d.old:g} -> {d.temperature:g} ({d.applies})")
+            self.console.print(f"temperature {temperature_label(d.old)} -> {temperature_label(d.temperature)} "
+                               f"({d.applies})")
         elif isinstance(d, Notice):  # the device chosen, a collapse, a compile fallback: said where it happens
             self.console.print(f"note: {d.text}", markup=False, highlight=False)
 

@@ -16,6 +16,7 @@ from engine.checkpoints import pack_state, unpack_state
 from engine.collapse import chance_level, collapse_logged, refuse_collapsed
 from engine.data import DatasetSplit
 from engine.deployment import DEPLOYED, SURROGATE, trained_temperature
+from engine.deployment import label as temperature_label
 from engine.distillation import mean_abs_logit, saturated_share, soft_labels
 from engine.errors import CheckpointError
 from engine.metrics import gradient_support
@@ -124,7 +125,8 @@ class Experiment:
         if phase == "baseline":
             applies = "teacher (the baseline is T = 1 by definition)"
         elif phase == "student" and self.soft_label_t is not None:
-            applies = f"student's next batch; its soft labels stay those made at T={self.soft_label_t:g}"
+            applies = ("student's next batch; its soft labels stay those made at "
+                       f"T={temperature_label(self.soft_label_t)}")
         else:
             applies = "next batch"
         self.emit(TemperatureChanged(phase=phase, old=old, temperature=new_t, applies=applies))

@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from engine.client import UserError, check_temperature
+from engine.client import UserError, check_temperature, temperature_label
 
 
 class TemperatureModal(ModalScreen[float | None]):
@@ -20,7 +20,7 @@ class TemperatureModal(ModalScreen[float | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="modal-box"):
-            yield Label(f"Temperature (now {self.current:g}); applies at the next batch:")
+            yield Label(f"Temperature (now {temperature_label(self.current)}); applies at the next batch:")
             yield Input(placeholder="e.g. 20", id="temperature-input")
             yield Label("", id="temperature-error")
 

@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.client import DEPLOYED, trained_temperature
+from engine.client import DEPLOYED, temperature_label, trained_temperature
 from tui.state import DashboardState, softmax
 from tui.widgets.image import half_block
 
@@ -53,7 +53,8 @@ class ConfidencePanel(Static):
             body: Table | Text = Text("no trained epoch yet", style="dim")
         else:
             phase, logits = current
-            head.append(f" {phase} @ T={temperature:g}" + (" deployed" if deployed else ""), style="bold")
+            head.append(f" {phase} @ T={temperature_label(temperature)}" + (" deployed" if deployed else ""),
+                        style="bold")
             body = _bars(softmax(logits[probe], temperature), compact)
         grid = Table.grid(padding=(0, 1))
         grid.add_row(half_block(state.probe_images[probe], state.probe_side, 4 if compact else 2), body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from engine.client import temperature_label
 from tui.state import DashboardState
 
 STATE_STYLE = {"running": "bold green", "paused": "bold yellow", "finished": "bold cyan",
@@ -30,8 +31,8 @@ class StatusBar(Static):
         if state.phase in ("baseline", "teacher", "student"):
             t.append(f"epoch {min(state.epoch + 1, state.epochs)}/{state.epochs}  ")
             t.append(f"ETA {_eta(state.eta_seconds)}  ")
-        t.append(f"T={state.temperature:g}", "bold magenta")
-        t.append(f" (distill T={state.distill_temperature:g})  ", "dim")
+        t.append(f"T={temperature_label(state.temperature)}", "bold magenta")
+        t.append(f" (distill T={temperature_label(state.distill_temperature)})  ", "dim")
         if watching:
             t.append("read-only  ", "yellow")
         if state.sweep:
