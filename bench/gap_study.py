@@ -1,0 +1,213 @@
+"""Issue 31: the mnist-t10k JSMA-F gap at T = 2 and T = 5 (about 21 points below the paper), measured.
+
+Reads the committed sweep.json files of the grid (nothing is trained here; bench/gap_study.sh runs the
+sweeps) and writes, into docs/gap-study/:
+  grid.md    the table T x clip x length x seed (JSMA-F success, saturated share, accuracy) and the cells'
+             mean +- std over seeds beside the paper's point
+  grid.json  the same numbers
+  grid.png   left: the full-length clip-1 reference's JSMA-F curve, mean +- std over seeds where there are
+             seeds; right: the grid at T = 2 and T = 5, each cell's seeds and mean against the paper's point
+
+    python bench/gap_study.py           # write them
+    python bench/gap_study.py --check   # exit 1 if grid.md/grid.json differ from what the sweeps give
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.deployment import label  # noqa: E402
+from engine.paper import SUCCESS_VS_T  # noqa: E402
+from engine.sweeps.result import SweepEntry, SweepResult  # noqa: E402
+
+DOCS = ROOT / "docs"
+OUT = DOCS / "gap-study"
+# The sweeps of the grid, committed under docs/: the references and the three sweeps of bench/gap_study.sh.
+SOURCES = ("sweep-mnist-t10k-full", "sweep-mnist-t10k-full-clip5", "sweep-mnist-t10k-quick",
+           "sweep-mnist-t10k-gap-quick-clip1", "sweep-mnist-t10k-gap-full-clip5", "sweep-mnist-t10k-gap-seeds")
+GRID_T = (2.0, 5.0)
+SEEDED_T = (2.0, 5.0, 10.0, 100.0)  # the temperatures bench/gap_study.sh runs with seeds 1 and 2
+
+
+@dataclass(frozen=True)
+class Cell:
+    source: str
+    temperature: float
+    clip: float
+    epochs: int
+    seed: int
+    jsma_f: float
+    saturated: float | None
+    accuracy: float
+
+    @property
+    def length(self) -> str:
+        return "full" if self.epochs >= 50 else "quick"
+
+
+def _seeds(entry: SweepEntry, sweep_seeds: list[int] | None, preset_seed: int) -> list[tuple[int, SweepEntry]]:
+    if entry.per_seed:
+        return [(e.seed if e.seed is not None else preset_seed, e) for e in entry.per_seed]
+    return [((sweep_seeds or [preset_seed])[0], entry)]
+
+
+def cells(sources: tuple[str, ...] = SOURCES) -> tuple[list[Cell], list[str]]:
+    """Every (T, seed) the grid's sweeps measured, and the sources not there yet."""
+    out, missing = [], []
+    for name in sources:
+        path = DOCS / name / "sweep.json"
+        if not path.exists():
+            missing.append(name)
+            continue
+        r = SweepResult.from_json(json.loads(path.read_text()), path)
+        training = r.setup["preset"]["training"]
+        for t in r.temperatures:
+            for seed, e in _seeds(r.at(t), r.seeds, r.setup["preset"]["seed"]):
+                out.append(Cell(name, t, float(training["grad_clip"]), int(training["epochs"]), seed,
+                                e.success_rate["softmax"], e.saturated_share, e.accuracy))
+    return out, missing
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.pstdev(values) if len(values) > 1 else 0.0)
+
+
+def summary(all_cells: list[Cell]) -> list[dict]:
+    """Per (T, length, clip): the seeds' JSMA-F success (mean, std, each), saturation and accuracy means."""
+    groups: dict[tuple[float, str, float], list[Cell]] = {}
+    for c in all_cells:
+        groups.setdefault((c.temperature, c.length, c.clip), []).append(c)
+    rows = []
+    for (t, length, clip), cs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+        cs = sorted(cs, key=lambda c: c.seed)
+        mean, std = _mean_std([c.jsma_f for c in cs])
+        sat = [c.saturated for c in cs if c.saturated is not None]
+        paper = SUCCESS_VS_T["mnist"].get(int(t)) if float(t).is_integer() else None
+        rows.append({"T": t, "length": length, "clip": clip, "epochs": cs[0].epochs, "seeds": [c.seed for c in cs],
+                     "jsma_f": [c.jsma_f for c in cs], "jsma_f_mean": mean, "jsma_f_std": std,
+                     "saturated_mean": statistics.fmean(sat) if sat else None,
+                     "accuracy_mean": statistics.fmean(c.accuracy for c in cs), "paper": paper,
+                     "gap_points": None if paper is None else 100 * mean - paper,
+                     # the paper's point inside mean +- 2 std of our seeds (None with one seed: no spread)
+                     "paper_within_spread": None if paper is None or len(cs) < 2 else
+                     abs(100 * mean - paper) <= 2 * 100 * std,
+                     "sources": sorted({c.source for c in cs})})
+    return rows
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def table(all_cells: list[Cell], rows: list[dict], missing: list[str]) -> str:
+    lines = ["# The JSMA-F gap at low T: the grid (generated by `python bench/gap_study.py`)", "",
+             "Every cell read from the committed sweep.json files under docs/; JSMA-F = JSMA on the deployed "
+             "softmax (T = 1), 100 held-out inputs x 9 targets at full length, 20 x 9 in the quick profile.", "",
+             "## Cells", "", "| T | length | clip | seed | JSMA-F success | saturated softmax | accuracy | sweep |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in sorted(all_cells, key=lambda c: (c.temperature, c.length, c.clip, c.seed)):
+        if c.temperature not in SEEDED_T:
+            continue
+        lines.append(f"| {label(c.temperature)} | {c.length} ({c.epochs} epochs) | {c.clip:g} | {c.seed} | "
+                     f"{_pct(c.jsma_f)} | {_pct(c.saturated)} | {_pct(c.accuracy)} | {c.source} |")
+    lines += ["", "## Per configuration: mean ± std over seeds, beside the paper", "",
+              "| T | length | clip | seeds | JSMA-F success | paper | gap (points) | paper within mean ± 2 std | "
+              "saturated | accuracy |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["T"] not in SEEDED_T:
+            continue
+        within = {None: "–", True: "yes", False: "no"}[r["paper_within_spread"]]
+        paper = "–" if r["paper"] is None else f"{r['paper']}%"
+        gap = "–" if r["gap_points"] is None else f"{r['gap_points']:+.1f}"
+        lines.append(f"| {label(r['T'])} | {r['length']} | {r['clip']:g} | {','.join(map(str, r['seeds']))} | "
+                     f"{100 * r['jsma_f_mean']:.1f}% ± {100 * r['jsma_f_std']:.1f} | {paper} | {gap} | {within} | "
+                     f"{_pct(r['saturated_mean'])} | {_pct(r['accuracy_mean'])} |")
+    if missing:
+        lines += ["", "Not measured yet (run `bench/gap_study.sh`, then commit the sweep): " + ", ".join(missing) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def figure(all_cells: list[Cell], rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    ref = sorted((r for r in rows if r["length"] == "full" and r["clip"] == 1.0), key=lambda r: r["T"])
+    ts = [r["T"] for r in ref]
+    ax1.errorbar(ts, [100 * r["jsma_f_mean"] for r in ref], yerr=[100 * r["jsma_f_std"] for r in ref], fmt="o-",
+                 capsize=3, color="tab:blue", label="ours: full length, clip 1 (mean ± std where seeds 0-2)")
+    for r in ref:
+        if len(r["seeds"]) > 1:
+            ax1.scatter([r["T"]] * len(r["jsma_f"]), [100 * v for v in r["jsma_f"]], s=10, color="tab:blue",
+                        alpha=0.5)
+    paper = SUCCESS_VS_T["mnist"]
+    ax1.plot(list(paper), list(paper.values()), "kx", markersize=7, label="paper (MNIST)")
+    ax1.set_xscale("log")
+    ax1.set_xlabel("distillation temperature T (log scale)")
+    ax1.set_ylabel("JSMA-F success (%)")
+    ax1.set_ylim(-3, 103)
+    ax1.grid(alpha=0.3)
+    ax1.legend(fontsize=7)
+    ax1.set_title("mnist-t10k reference with seeds", fontsize=9)
+    configs = [("quick", 5.0), ("quick", 1.0), ("full", 5.0), ("full", 1.0)]
+    colors = {2.0: "tab:orange", 5.0: "tab:green"}
+    for k, t in enumerate(GRID_T):
+        for j, (length, clip) in enumerate(configs):
+            x = j + (k - 0.5) * 0.3
+            cs = [c for c in all_cells if c.temperature == t and c.length == length and c.clip == clip]
+            if not cs:
+                continue
+            ys = [100 * c.jsma_f for c in cs]
+            ax2.scatter([x] * len(ys), ys, s=14, color=colors[t], alpha=0.6)
+            ax2.plot([x - 0.1, x + 0.1], [statistics.fmean(ys)] * 2, color=colors[t], linewidth=2,
+                     label=f"T = {label(t)}" if j == 0 or not ax2.get_legend_handles_labels()[1].count(
+                         f"T = {label(t)}") else None)
+        ax2.axhline(paper[int(t)], color=colors[t], linestyle="--", linewidth=1, label=f"paper, T = {label(t)}")
+    ax2.set_xticks(range(len(configs)), [f"{length}\nclip {clip:g}" for length, clip in configs])
+    ax2.set_ylabel("JSMA-F success (%)")
+    ax2.set_ylim(-3, 103)
+    ax2.grid(alpha=0.3, axis="y")
+    ax2.legend(fontsize=7)
+    ax2.set_title("the grid at T = 2 and T = 5: each seed (dots) and the mean (bar)", fontsize=9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight",
+                metadata={"Description": "; ".join(f"T={label(r['T'])} {r['length']} clip {r['clip']:g}: "
+                                                   f"{100 * r['jsma_f_mean']:.1f}%" for r in rows)})
+    plt.close(fig)
+    path.write_bytes(buf.getvalue())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="compare with the committed grid.md/grid.json only")
+    args = ap.parse_args(argv)
+    all_cells, missing = cells()
+    rows = summary(all_cells)
+    text = table(all_cells, rows, missing)
+    data = json.dumps({"cells": [c.__dict__ for c in all_cells], "configurations": rows, "missing": missing},
+                      indent=2) + "\n"
+    if args.check:
+        same = ((OUT / "grid.md").read_text() == text) and ((OUT / "grid.json").read_text() == data)
+        print("grid.md and grid.json match the sweeps" if same else "grid.md or grid.json differ from the sweeps")
+        return 0 if same else 1
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "grid.md").write_text(text)
+    (OUT / "grid.json").write_text(data)
+    figure(all_cells, rows, OUT / "grid.png")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
