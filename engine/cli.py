@@ -18,6 +18,7 @@ from engine.command_line import (
 )
 from engine.deployment import label as temperature_label
 from engine.errors import EXIT_USER_ERROR, UserError
+from engine.masking.budgets import BUDGETS
 from engine.sessions.job import Job
 
 
@@ -152,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     jd.add_argument("--download", action="store_true", help="allow torchvision to download the dataset")
     jd.add_argument("--n", type=int, metavar="INPUTS", help="held-out inputs attacked (default: the budget's: "
                     "quick 20, standard 30, reference 100)")
-    jd.add_argument("--budget", choices=["quick", "standard", "reference"], default="standard",
+    jd.add_argument("--budget", choices=list(BUDGETS), default="standard",
                     help="quick (a first look), standard (the known-answer controls' budget, default), reference "
                          "(Carlini & Wagner's own settings, with HopSkipJump): engine/masking/budgets.py")
     jd.add_argument("--surrogate", metavar="MODULE:CALLABLE", help="the transfer source, a network trained apart "

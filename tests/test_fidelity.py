@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from engine.reports.fidelity import points, saturation_rank_correlation, section
+from engine.sweeps.result import SweepResult
+
+
+def _entry(**numbers) -> dict:
+    return {"run_dir": "run", "accuracy": 0.98, "saturated_share": None, "success_rate": {}, "seconds": 1.0,
+            **numbers}
 
 
 def _sweep(success: dict[float, float], saturated: dict[float, float], spread: dict[float, float] | None = None,
-           quick: bool = False) -> dict:
+           quick: bool = False) -> SweepResult:
     by_t = {}
     for t, s in success.items():
-        e = {"success_rate": {"softmax": s}, "saturated_share": saturated.get(t), "mean_abs_logit": 10.0 * t,
-             "accuracy": 0.98}
+        e = _entry(success_rate={"softmax": s}, saturated_share=saturated.get(t), mean_abs_logit=10.0 * t)
         if spread and t in spread:
             e["spread"] = {"success_rate": {"softmax": spread[t]}}
-        by_t[f"{t:g}"] = e
-    return {"dataset": "mnist-t10k", "quick": quick, "temperatures": sorted(success), "by_temperature": by_t,
-            "baseline": {"mean_abs_logit": 10.0}}
+        by_t[f"{t:g}"] = e  # as sweep.json keys them
+    return SweepResult.from_json({"preset": "mnist-t10k", "quick": quick, "overrides": [], "dataset": "mnist-t10k",
+                                  "data_note": "", "temperatures": sorted(success), "by_temperature": by_t,
+                                  "baseline": _entry(mean_abs_logit=10.0), "seconds": 1.0})
 
 
 def test_points_are_marked_against_the_paper_with_the_seed_spread_widening_the_band():
