@@ -77,7 +77,8 @@ def test_judge_a_saturated_model_by_command_and_by_library_call(trained_run, tmp
     assert not any(e.type.value == "epoch" for e in iter_events(tmp_path / "second" / "events.jsonl"))
     # the library call, on the inputs and targets the command attacked, with the cached surrogate
     preset = preset_from_toml(RunDir.open(tmp_path / "first").read_preset_toml())
-    _inputs, labels, targets, x = check_set(tmp_path / "first", "baseline", preset)
+    found = check_set(tmp_path / "first", "baseline", preset)
+    labels, targets, x = found.labels, found.targets, found.x
     model = saturated(1000.0)
     model.load_state_dict(state)
     model.train()  # handed over in training mode: judged in eval mode, handed back in training mode

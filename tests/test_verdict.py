@@ -300,7 +300,8 @@ def _library_evidence(tmp_path, run_dir) -> dict:
             nets[phase] = build(preset, load_weights=False)
             unpack_state(*rd.load_tensors(phase), nets[phase], None)
             nets[phase].eval()
-        inputs, labels, targets, x = check_set(run_dir, "baseline", preset)
+        found = check_set(run_dir, "baseline", preset)
+        inputs, labels, targets, x = found.inputs, found.labels, found.targets, found.x
         subject = Subject("baseline", nets["baseline"], x, torch.tensor(targets), inputs, MemoryResults(),
                           labels=torch.tensor(labels), pool=load_dataset(preset.data).x_test)
         evidence = measure_evidence(subject, measure_config(preset.attack),

@@ -5,7 +5,7 @@ verdict`, sweeps), and the verdict as the record's typed event. The run's own ve
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,19 +50,28 @@ def verdict_event(v: Verdict, evidence: Any, stale: list[str], run_dir: Path | N
                        checks=list(v.checks), evidence=asdict(evidence))
 
 
+@dataclass(frozen=True)
+class CheckSet:
+    """The inputs a run judged a model on (from its attack files): held-out indices, labels, one target each
+    (C&W's average case) and the images."""
+
+    inputs: list[int]
+    labels: list[int]
+    targets: list[int]
+    x: torch.Tensor
+
+
 def judge_from_files(run_dir: Path, name: str, model: nn.Module | None, preset_attack: AttackConfig,
-                     inputs: list[int], targets: list[int], labels: list[int], x: torch.Tensor | None,
-                     temperature: float | None, source: tuple[str, nn.Module, Path] | None,
+                     checked: CheckSet, temperature: float | None, source: tuple[str, nn.Module, Path] | None,
                      legacy_gradients: dict[str, Any] | None) -> VerdictMade:
     """A finished run's verdict for `name`, judged again from its files without attacking anything
     (`defdistill-engine verdict`, sweeps): the same evidence path, read only."""
     freshness = Freshness(run_dir, name)
     results = RunResults(run_dir, name, writable=False, freshness=freshness, legacy_gradients=legacy_gradients)
-    xs = x if x is not None else torch.zeros(len(inputs), 1)
-    subject = Subject(name, model if model is not None else nn.Identity(), xs, torch.tensor(targets), inputs,
-                      results, labels=torch.tensor(labels), temperature=temperature)
+    subject = Subject(name, model if model is not None else nn.Identity(), checked.x, torch.tensor(checked.targets),
+                      checked.inputs, results, labels=torch.tensor(checked.labels), temperature=temperature)
     src = None
-    if source is not None and model is not None and x is not None:
+    if source is not None and model is not None:
         label, src_model, src_dir = source
         src = Source(label, src_model, RunResults(src_dir, source_name(label), writable=False))
     cfg = measure_config(preset_attack)

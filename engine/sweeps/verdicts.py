@@ -15,7 +15,7 @@ from torch import nn
 
 from engine.deployment import DEPLOYED
 from engine.errors import CheckpointError, RunDirError
-from engine.masking.from_run import judge_from_files
+from engine.masking.from_run import CheckSet, judge_from_files
 from engine.presets import Preset
 from engine.record.events import recorded_temperature
 from engine.record.rundir import ATTACKS, RunDir, read_json
@@ -48,8 +48,8 @@ def _load_model(run_dir: Path, phase: str) -> nn.Module | None:
     return net.eval()
 
 
-def check_set(run_dir: Path, name: str, preset: Preset) -> tuple[list[int], list[int], list[int], torch.Tensor] | None:
-    """The inputs a run judged `name` on, from its attack files: (held-out inputs, labels, targets, images)."""
+def check_set(run_dir: Path, name: str, preset: Preset) -> CheckSet | None:
+    """The inputs a run judged `name` on, from its attack files (held-out inputs, labels, targets, images)."""
     from engine.steps.cw_phase import cw_targets
 
     fix = f"delete it and run `defdistill-engine attack {run_dir} --checks` to redo it"
@@ -68,7 +68,7 @@ def check_set(run_dir: Path, name: str, preset: Preset) -> tuple[list[int], list
         labels = torch.from_numpy(label[rows]).long()
         inputs = torch.tensor(chosen)
         _idx, targets, _avg = cw_targets(labels, ["average"], preset.attack.seed, held_out=inputs)
-        return chosen, labels.tolist(), targets.tolist(), torch.from_numpy(x[rows])
+        return CheckSet(chosen, labels.tolist(), targets.tolist(), torch.from_numpy(x[rows]))
     return None
 
 
@@ -106,10 +106,9 @@ def run_verdicts(run_dir: Path, baseline_dir: Path | None = None) -> dict[str, d
         found = check_set(run_dir, name, preset)
         if found is None:
             continue
-        inputs, labels, targets, x = found
         model = _load_model(run_dir, name)
         source = _source(run_dir, name, preset, source_dir) if model is not None else None
         legacy = {k: v for k, v in summary.gradient_amplitude.get(name, {}).items() if k != "values"}
-        out[name] = asdict(judge_from_files(run_dir, name, model, preset.attack, inputs, targets, labels, x,
-                                            _temperature(run_dir, name), source, legacy or None))
+        out[name] = asdict(judge_from_files(run_dir, name, model, preset.attack, found, _temperature(run_dir, name),
+                                            source, legacy or None))
     return out
