@@ -16,6 +16,7 @@ import pytest
 
 from conftest import pilot_wait_until
 from engine.cli import main
+from engine.errors import RunDirError
 from engine.record.events import (
     SCHEMA_VERSION,
     AttackRow,
@@ -27,6 +28,7 @@ from engine.record.events import (
     renamed,
 )
 from engine.record.rundir import RunDir, iter_events
+from engine.sweeps.result import SweepResult
 
 OLD_RUN = Path(__file__).parent / "data" / "run-schema2"
 
@@ -44,8 +46,23 @@ def test_summary_json_reads_back_as_the_type_it_was_written_from(tmp_path):
     assert isinstance(summary.attacks["student-cw_l2"], AttackRow)
     assert summary.verdict["student"].model == "student" and summary.verdict["student"].checks
     assert summary.gradient_support["baseline"].pixel_share > 0
-    # written back, the file keeps its shape: JSMA rows without C&W's fields and the other way round
-    assert summary.to_dict() == json.loads((run / "summary.json").read_text())
+    # written back, the file is the same bytes: its keys in their order, JSMA rows without C&W's fields and the
+    # other way round, no empty tables
+    before = (run / "summary.json").read_bytes()
+    RunDir(run).write_summary(summary)
+    assert (run / "summary.json").read_bytes() == before
+
+
+def test_a_sweep_s_entries_are_found_by_the_temperature_the_plan_holds():
+    entry = {"run_dir": "r", "accuracy": 0.9, "mean_abs_logit": 1.0, "saturated_share": None,
+             "success_rate": {"softmax": 0.5}, "seconds": 1.0}
+    result = SweepResult.from_json({"preset": "digits", "quick": True, "overrides": [], "dataset": "digits",
+                                    "data_note": "", "temperatures": [2.0, 0.1234567], "baseline": entry,
+                                    "by_temperature": {"2": entry, "0.123457": entry}, "seconds": 2.0})
+    assert result.at(0.1234567) is result.by_temperature[0.123457] and result.at(2) is result.by_temperature[2.0]
+    assert result.top == 2.0 and [e.success_rate["softmax"] for e in result.entries()] == [0.5, 0.5]
+    with pytest.raises(RunDirError, match="wrong shape.*by_temperature"):
+        SweepResult.from_json({**result.__dict__, "by_temperature": {"2": {"accuracy": "high"}}})
 
 
 def test_a_request_s_rows_replace_their_own_rows_and_keep_the_rest(tmp_path):

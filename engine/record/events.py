@@ -391,6 +391,13 @@ class AttackRows:
                           {**self.verdict, **later.verdict}, {**self.gradient_honesty, **later.gradient_honesty})
 
 
+# summary.json's keys in their order in the file: the training summary's, then what the attack requests add
+SUMMARY_KEYS = ("preset", "dataset", "data_note", "temperature", "deployed_temperature", "soft_label_temperature",
+                "accuracy", "mean_abs_logit", "saturated_share", "saturated_share_by_model", "gradient_support",
+                "logit_ratio_student_baseline", "attacks", "gradient_amplitude", "verdict", "gradient_honesty",
+                "seconds")
+
+
 @dataclass(frozen=True)
 class RunSummary(Payload):
     """summary.json and the summary event: the same contract."""
@@ -423,7 +430,8 @@ class RunSummary(Payload):
                        gradient_honesty={**self.gradient_honesty, **rows.gradient_honesty})
 
     def to_dict(self) -> dict[str, Any]:
-        """summary.json's content: what a run measured, without the empty tables of what it did not."""
+        """summary.json's content: what a run measured, without the empty tables of what it did not, its keys
+        in the order the file has always had them."""
         out = asdict(self)
         out["attacks"] = {k: row.to_dict() for k, row in self.attacks.items()}
         for key in ("attacks", "gradient_amplitude", "verdict", "gradient_honesty"):
@@ -431,7 +439,7 @@ class RunSummary(Payload):
                 del out[key]
         if self.logit_ratio_student_baseline is None:
             del out["logit_ratio_student_baseline"]
-        return out
+        return {k: out[k] for k in SUMMARY_KEYS if k in out}
 
 
 @dataclass(frozen=True)

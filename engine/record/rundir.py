@@ -188,7 +188,9 @@ class RunDir:
 
     # -- results --------------------------------------------------------------------------
     def write_summary(self, summary: RunSummary) -> None:
-        atomic_write_json(self.path / SUMMARY_FILE, summary.to_dict())
+        record = summary.to_dict()
+        payload_from(RunSummary, record)  # what read_summary will accept, or nothing written (BadEvent)
+        atomic_write_json(self.path / SUMMARY_FILE, record)
 
     def read_summary(self) -> RunSummary | None:
         """summary.json as the RunSummary it holds, checked field by field; None if the run has none yet."""

@@ -134,7 +134,8 @@ def sweep_report(sweep_dir: Path) -> str:
               f"{_pct(s.success_rate.get('softmax_T'))}. "
               + _ended_sentence(s) + _cw_sentence(s), "", f"C&W reported: {CW}.", ""]
     other = read_json(sweep_dir / COMPARE_FILE, "delete it, or pass `report --compare` again")
-    compare = None if other is None else SweepResult.from_json(other, sweep_dir / COMPARE_FILE)
+    compare = None if other is None else SweepResult.from_json(other, sweep_dir / COMPARE_FILE,
+                                                               "delete it, or pass `report --compare` again")
     fidelity = fidelity_section(r, compare)
     if fidelity:
         fidelity_figure(r, sweep_dir / "fidelity.png", compare)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from engine.deployment import label
 from engine.errors import RunDirError
 
 
@@ -91,23 +92,24 @@ class SweepResult:
         return max(self.temperatures)
 
     def at(self, t: float) -> SweepEntry:
-        return self.by_temperature[float(t)]
+        # sweep.json keys a T by its label (6 significant digits): a plan's T of more digits reads back rounded
+        return self.by_temperature[float(label(t))]
 
     def entries(self) -> list[SweepEntry]:
         """The students' entries in the order of `temperatures`."""
         return [self.at(t) for t in self.temperatures]
 
     @staticmethod
-    def from_json(data: Any, where: object = "sweep.json") -> SweepResult:
-        """sweep.json's content (or collect_sweep's) as a SweepResult; RunDirError naming the fix if it does
+    def from_json(data: Any, where: object = "sweep.json",
+                  fix: str = "run the same `defdistill-engine sweep` again to rebuild it") -> SweepResult:
+        """sweep.json's content (or collect_sweep's) as a SweepResult; RunDirError naming `fix` if it does
         not fit."""
         try:
             return _adapter().validate_python(data)
         except ValidationError as exc:
             first = exc.errors()[0]
             at = ".".join(str(p) for p in first["loc"]) or "(record)"
-            raise RunDirError(f"{where} has the wrong shape ({at}: {first['msg']}); run the same "
-                              "`defdistill-engine sweep` again to rebuild it") from None
+            raise RunDirError(f"{where} has the wrong shape ({at}: {first['msg']}); {fix}") from None
 
 
 @cache
