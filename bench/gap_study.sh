@@ -9,11 +9,16 @@
 # reads the sweeps (once copied under docs/ as sweep-mnist-t10k-gap-*) with the committed references.
 # Usage: bench/gap_study.sh [OUT] [DATA_ROOT]    (default OUT=runs/gap-study, DATA_ROOT=../shared/data)
 # Measured on this 2-core CPU: a quick run ~5 min, a full-length teacher + student ~25 min, a full baseline ~15 min.
-set -euo pipefail
+set -uo pipefail  # a sweep whose run fails (a teacher that collapses) exits 1 and is recorded: the next goes on
 OUT=${1:-runs/gap-study}
 DATA=${2:-../shared/data}
 JSMA=(--set "attack.methods=['jsma']" --set "attack.checks=[]" --data-root "$DATA" --quiet)
-defdistill-engine sweep mnist-t10k --quick --temperatures 2,5 --seeds 0,1,2 --sweep-dir "$OUT/quick-clip1" "${JSMA[@]}"
-defdistill-engine sweep mnist-t10k --temperatures 5 --sweep-dir "$OUT/full-clip5" --set training.grad_clip=5.0 "${JSMA[@]}"
-defdistill-engine sweep mnist-t10k --temperatures 2,5 --seeds 1,2 --sweep-dir "$OUT/seeds" "${JSMA[@]}"
-defdistill-engine sweep mnist-t10k --temperatures 10,100 --seeds 1,2 --sweep-dir "$OUT/seeds" "${JSMA[@]}"
+sweep() {
+  local t0=$SECONDS
+  defdistill-engine sweep mnist-t10k "$@" "${JSMA[@]}"
+  echo "gap_study: sweep $* exited $? after $((SECONDS - t0)) s" >&2
+}
+sweep --quick --temperatures 2,5 --seeds 0,1,2 --sweep-dir "$OUT/quick-clip1"
+sweep --temperatures 5 --sweep-dir "$OUT/full-clip5" --set training.grad_clip=5.0
+sweep --temperatures 2,5 --seeds 1,2 --sweep-dir "$OUT/seeds"
+sweep --temperatures 10,100 --seeds 1,2 --sweep-dir "$OUT/seeds"
