@@ -28,3 +28,14 @@ def test_the_committed_report_is_regenerated_byte_for_byte(doc: Path, tmp_path):
     # the figures the report shows are committed beside it (the sweep drew them from its run directories)
     for name in re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", (doc / "report.md").read_text()):
         assert (doc / name).stat().st_size > 5000, name
+
+
+def test_the_gap_study_grid_is_what_the_committed_sweeps_give():
+    """docs/gap-study/grid.md and grid.json (issue 31) are made by bench/gap_study.py from the committed
+    sweep.json files alone: a hand edit, or a sweep changed without regenerating them, shows here."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gap_study.py"), "--check"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
