@@ -124,3 +124,18 @@ def test_an_old_run_directory_opens_in_report_and_the_dashboard(tmp_path, capsys
         session.close()
 
     asyncio.run(look())
+
+
+def test_a_sweep_whose_distilled_runs_all_failed_still_gets_its_report(tmp_path):
+    """A sweep of one temperature whose teacher collapses (the clip-5 T = 5 of the mnist-t10k grid) ends with a
+    baseline and a failure: its report says so instead of failing on an empty temperature list."""
+    from engine.reports.report import write_report
+
+    source = json.loads((Path(__file__).parents[1] / "docs" / "sweep-mnist-t10k-gap-quick-clip1" / "sweep.json")
+                        .read_text())
+    why = "the teacher collapsed to chance at epoch 8 (refused)"
+    (tmp_path / "sweep.json").write_text(json.dumps({**source, "temperatures": [], "by_temperature": {},
+                                                     "failed": {"T-5-s0": why}}))
+    report = write_report(tmp_path).read_text()
+    assert "## No distilled run finished" in report and f"- `T-5-s0`: {why}" in report
+    assert "No distillation: JSMA-F success 90.7%" in report

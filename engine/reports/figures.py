@@ -186,6 +186,8 @@ def write_sweep_figures(sweep_dir: Path, result: SweepResult) -> list[Path]:
     paths = [sweep_dir / n for n in ("success_vs_temperature.png", "accuracy_vs_temperature.png",
                                      "gradient_amplitude.png", "adversarial_examples.png",
                                      "cw_distance_vs_temperature.png")]
+    if not result.temperatures:  # no distilled run finished: nothing to draw against T
+        return []
     success_vs_temperature(result, paths[0])
     cw_distance_vs_temperature(result, paths[4])
     accuracy_vs_temperature(result, paths[1])

@@ -75,6 +75,8 @@ def sweep_report(sweep_dir: Path) -> str:
         preset, meta = r.setup["preset"], r.setup["meta"]
     else:
         preset, meta = preset_and_meta(sweep_dir / r.baseline.first_run_dir)
+    if not r.temperatures:
+        return _baseline_only(r, preset, meta)
     key = paper_key(r.dataset)
     head = HEADLINE.get(key or "", {})
     temps = r.temperatures
@@ -162,6 +164,18 @@ def sweep_report(sweep_dir: Path) -> str:
         lines += ["## Where our data differ from the paper's", "", f"- {r.data_note}."]
     if r.quick:
         lines += [f"- quick profile: {', '.join(r.overrides)} (the paper: 50 epochs, 100 inputs x 9 targets)."]
+    return "\n".join(lines) + "\n"
+
+
+def _baseline_only(r: SweepResult, preset: dict[str, Any], meta: dict[str, Any]) -> str:
+    """A sweep none of whose distilled runs finished (each failed or was refused): its baseline and why."""
+    b = r.baseline
+    lines = [f"# defdistill report: {r.dataset} temperature sweep", "",
+             *_setup(preset, meta, r.data_note, r.seconds, r.quick, r.setup.get("provenance")), "",
+             "## No distilled run finished", "",
+             f"No distillation: JSMA-F success {_pct(b.success_rate.get('softmax'))}, JSMA on the logits "
+             f"{_pct(b.success_rate.get('logits'))}, held-out accuracy {_pct(b.accuracy)}.", "",
+             "## Runs that failed", "", *[f"- `{k}`: {v}" for k, v in r.failed.items()], ""]
     return "\n".join(lines) + "\n"
 
 
