@@ -78,6 +78,6 @@ def test_a_change_in_the_student_phase_says_the_soft_labels_keep_their_temperatu
     res = cli("attack", str(run_dir), "--quiet", "--model", "teacher", "--model", "student", "--output", "softmax_T",
               "--method", "jsma", "--samples", "1")
     assert res.returncode == 0, res.stderr
-    started = {d.model: d.temperature for d in (e.data for e in iter_events(run_dir / "events.jsonl"))
+    started = {d.model: d.output_temperature for d in (e.data for e in iter_events(run_dir / "events.jsonl"))
                if isinstance(d, AttackStarted)}
     assert started == {"teacher": 20.0, "student": 50.0}, started
