@@ -188,7 +188,8 @@ def docs_section(record: dict) -> list[str]:
     """The matrix and one row per control, from a bench JSON."""
     lines = [f"**{record['right']} of {record['controls']} controls judged right** (n = {record['n']} held-out inputs, "
              f"comparators: {', '.join(record['checks'])}; torch {record['torch']}, {record['seconds']:.0f} s of "
-             f"which training {record['training_seconds']:.0f} s).", "", *record["matrix"], "",
+             f"which training {record['training_seconds']:.0f} s)."
+             + (f" Note: {record['note']}." if record.get("note") else ""), "", *record["matrix"], "",
              "| control | by construction | held-out accuracy | verdict | the checks that decided it | what the "
              "matching remedy reached | seconds |", "|---|---|---|---|---|---|---|"]
     for r in record["rows"]:
