@@ -205,7 +205,8 @@ def docs_section(record: dict) -> list[str]:
 
 # Controls judged again after a change to the engine, on the same preset, inputs and budget (`--only CONTROL
 # --json FILE`): shown under their preset's table, which keeps the row of its own measurement.
-REJUDGED = {"digits": [("eot-remedy-noisy-digits.json", "the EOT remedy's majority decision (commit 0a211b4)")]}
+REJUDGED = {"digits": [("eot-remedy-noisy-digits.json", "the EOT remedy's majority decision (commit 0a211b4)")],
+            "mnist-t10k": [("eot-remedy-noisy-mnist-t10k.json", "the EOT remedy's majority decision (commit 0a211b4)")]}
 
 
 def rejudged_lines(preset: str) -> list[str]:
