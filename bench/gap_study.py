@@ -33,7 +33,8 @@ DOCS = ROOT / "docs"
 OUT = DOCS / "gap-study"
 # The sweeps of the grid, committed under docs/: the references and the three sweeps of bench/gap_study.sh.
 SOURCES = ("sweep-mnist-t10k-full", "sweep-mnist-t10k-full-clip5", "sweep-mnist-t10k-quick",
-           "sweep-mnist-t10k-gap-quick-clip1", "sweep-mnist-t10k-gap-full-clip5", "sweep-mnist-t10k-gap-seeds")
+           "sweep-mnist-t10k-gap-quick-clip1", "sweep-mnist-t10k-gap-full-clip5", "sweep-mnist-t10k-gap-lr-constant",
+           "sweep-mnist-t10k-gap-seeds")
 GRID_T = (2.0, 5.0)
 SEEDED_T = (2.0, 5.0, 10.0, 100.0)  # the temperatures bench/gap_study.sh runs with seeds 1 and 2
 
@@ -167,13 +168,15 @@ def figure(all_cells: list[Cell], rows: list[dict], path: Path) -> None:
     ax1.grid(alpha=0.3)
     ax1.legend(fontsize=7)
     ax1.set_title("mnist-t10k reference with seeds", fontsize=9)
-    configs = [("quick", 5.0), ("quick", 1.0), ("full", 5.0), ("full", 1.0)]
+    # (length, clip, constant lr?): the quick profile's and the preset's halving schedules, then Table II's
+    configs = [("quick", 5.0, False), ("quick", 1.0, False), ("full", 5.0, False), ("full", 1.0, False),
+               ("full", 1.0, True)]
     colors = {2.0: "tab:orange", 5.0: "tab:green"}
     for k, t in enumerate(GRID_T):
-        for j, (length, clip) in enumerate(configs):
+        for j, (length, clip, constant) in enumerate(configs):
             x = j + (k - 0.5) * 0.3
             cs = [c for c in all_cells if c.temperature == t and c.length == length and c.clip == clip
-                  and c.schedule != "constant"]
+                  and (c.schedule == "constant") == constant]
             if not cs:
                 continue
             ys = [100 * c.jsma_f for c in cs]
@@ -182,7 +185,8 @@ def figure(all_cells: list[Cell], rows: list[dict], path: Path) -> None:
                      label=f"T = {label(t)}" if j == 0 or not ax2.get_legend_handles_labels()[1].count(
                          f"T = {label(t)}") else None)
         ax2.axhline(paper[int(t)], color=colors[t], linestyle="--", linewidth=1, label=f"paper, T = {label(t)}")
-    ax2.set_xticks(range(len(configs)), [f"{length}\nclip {clip:g}" for length, clip in configs])
+    ax2.set_xticks(range(len(configs)), [f"{length}\nclip {clip:g}" + ("\nconstant lr" if constant else "")
+                                         for length, clip, constant in configs])
     ax2.set_ylabel("JSMA-F success (%)")
     ax2.set_ylim(-3, 103)
     ax2.grid(alpha=0.3, axis="y")
