@@ -15,7 +15,6 @@ sweeps) and writes, into docs/gap-study/:
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import sys
@@ -27,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine.deployment import label  # noqa: E402
 from engine.paper import SUCCESS_VS_T  # noqa: E402
+from engine.reports.figures import _plt, _save, jsma_f_axis  # noqa: E402
 from engine.sweeps.result import SweepEntry, SweepResult  # noqa: E402
 
 DOCS = ROOT / "docs"
@@ -144,11 +144,7 @@ def table(all_cells: list[Cell], rows: list[dict], missing: list[str]) -> str:
 
 
 def figure(all_cells: list[Cell], rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
     ref = sorted((r for r in rows if r["length"] == "full" and r["clip"] == 1.0 and r["schedule"] != "constant"),
                  key=lambda r: r["T"])
@@ -161,12 +157,7 @@ def figure(all_cells: list[Cell], rows: list[dict], path: Path) -> None:
                         alpha=0.5)
     paper = SUCCESS_VS_T["mnist"]
     ax1.plot(list(paper), list(paper.values()), "kx", markersize=7, label="paper (MNIST)")
-    ax1.set_xscale("log")
-    ax1.set_xlabel("distillation temperature T (log scale)")
-    ax1.set_ylabel("JSMA-F success (%)")
-    ax1.set_ylim(-3, 103)
-    ax1.grid(alpha=0.3)
-    ax1.legend(fontsize=7)
+    jsma_f_axis(ax1, "distillation temperature T (log scale)")
     ax1.set_title("mnist-t10k reference with seeds", fontsize=9)
     # (length, clip, constant lr?): the quick profile's and the preset's halving schedules, then Table II's
     configs = [("quick", 5.0, False), ("quick", 1.0, False), ("full", 5.0, False), ("full", 1.0, False),
@@ -192,12 +183,9 @@ def figure(all_cells: list[Cell], rows: list[dict], path: Path) -> None:
     ax2.grid(alpha=0.3, axis="y")
     ax2.legend(fontsize=7)
     ax2.set_title("the grid at T = 2 and T = 5: each seed (dots) and the mean (bar)", fontsize=9)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight",
-                metadata={"Description": "; ".join(f"T={label(r['T'])} {r['length']} clip {r['clip']:g}: "
-                                                   f"{100 * r['jsma_f_mean']:.1f}%" for r in rows)})
+    _save(fig, path, "; ".join(f"T={label(r['T'])} {r['length']} clip {r['clip']:g} lr {r['schedule']}: "
+                               f"{100 * r['jsma_f_mean']:.1f}%" for r in rows))
     plt.close(fig)
-    path.write_bytes(buf.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:

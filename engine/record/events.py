@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from functools import cache
 from typing import Any, ClassVar
@@ -387,8 +387,13 @@ class AttackRows:
     gradient_honesty: dict[str, GradientHonesty] = field(default_factory=dict)
 
     def merged(self, later: AttackRows) -> AttackRows:
-        return AttackRows({**self.attacks, **later.attacks}, {**self.gradient_amplitude, **later.gradient_amplitude},
-                          {**self.verdict, **later.verdict}, {**self.gradient_honesty, **later.gradient_honesty})
+        return AttackRows(**_rows_merged(self, later))
+
+
+def _rows_merged(earlier: Any, later: AttackRows) -> dict[str, dict[str, Any]]:
+    """Each of AttackRows' tables of `earlier` (AttackRows or RunSummary) with `later`'s rows: a row measured
+    again replaces its old one in place, new rows come after."""
+    return {f.name: {**getattr(earlier, f.name), **getattr(later, f.name)} for f in fields(AttackRows)}
 
 
 # summary.json's keys in their order in the file: the training summary's, then what the attack requests add
@@ -424,10 +429,7 @@ class RunSummary(Payload):
 
     def with_rows(self, rows: AttackRows) -> RunSummary:
         """This summary with an attack request's rows: a (model, output) measured again replaces its row."""
-        return replace(self, attacks={**self.attacks, **rows.attacks},
-                       gradient_amplitude={**self.gradient_amplitude, **rows.gradient_amplitude},
-                       verdict={**self.verdict, **rows.verdict},
-                       gradient_honesty={**self.gradient_honesty, **rows.gradient_honesty})
+        return replace(self, **_rows_merged(self, rows))
 
     def to_dict(self) -> dict[str, Any]:
         """summary.json's content: what a run measured, without the empty tables of what it did not, its keys

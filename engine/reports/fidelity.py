@@ -139,7 +139,7 @@ def _findings(pts: list[dict[str, Any]], outside: list[dict[str, Any]], other: d
 
 
 def figure(r: SweepResult, path: Path, compare: SweepResult | None = None) -> None:
-    from engine.reports.figures import _plt, _save
+    from engine.reports.figures import _plt, _save, jsma_f_axis
 
     pts = points(r)
     if not pts:
@@ -159,12 +159,7 @@ def figure(r: SweepResult, path: Path, compare: SweepResult | None = None) -> No
         cp = points(compare)
         ax1.plot([p["T"] for p in cp], [p["ours"] for p in cp], "s--", color="tab:orange", alpha=0.8,
                  label="quick profile (5 epochs)" if compare.quick else "compared sweep")
-    ax1.set_xscale("log")
-    ax1.set_xlabel("T (log scale)")
-    ax1.set_ylabel("JSMA-F success (%)")
-    ax1.set_ylim(-3, 103)
-    ax1.grid(alpha=0.3)
-    ax1.legend(fontsize=7)
+    jsma_f_axis(ax1, "T (log scale)")
     sat = [(p["ours"], 100 * p["saturated"], p["T"]) for p in pts if p["saturated"] is not None]
     if sat:
         ax2.scatter([s[1] for s in sat], [s[0] for s in sat], color="tab:blue")

@@ -43,6 +43,16 @@ def _save(fig, path: Path, description: str = "") -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def jsma_f_axis(ax, xlabel: str) -> None:
+    """An axis of JSMA-F success (%) against T on a log scale (the fidelity figure's, the gap study's)."""
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("JSMA-F success (%)")
+    ax.set_ylim(-3, 103)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
 def success_vs_temperature(result: SweepResult, path: Path) -> None:
     plt = _plt()
     temps = result.temperatures

@@ -69,8 +69,7 @@ def read_sweep(sweep_dir: Path) -> SweepResult:
     return SweepResult.from_json(_required(path, "run the same `defdistill-engine sweep` again to rebuild it"), path)
 
 
-def sweep_report(sweep_dir: Path) -> str:
-    r = read_sweep(sweep_dir)
+def sweep_report(sweep_dir: Path, r: SweepResult) -> str:
     if r.setup:  # the baseline's resolved preset and meta.json, kept in sweep.json
         preset, meta = r.setup["preset"], r.setup["meta"]
     else:
@@ -135,9 +134,8 @@ def sweep_report(sweep_dir: Path) -> str:
               f"JSMA-Z (logits) {_pct(s.success_rate.get('logits'))}, softmax(z/T) "
               f"{_pct(s.success_rate.get('softmax_T'))}. "
               + _ended_sentence(s) + _cw_sentence(s), "", f"C&W reported: {CW}.", ""]
-    other = read_json(sweep_dir / COMPARE_FILE, "delete it, or pass `report --compare` again")
-    compare = None if other is None else SweepResult.from_json(other, sweep_dir / COMPARE_FILE,
-                                                               "delete it, or pass `report --compare` again")
+    other = read_json(sweep_dir / COMPARE_FILE, COMPARE_FIX)
+    compare = None if other is None else SweepResult.from_json(other, sweep_dir / COMPARE_FILE, COMPARE_FIX)
     fidelity = fidelity_section(r, compare)
     if fidelity:
         fidelity_figure(r, sweep_dir / "fidelity.png", compare)
@@ -154,8 +152,7 @@ def sweep_report(sweep_dir: Path) -> str:
     if r.seeds:
         lines += ["## Seeds", "", f"Every number above is the mean over seeds {r.seeds}; the spread (std) per "
                   "temperature is in sweep.json and drawn as error bars.", ""]
-    if r.failed:
-        lines += ["## Runs that failed", "", *[f"- `{k}`: {v}" for k, v in r.failed.items()], ""]
+    lines += _failed_lines(r)
     if r.ray:
         nodes = sorted({t["node_id"] for t in r.ray["tasks"].values()})
         lines += ["## Where it ran", "", f"Ray ({r.ray['address']}): {len(r.ray['tasks'])} tasks on "
@@ -174,9 +171,14 @@ def _baseline_only(r: SweepResult, preset: dict[str, Any], meta: dict[str, Any])
              *_setup(preset, meta, r.data_note, r.seconds, r.quick, r.setup.get("provenance")), "",
              "## No distilled run finished", "",
              f"No distillation: JSMA-F success {_pct(b.success_rate.get('softmax'))}, JSMA on the logits "
-             f"{_pct(b.success_rate.get('logits'))}, held-out accuracy {_pct(b.accuracy)}.", "",
-             "## Runs that failed", "", *[f"- `{k}`: {v}" for k, v in r.failed.items()], ""]
+             f"{_pct(b.success_rate.get('logits'))}, held-out accuracy {_pct(b.accuracy)}.", "", *_failed_lines(r)]
     return "\n".join(lines) + "\n"
+
+
+def _failed_lines(r: SweepResult) -> list[str]:
+    if not r.failed:
+        return []
+    return ["## Runs that failed", "", *[f"- `{k}`: {v}" for k, v in r.failed.items()], ""]
 
 
 def _cw_sentence(entry: SweepEntry) -> str:
@@ -292,6 +294,7 @@ def _required(path: Path, fix: str) -> Any:
 
 
 COMPARE_FILE = "compare-sweep.json"  # another sweep's sweep.json (e.g. the quick profile), for the fidelity section
+COMPARE_FIX = "delete it, or pass `report --compare` again"
 
 
 def write_report(path: Path, compare: Path | None = None) -> Path:
@@ -303,8 +306,9 @@ def write_report(path: Path, compare: Path | None = None) -> Path:
         atomic_write_json(path / COMPARE_FILE, other)
     try:
         if (path / SWEEP_FILE).exists():
-            write_sweep_figures(path, read_sweep(path))
-            text = sweep_report(path)
+            result = read_sweep(path)  # read and checked once, for the figures and the text
+            write_sweep_figures(path, result)
+            text = sweep_report(path, result)
         elif (path / "summary.json").exists():
             text = run_report(path)
         else:
