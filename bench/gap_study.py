@@ -5,8 +5,10 @@ sweeps) and writes, into docs/gap-study/:
   grid.md    the table T x clip x length x seed (JSMA-F success, saturated share, accuracy) and the cells'
              mean +- std over seeds beside the paper's point
   grid.json  the same numbers
-  grid.png   left: the full-length clip-1 reference's JSMA-F curve, mean +- std over seeds where there are
-             seeds; right: the grid at T = 2 and T = 5, each cell's seeds and mean against the paper's point
+  grid.png   the grid at T = 2 and T = 5: each cell's seeds and mean against the paper's point
+  reference-seeds.png
+             the full reference's fidelity figure (docs/sweep-mnist-t10k-full/fidelity.png) with the seeds
+             sweep's seeds folded in: JSMA-F mean +- std over seeds 0-2 at T = 2, 5, 10, 100
 
     python bench/gap_study.py           # write them
     python bench/gap_study.py --check   # exit 1 if grid.md/grid.json differ from what the sweeps give
@@ -26,7 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from engine.deployment import label  # noqa: E402
 from engine.paper import SUCCESS_VS_T  # noqa: E402
-from engine.reports.figures import _plt, _save, jsma_f_axis  # noqa: E402
+from engine.reports import fidelity  # noqa: E402
+from engine.reports.figures import _plt, _save  # noqa: E402
+from engine.sweeps.collect import aggregate_seeds  # noqa: E402
 from engine.sweeps.result import SweepEntry, SweepResult  # noqa: E402
 
 DOCS = ROOT / "docs"
@@ -35,6 +39,12 @@ OUT = DOCS / "gap-study"
 SOURCES = ("sweep-mnist-t10k-full", "sweep-mnist-t10k-full-clip5", "sweep-mnist-t10k-quick",
            "sweep-mnist-t10k-gap-quick-clip1", "sweep-mnist-t10k-gap-full-clip5", "sweep-mnist-t10k-gap-lr-constant",
            "sweep-mnist-t10k-gap-seeds")
+REFERENCE, SEEDS = "sweep-mnist-t10k-full", "sweep-mnist-t10k-gap-seeds"
+# What must be the same for the seeds sweep's seeds and the reference's seed 0 to be seeds of one configuration:
+# the preset's sections (the data less where it lies) and JSMA's settings (the seeds sweep runs JSMA only)
+SAME = ("network", "training", "numerics")
+SAME_DATA = ("dataset", "split", "train_limit", "test_limit")
+SAME_JSMA = ("samples", "outputs", "theta", "upsilon", "no_pair")
 GRID_T = (2.0, 5.0)
 SEEDED_T = (2.0, 5.0, 10.0, 100.0)  # the temperatures bench/gap_study.sh runs with seeds 1 and 2
 
@@ -81,6 +91,33 @@ def cells(sources: tuple[str, ...] = SOURCES) -> tuple[list[Cell], list[str]]:
     return out, missing
 
 
+def reference_with_seeds(docs: Path = DOCS) -> SweepResult | None:
+    """The full reference (seed 0 at nine T) with the seeds sweep's seeds folded in at the T it ran: each such
+    T's entry (and the baseline's) the mean and std over all its seeds, as one sweep of those seeds would have
+    written it (engine.sweeps.collect.aggregate_seeds); None until the seeds sweep is committed."""
+    path = docs / SEEDS / "sweep.json"
+    if not path.exists():
+        return None
+    ref, more = (json.loads((docs / name / "sweep.json").read_text()) for name in (REFERENCE, SEEDS))
+    a, b = ref["setup"]["preset"], more["setup"]["preset"]
+    differ = ([k for k in SAME if a[k] != b[k]] + [f"data.{k}" for k in SAME_DATA if a["data"][k] != b["data"][k]]
+              + [f"attack.{k}" for k in SAME_JSMA if a["attack"][k] != b["attack"][k]])
+    if differ:
+        raise SystemExit(f"docs/{SEEDS} differs from docs/{REFERENCE} in {', '.join(differ)}: its seeds are "
+                         "another configuration's; run its sweep with the reference's preset")
+
+    def fold(own: dict, other: dict) -> dict:
+        merged = aggregate_seeds([{**own, "seed": a["seed"]}, *(other.get("per_seed") or [other])])
+        merged.pop("paired_with_baseline", None)  # the reference's pairing, of seed 0 only
+        return merged
+
+    ref["by_temperature"] = {k: fold(e, more["by_temperature"][k]) if k in more["by_temperature"] else e
+                             for k, e in ref["by_temperature"].items()}
+    ref["baseline"] = fold(ref["baseline"], more["baseline"])
+    ref["seeds"] = sorted({a["seed"], *(more["seeds"] or [b["seed"]])})
+    return SweepResult.from_json(ref, f"docs/{REFERENCE} with docs/{SEEDS}")
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.pstdev(values) if len(values) > 1 else 0.0)
 
@@ -113,7 +150,31 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f}%"
 
 
-def table(all_cells: list[Cell], rows: list[dict], missing: list[str]) -> str:
+def reference_table(merged: SweepResult) -> list[str]:
+    """The full reference's fidelity points with the seeds folded in (reference-seeds.png, in numbers)."""
+    lines = ["", f"## The full reference with seeds (docs/{REFERENCE} and docs/{SEEDS}): fidelity to the paper", "",
+             f"JSMA-F per T as the reference report's fidelity section gives it (within ±{fidelity.BAND:.0f} points "
+             "plus one std over seeds), with the seeds' own values and whether the paper's point lies within "
+             "mean ± 2 std of them. ![the reference's fidelity figure with seeds](reference-seeds.png)", "",
+             "| T | seeds | each seed | JSMA-F success | paper | gap (points) | within the band | "
+             "paper within mean ± 2 std | saturated |", "|---|---|---|---|---|---|---|---|---|"]
+    for p in fidelity.points(merged):
+        e = merged.at(p["T"])
+        own = e.per_seed or [e]
+        seeds = [x.seed if x.seed is not None else 0 for x in own]
+        each = ", ".join(f"{100 * x.success_rate['softmax']:.1f}%" for x in own)
+        mean_std = f"{p['ours']:.1f}% ± {p['spread']:.1f}" if len(own) > 1 else f"{p['ours']:.1f}%"
+        within_2std = ("–" if p["paper"] is None or len(own) < 2
+                       else "yes" if abs(p["ours"] - p["paper"]) <= 2 * p["spread"] else "no")
+        lines.append(f"| {label(p['T'])} | {','.join(map(str, seeds))} | {each} | {mean_std} | "
+                     f"{'–' if p['paper'] is None else str(p['paper']) + '%'} | "
+                     f"{'–' if p['gap'] is None else format(p['gap'], '+.1f')} | "
+                     f"{ {None: '–', True: 'yes', False: 'no'}[p['within']] } | {within_2std} | "
+                     f"{_pct(p['saturated'])} |")
+    return lines
+
+
+def table(all_cells: list[Cell], rows: list[dict], missing: list[str], merged: SweepResult | None) -> str:
     lines = ["# The JSMA-F gap at low T: the grid (generated by `python bench/gap_study.py`)", "",
              "Every cell read from the committed sweep.json files under docs/; JSMA-F = JSMA on the deployed "
              "softmax (T = 1), 100 held-out inputs x 9 targets at full length, 20 x 9 in the quick profile.", "",
@@ -138,6 +199,8 @@ def table(all_cells: list[Cell], rows: list[dict], missing: list[str]) -> str:
                      f"{','.join(map(str, r['seeds']))} | "
                      f"{100 * r['jsma_f_mean']:.1f}% ± {100 * r['jsma_f_std']:.1f} | {paper} | {gap} | {within} | "
                      f"{_pct(r['saturated_mean'])} | {_pct(r['accuracy_mean'])} |")
+    if merged is not None:
+        lines += reference_table(merged)
     if missing:
         lines += ["", "Not measured yet (run `bench/gap_study.sh`, then commit the sweep): " + ", ".join(missing) + "."]
     return "\n".join(lines) + "\n"
@@ -145,25 +208,14 @@ def table(all_cells: list[Cell], rows: list[dict], missing: list[str]) -> str:
 
 def figure(all_cells: list[Cell], rows: list[dict], path: Path) -> None:
     plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
-    ref = sorted((r for r in rows if r["length"] == "full" and r["clip"] == 1.0 and r["schedule"] != "constant"),
-                 key=lambda r: r["T"])
-    ts = [r["T"] for r in ref]
-    ax1.errorbar(ts, [100 * r["jsma_f_mean"] for r in ref], yerr=[100 * r["jsma_f_std"] for r in ref], fmt="o-",
-                 capsize=3, color="tab:blue", label="ours: full length, clip 1 (mean ± std where seeds 0-2)")
-    for r in ref:
-        if len(r["seeds"]) > 1:
-            ax1.scatter([r["T"]] * len(r["jsma_f"]), [100 * v for v in r["jsma_f"]], s=10, color="tab:blue",
-                        alpha=0.5)
+    fig, ax = plt.subplots(1, 1, figsize=(7, 4.2))
     paper = SUCCESS_VS_T["mnist"]
-    ax1.plot(list(paper), list(paper.values()), "kx", markersize=7, label="paper (MNIST)")
-    jsma_f_axis(ax1, "distillation temperature T (log scale)")
-    ax1.set_title("mnist-t10k reference with seeds", fontsize=9)
     # (length, clip, constant lr?): the quick profile's and the preset's halving schedules, then Table II's
     configs = [("quick", 5.0, False), ("quick", 1.0, False), ("full", 5.0, False), ("full", 1.0, False),
                ("full", 1.0, True)]
     colors = {2.0: "tab:orange", 5.0: "tab:green"}
     for k, t in enumerate(GRID_T):
+        labelled = False
         for j, (length, clip, constant) in enumerate(configs):
             x = j + (k - 0.5) * 0.3
             cs = [c for c in all_cells if c.temperature == t and c.length == length and c.clip == clip
@@ -171,20 +223,20 @@ def figure(all_cells: list[Cell], rows: list[dict], path: Path) -> None:
             if not cs:
                 continue
             ys = [100 * c.jsma_f for c in cs]
-            ax2.scatter([x] * len(ys), ys, s=14, color=colors[t], alpha=0.6)
-            ax2.plot([x - 0.1, x + 0.1], [statistics.fmean(ys)] * 2, color=colors[t], linewidth=2,
-                     label=f"T = {label(t)}" if j == 0 or not ax2.get_legend_handles_labels()[1].count(
-                         f"T = {label(t)}") else None)
-        ax2.axhline(paper[int(t)], color=colors[t], linestyle="--", linewidth=1, label=f"paper, T = {label(t)}")
-    ax2.set_xticks(range(len(configs)), [f"{length}\nclip {clip:g}" + ("\nconstant lr" if constant else "")
-                                         for length, clip, constant in configs])
-    ax2.set_ylabel("JSMA-F success (%)")
-    ax2.set_ylim(-3, 103)
-    ax2.grid(alpha=0.3, axis="y")
-    ax2.legend(fontsize=7)
-    ax2.set_title("the grid at T = 2 and T = 5: each seed (dots) and the mean (bar)", fontsize=9)
+            ax.scatter([x] * len(ys), ys, s=14, color=colors[t], alpha=0.6)
+            ax.plot([x - 0.1, x + 0.1], [statistics.fmean(ys)] * 2, color=colors[t], linewidth=2,
+                    label=None if labelled else f"T = {label(t)}")
+            labelled = True
+        ax.axhline(paper[int(t)], color=colors[t], linestyle="--", linewidth=1, label=f"paper, T = {label(t)}")
+    ax.set_xticks(range(len(configs)), [f"{length}\nclip {clip:g}" + ("\nconstant lr" if constant else "")
+                                        for length, clip, constant in configs])
+    ax.set_ylabel("JSMA-F success (%)")
+    ax.set_ylim(-3, 103)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    ax.set_title("the grid at T = 2 and T = 5: each seed (dots) and the mean (bar)", fontsize=9)
     _save(fig, path, "; ".join(f"T={label(r['T'])} {r['length']} clip {r['clip']:g} lr {r['schedule']}: "
-                               f"{100 * r['jsma_f_mean']:.1f}%" for r in rows))
+                               f"{100 * r['jsma_f_mean']:.1f}%" for r in rows if r["T"] in GRID_T))
     plt.close(fig)
 
 
@@ -194,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     all_cells, missing = cells()
     rows = summary(all_cells)
-    text = table(all_cells, rows, missing)
+    merged = reference_with_seeds()
+    text = table(all_cells, rows, missing, merged)
     data = json.dumps({"cells": [c.__dict__ for c in all_cells], "configurations": rows, "missing": missing},
                       indent=2) + "\n"
     if args.check:
@@ -205,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     (OUT / "grid.md").write_text(text)
     (OUT / "grid.json").write_text(data)
     figure(all_cells, rows, OUT / "grid.png")
+    if merged is not None:
+        fidelity.figure(merged, OUT / "reference-seeds.png")
     print(text)
     return 0
 

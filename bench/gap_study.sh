@@ -18,17 +18,19 @@ OUT=${1:-runs/gap-study}
 DATA=${2:-../shared/data}
 JSMA=(--set "attack.methods=['jsma']" --set "attack.checks=[]" --data-root "$DATA" --quiet)
 mkdir -p "$OUT"
-sweep() {  # sweep STEP ARGS...: once; a failed run is a result here (the collapse), so the step is done
-  local step=$1 t0=$SECONDS
-  shift
+sweep() {  # sweep STEP DIR ARGS...: once; a failed run is a result here (the collapse), so the step is done
+  local step=$1 dir=$2 t0=$SECONDS
+  shift 2
   [ -e "$OUT/$step.done" ] && return 0
-  defdistill-engine sweep mnist-t10k "$@" "${JSMA[@]}"
+  defdistill-engine sweep mnist-t10k "$@" --sweep-dir "$dir" "${JSMA[@]}"
   local rc=$?
   echo "gap_study: $step (sweep $*) exited $rc after $((SECONDS - t0)) s" >&2
-  [ $rc -le 1 ] && touch "$OUT/$step.done"  # 0 done, 1 done with a failed run; anything else: stopped, resume
+  # 0 done, 1 done with a failed run; anything else: stopped, resume. A sweep that wrote no sweep.json did not run
+  # (an engine that would not start also exits 1), so it is not done either.
+  [ $rc -le 1 ] && [ -e "$dir/sweep.json" ] && touch "$OUT/$step.done"
 }
-sweep quick-clip1 --quick --temperatures 2,5 --seeds 0,1,2 --sweep-dir "$OUT/quick-clip1"
-sweep full-clip5 --temperatures 5 --sweep-dir "$OUT/full-clip5" --set training.grad_clip=5.0
-sweep lr-constant --temperatures 2,5 --sweep-dir "$OUT/lr-constant" --set training.lr_decay=1.0
-sweep seeds-2-5 --temperatures 2,5 --seeds 1,2 --sweep-dir "$OUT/seeds"
-sweep seeds-10-100 --temperatures 10,100 --seeds 1,2 --sweep-dir "$OUT/seeds"
+sweep quick-clip1 "$OUT/quick-clip1" --quick --temperatures 2,5 --seeds 0,1,2
+sweep full-clip5 "$OUT/full-clip5" --temperatures 5 --set training.grad_clip=5.0
+sweep lr-constant "$OUT/lr-constant" --temperatures 2,5 --set training.lr_decay=1.0
+sweep seeds-2-5 "$OUT/seeds" --temperatures 2,5 --seeds 1,2
+sweep seeds-10-100 "$OUT/seeds" --temperatures 10,100 --seeds 1,2

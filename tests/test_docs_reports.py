@@ -39,3 +39,52 @@ def test_the_gap_study_grid_is_what_the_committed_sweeps_give():
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gap_study.py"), "--check"], capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _seeded(entry: dict, rates: dict[int, float]) -> dict:
+    """A sweep.json entry of several seeds, each seed the given entry with its own JSMA-F success."""
+    import copy
+
+    per_seed = []
+    for seed, rate in rates.items():
+        e = copy.deepcopy(entry)
+        e["seed"], e["success_rate"]["softmax"] = seed, rate
+        per_seed.append(e)
+    return {**per_seed[0], "per_seed": per_seed}
+
+
+def test_the_seeds_sweep_folds_into_the_reference_as_one_configurations_seeds(tmp_path):
+    """bench/gap_study.py's reference-seeds figure and table: the reference's seed 0 and the seeds sweep's seeds
+    1 and 2 at the T the seeds sweep ran are one mean and std; the other T keep seed 0 alone; a seeds sweep
+    trained otherwise is refused rather than averaged in."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import gap_study
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    ref = json.loads((ROOT / "docs" / gap_study.REFERENCE / "sweep.json").read_text())
+    (tmp_path / gap_study.REFERENCE).mkdir()
+    (tmp_path / gap_study.REFERENCE / "sweep.json").write_text(json.dumps(ref))
+    assert gap_study.reference_with_seeds(tmp_path) is None  # no seeds sweep yet: the reference alone
+    seeds = {**ref, "seeds": [1, 2], "baseline": _seeded(ref["baseline"], {1: 0.9, 2: 0.92}),
+             "by_temperature": {"5": _seeded(ref["by_temperature"]["5"], {1: 0.10, 2: 0.20})}}
+    (tmp_path / gap_study.SEEDS).mkdir()
+    (tmp_path / gap_study.SEEDS / "sweep.json").write_text(json.dumps(seeds))
+    merged = gap_study.reference_with_seeds(tmp_path)
+    seed0 = ref["by_temperature"]["5"]["success_rate"]["softmax"]
+    five = merged.at(5.0)
+    assert merged.seeds == [0, 1, 2] and [e.seed for e in five.per_seed] == [0, 1, 2]
+    values = [seed0, 0.10, 0.20]
+    mean = sum(values) / 3
+    assert five.success_rate["softmax"] == pytest.approx(mean)
+    assert five.spread_of("success_rate", "softmax") == pytest.approx((sum((v - mean) ** 2 for v in values) / 3) ** .5)
+    assert merged.at(2.0).per_seed == [] and merged.at(2.0).spread_of("success_rate", "softmax") == 0.0
+    row = next(r for r in gap_study.reference_table(merged) if r.startswith("| 5 |"))
+    assert "| 0,1,2 |" in row and f"{100 * seed0:.1f}%, 10.0%, 20.0%" in row
+    seeds["setup"]["preset"]["training"]["lr_decay"] = 1.0
+    (tmp_path / gap_study.SEEDS / "sweep.json").write_text(json.dumps(seeds))
+    with pytest.raises(SystemExit, match="differs from .* in training"):
+        gap_study.reference_with_seeds(tmp_path)

@@ -110,7 +110,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return m, (sum((v - m) ** 2 for v in values) / len(values)) ** 0.5
 
 
-def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any]:
+def aggregate_seeds(entries: list[dict[str, Any]]) -> dict[str, Any]:
     """Several seeds of one configuration: the mean where the single entry had a number, the
     spread (population std) beside it, and every seed's own entry."""
     if len(entries) == 1:
@@ -192,8 +192,8 @@ def collect_sweep(sweep_dir: Path, plan: dict[str, Any], failed: dict[str, str] 
     preset, meta = preset_and_meta(sweep_dir / base[0]["run_dir"])  # so report.md needs sweep.json alone
     per_t = {temperature_label(t): e for t in plan["temperatures"] if (e := entries(t))}
     runs = [sweep_dir / e["run_dir"] for e in base] + [sweep_dir / x["run_dir"] for e in per_t.values() for x in e]
-    by_t = {k: _aggregate(e) for k, e in per_t.items()}
-    baseline = _aggregate(base)
+    by_t = {k: aggregate_seeds(e) for k, e in per_t.items()}
+    baseline = aggregate_seeds(base)
     for k, group in per_t.items():
         by_t[k]["paired_with_baseline"] = _paired(base, group)
     return {
