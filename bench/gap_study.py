@@ -60,6 +60,12 @@ class Cell:
     jsma_f: float
     saturated: float | None
     accuracy: float
+    # what JSMA-F's failures come from, beside saturation: JSMA on the logits (no softmax to saturate), the
+    # share of pixels the deployed softmax's input gradient reaches and of ReLU units dead on held-out inputs
+    # (None in sweeps made before they were measured)
+    jsma_logits: float | None = None
+    pixel_share: float | None = None
+    dead_units: float | None = None
 
     @property
     def length(self) -> str:
@@ -87,7 +93,8 @@ def cells(sources: tuple[str, ...] = SOURCES) -> tuple[list[Cell], list[str]]:
                 schedule = ("constant" if training["lr_decay"] == 1.0
                             else f"x{training['lr_decay']:g}/{training['decay_every']}")
                 out.append(Cell(name, t, float(training["grad_clip"]), int(training["epochs"]), schedule, seed,
-                                e.success_rate["softmax"], e.saturated_share, e.accuracy))
+                                e.success_rate["softmax"], e.saturated_share, e.accuracy,
+                                e.success_rate.get("logits"), e.gradient_pixel_share, e.dead_unit_share))
     return out, missing
 
 
@@ -179,13 +186,15 @@ def table(all_cells: list[Cell], rows: list[dict], missing: list[str], merged: S
              "Every cell read from the committed sweep.json files under docs/; JSMA-F = JSMA on the deployed "
              "softmax (T = 1), 100 held-out inputs x 9 targets at full length, 20 x 9 in the quick profile.", "",
              "## Cells", "",
-             "| T | length | clip | lr | seed | JSMA-F success | saturated softmax | accuracy | sweep |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| T | length | clip | lr | seed | JSMA-F success | saturated softmax | accuracy | JSMA on the logits | "
+             "pixels the gradient reaches | dead ReLU units | sweep |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in sorted(all_cells, key=lambda c: (c.temperature, c.length, c.clip, c.schedule, c.seed)):
         if c.temperature not in SEEDED_T:
             continue
         lines.append(f"| {label(c.temperature)} | {c.length} ({c.epochs} epochs) | {c.clip:g} | {c.schedule} | "
-                     f"{c.seed} | {_pct(c.jsma_f)} | {_pct(c.saturated)} | {_pct(c.accuracy)} | {c.source} |")
+                     f"{c.seed} | {_pct(c.jsma_f)} | {_pct(c.saturated)} | {_pct(c.accuracy)} | "
+                     f"{_pct(c.jsma_logits)} | {_pct(c.pixel_share)} | {_pct(c.dead_units)} | {c.source} |")
     lines += ["", "## Per configuration: mean ± std over seeds, beside the paper", "",
               "| T | length | clip | lr | seeds | JSMA-F success | paper | gap (points) | paper within mean ± 2 std | "
               "saturated | accuracy |", "|---|---|---|---|---|---|---|---|---|---|---|"]
