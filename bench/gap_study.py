@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from scipy.stats import t as student_t  # noqa: E402
 
 from engine.deployment import label  # noqa: E402
 from engine.paper import SUCCESS_VS_T  # noqa: E402
@@ -42,9 +45,10 @@ SOURCES = ("sweep-mnist-t10k-full", "sweep-mnist-t10k-full-clip5", "sweep-mnist-
 REFERENCE, SEEDS = "sweep-mnist-t10k-full", "sweep-mnist-t10k-gap-seeds"
 # What must be the same for the seeds sweep's seeds and the reference's seed 0 to be seeds of one configuration:
 # the preset's sections (the data less where it lies) and JSMA's settings (the seeds sweep runs JSMA only)
-SAME = ("network", "training", "numerics")
+SAME = ("network", "training", "numerics", "distillation")
 SAME_DATA = ("dataset", "split", "train_limit", "test_limit")
-SAME_JSMA = ("samples", "outputs", "theta", "upsilon", "no_pair")
+# the attack's seed picks the held-out inputs: every seed attacks the same ones, so their spread is training's
+SAME_JSMA = ("samples", "outputs", "theta", "upsilon", "no_pair", "seed", "models")
 GRID_T = (2.0, 5.0)
 SEEDED_T = (2.0, 5.0, 10.0, 100.0)  # the temperatures bench/gap_study.sh runs with seeds 1 and 2
 
@@ -98,6 +102,12 @@ def cells(sources: tuple[str, ...] = SOURCES) -> tuple[list[Cell], list[str]]:
     return out, missing
 
 
+def _commits(name: str) -> list[str]:
+    """The commits a committed sweep's runs were made with (its provenance)."""
+    data = json.loads((DOCS / name / "sweep.json").read_text())
+    return data["setup"].get("provenance", {}).get("commits", ["?"])
+
+
 def reference_with_seeds(docs: Path = DOCS) -> SweepResult | None:
     """The full reference (seed 0 at nine T) with the seeds sweep's seeds folded in at the T it ran: each such
     T's entry (and the baseline's) the mean and std over all its seeds, as one sweep of those seeds would have
@@ -112,10 +122,19 @@ def reference_with_seeds(docs: Path = DOCS) -> SweepResult | None:
     if differ:
         raise SystemExit(f"docs/{SEEDS} differs from docs/{REFERENCE} in {', '.join(differ)}: its seeds are "
                          "another configuration's; run its sweep with the reference's preset")
+    if a["seed"] in (more["seeds"] or [b["seed"]]):
+        raise SystemExit(f"docs/{SEEDS} ran seed {a['seed']}, the reference's own: it would be counted twice; run "
+                         "its sweep with other seeds")
 
     def fold(own: dict, other: dict) -> dict:
-        merged = aggregate_seeds([{**own, "seed": a["seed"]}, *(other.get("per_seed") or [other])])
-        merged.pop("paired_with_baseline", None)  # the reference's pairing, of seed 0 only
+        theirs = other.get("per_seed") or [other]
+        # only what the seeds sweep measured too: the reference's C&W, transfer and verdict are seed 0's alone,
+        # and averaged with nothing they would read as a mean over the seeds with no spread
+        keep = {k: v for k, v in own.items() if k in theirs[0] and k != "paired_with_baseline"}
+        for key in ("success_rate", "mean_features_changed"):
+            keep[key] = {o: v for o, v in own[key].items() if o in theirs[0][key]}
+        merged = aggregate_seeds([{**keep, "seed": a["seed"]}, *theirs])
+        merged.pop("paired_with_baseline", None)  # the seeds sweep's pairing, of its seeds only
         return merged
 
     ref["by_temperature"] = {k: fold(e, more["by_temperature"][k]) if k in more["by_temperature"] else e
@@ -127,6 +146,26 @@ def reference_with_seeds(docs: Path = DOCS) -> SweepResult | None:
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.pstdev(values) if len(values) > 1 else 0.0)
+
+
+def prediction_interval(values: list[float]) -> tuple[float, float] | None:
+    """Where one more seed's value falls with 95% probability, from these seeds (normal, unknown variance:
+    mean +- t(0.975, n - 1) x sample std x sqrt(1 + 1/n)); None under two seeds. The paper's point is one more
+    training of the same recipe if the recipes agree: inside it is "within our spread"."""
+    n = len(values)
+    if n < 2:
+        return None
+    half = float(student_t.ppf(0.975, n - 1)) * statistics.stdev(values) * math.sqrt(1 + 1 / n)
+    mean = statistics.fmean(values)
+    return max(0.0, mean - half), min(1.0, mean + half)  # a success rate lies in [0, 1]
+
+
+def _within(paper: float | None, interval: tuple[float, float] | None) -> bool | None:
+    return None if paper is None or interval is None else interval[0] <= paper / 100 <= interval[1]
+
+
+def _yes(value: bool | None) -> str:
+    return {None: "–", True: "yes", False: "no"}[value]
 
 
 def summary(all_cells: list[Cell]) -> list[dict]:
@@ -146,9 +185,9 @@ def summary(all_cells: list[Cell]) -> list[dict]:
                      "saturated_mean": statistics.fmean(sat) if sat else None,
                      "accuracy_mean": statistics.fmean(c.accuracy for c in cs), "paper": paper,
                      "gap_points": None if paper is None else 100 * mean - paper,
-                     # the paper's point inside mean +- 2 std of our seeds (None with one seed: no spread)
-                     "paper_within_spread": None if paper is None or len(cs) < 2 else
-                     abs(100 * mean - paper) <= 2 * 100 * std,
+                     # the paper's point inside our seeds' 95% prediction interval (None with one seed)
+                     "prediction_interval": prediction_interval([c.jsma_f for c in cs]),
+                     "paper_within_spread": _within(paper, prediction_interval([c.jsma_f for c in cs])),
                      "sources": sorted({c.source for c in cs})})
     return rows
 
@@ -157,27 +196,33 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f}%"
 
 
-def reference_table(merged: SweepResult) -> list[str]:
+def _interval_text(interval: tuple[float, float] | None) -> str:
+    return "–" if interval is None else f"{100 * interval[0]:.1f} to {100 * interval[1]:.1f}%"
+
+
+def reference_table(merged: SweepResult, commits: dict[str, list[str]]) -> list[str]:
     """The full reference's fidelity points with the seeds folded in (reference-seeds.png, in numbers)."""
     lines = ["", f"## The full reference with seeds (docs/{REFERENCE} and docs/{SEEDS}): fidelity to the paper", "",
              f"JSMA-F per T as the reference report's fidelity section gives it (within ±{fidelity.BAND:.0f} points "
-             "plus one std over seeds), with the seeds' own values and whether the paper's point lies within "
-             "mean ± 2 std of them. ![the reference's fidelity figure with seeds](reference-seeds.png)", "",
-             "| T | seeds | each seed | JSMA-F success | paper | gap (points) | within the band | "
-             "paper within mean ± 2 std | saturated |", "|---|---|---|---|---|---|---|---|---|"]
+             "plus one std over seeds), each seed's own value, and whether the paper's point lies in the seeds' 95% "
+             "prediction interval (where one more training of this recipe would fall: mean ± t(0.975, n-1) x sample "
+             "std x sqrt(1 + 1/n)). Every seed attacks the same held-out inputs (the attack's seed is the same), so "
+             "the spread is training's. Runs made at commits "
+             + "; ".join(f"{', '.join(c)} ({name})" for name, c in commits.items())
+             + ". ![the reference's fidelity figure with seeds](reference-seeds.png)", "",
+             "| T | seeds | each seed | JSMA-F success (mean ± std) | paper | gap (points) | within the band | "
+             "95% prediction interval | paper inside it | saturated |", "|---|---|---|---|---|---|---|---|---|---|"]
     for p in fidelity.points(merged):
         e = merged.at(p["T"])
         own = e.per_seed or [e]
-        seeds = [x.seed if x.seed is not None else 0 for x in own]
-        each = ", ".join(f"{100 * x.success_rate['softmax']:.1f}%" for x in own)
+        values = [x.success_rate["softmax"] for x in own]
+        interval = prediction_interval(values)
         mean_std = f"{p['ours']:.1f}% ± {p['spread']:.1f}" if len(own) > 1 else f"{p['ours']:.1f}%"
-        within_2std = ("–" if p["paper"] is None or len(own) < 2
-                       else "yes" if abs(p["ours"] - p["paper"]) <= 2 * p["spread"] else "no")
-        lines.append(f"| {label(p['T'])} | {','.join(map(str, seeds))} | {each} | {mean_std} | "
+        lines.append(f"| {label(p['T'])} | {','.join(str(x.seed if x.seed is not None else 0) for x in own)} | "
+                     f"{', '.join(f'{100 * v:.1f}%' for v in values)} | {mean_std} | "
                      f"{'–' if p['paper'] is None else str(p['paper']) + '%'} | "
-                     f"{'–' if p['gap'] is None else format(p['gap'], '+.1f')} | "
-                     f"{ {None: '–', True: 'yes', False: 'no'}[p['within']] } | {within_2std} | "
-                     f"{_pct(p['saturated'])} |")
+                     f"{'–' if p['gap'] is None else format(p['gap'], '+.1f')} | {_yes(p['within'])} | "
+                     f"{_interval_text(interval)} | {_yes(_within(p['paper'], interval))} | {_pct(p['saturated'])} |")
     return lines
 
 
@@ -196,20 +241,22 @@ def table(all_cells: list[Cell], rows: list[dict], missing: list[str], merged: S
                      f"{c.seed} | {_pct(c.jsma_f)} | {_pct(c.saturated)} | {_pct(c.accuracy)} | "
                      f"{_pct(c.jsma_logits)} | {_pct(c.pixel_share)} | {_pct(c.dead_units)} | {c.source} |")
     lines += ["", "## Per configuration: mean ± std over seeds, beside the paper", "",
-              "| T | length | clip | lr | seeds | JSMA-F success | paper | gap (points) | paper within mean ± 2 std | "
-              "saturated | accuracy |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "The paper's point inside the seeds' 95% prediction interval (mean ± t(0.975, n-1) x sample std x "
+              "sqrt(1 + 1/n)): where one more training of this configuration would fall.", "",
+              "| T | length | clip | lr | seeds | JSMA-F success | paper | gap (points) | 95% prediction interval | "
+              "paper inside it | saturated | accuracy |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["T"] not in SEEDED_T:
             continue
-        within = {None: "–", True: "yes", False: "no"}[r["paper_within_spread"]]
         paper = "–" if r["paper"] is None else f"{r['paper']}%"
         gap = "–" if r["gap_points"] is None else f"{r['gap_points']:+.1f}"
         lines.append(f"| {label(r['T'])} | {r['length']} | {r['clip']:g} | {r['schedule']} | "
                      f"{','.join(map(str, r['seeds']))} | "
-                     f"{100 * r['jsma_f_mean']:.1f}% ± {100 * r['jsma_f_std']:.1f} | {paper} | {gap} | {within} | "
+                     f"{100 * r['jsma_f_mean']:.1f}% ± {100 * r['jsma_f_std']:.1f} | {paper} | {gap} | "
+                     f"{_interval_text(r['prediction_interval'])} | {_yes(r['paper_within_spread'])} | "
                      f"{_pct(r['saturated_mean'])} | {_pct(r['accuracy_mean'])} |")
     if merged is not None:
-        lines += reference_table(merged)
+        lines += reference_table(merged, {name: _commits(name) for name in (REFERENCE, SEEDS)})
     if missing:
         lines += ["", "Not measured yet (run `bench/gap_study.sh`, then commit the sweep): " + ", ".join(missing) + "."]
     return "\n".join(lines) + "\n"

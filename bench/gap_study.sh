@@ -22,12 +22,14 @@ sweep() {  # sweep STEP DIR ARGS...: once; a failed run is a result here (the co
   local step=$1 dir=$2 t0=$SECONDS
   shift 2
   [ -e "$OUT/$step.done" ] && return 0
+  touch "$OUT/$step.started"
   defdistill-engine sweep mnist-t10k "$@" --sweep-dir "$dir" "${JSMA[@]}"
   local rc=$?
   echo "gap_study: $step (sweep $*) exited $rc after $((SECONDS - t0)) s" >&2
-  # 0 done, 1 done with a failed run; anything else: stopped, resume. A sweep that wrote no sweep.json did not run
-  # (an engine that would not start also exits 1), so it is not done either.
-  [ $rc -le 1 ] && [ -e "$dir/sweep.json" ] && touch "$OUT/$step.done"
+  # 0 done, 1 done with a failed run; anything else: stopped, resume. A sweep that wrote no sweep.json since the
+  # step started did not run (an engine that would not start also exits 1; the seeds steps share one sweep
+  # directory, whose sweep.json the first step left), so it is not done either.
+  [ $rc -le 1 ] && [ "$dir/sweep.json" -nt "$OUT/$step.started" ] && touch "$OUT/$step.done"
 }
 sweep quick-clip1 "$OUT/quick-clip1" --quick --temperatures 2,5 --seeds 0,1,2
 sweep full-clip5 "$OUT/full-clip5" --temperatures 5 --set training.grad_clip=5.0

@@ -42,12 +42,15 @@ def test_the_gap_study_grid_is_what_the_committed_sweeps_give():
 
 
 def _seeded(entry: dict, rates: dict[int, float]) -> dict:
-    """A sweep.json entry of several seeds, each seed the given entry with its own JSMA-F success."""
+    """A sweep.json entry of several seeds as a JSMA-only sweep writes it (no C&W, no checks, no verdict), each
+    seed the given entry with its own JSMA-F success."""
     import copy
 
     per_seed = []
     for seed, rate in rates.items():
-        e = copy.deepcopy(entry)
+        e = {k: v for k, v in copy.deepcopy(entry).items()
+             if k not in ("cw", "cw_distance", "verdict", "transfer", "jsma_budget", "paired_with_baseline")}
+        e["success_rate"] = {o: v for o, v in e["success_rate"].items() if o in ("softmax", "logits", "softmax_T")}
         e["seed"], e["success_rate"]["softmax"] = seed, rate
         per_seed.append(e)
     return {**per_seed[0], "per_seed": per_seed}
@@ -82,9 +85,22 @@ def test_the_seeds_sweep_folds_into_the_reference_as_one_configurations_seeds(tm
     assert five.success_rate["softmax"] == pytest.approx(mean)
     assert five.spread_of("success_rate", "softmax") == pytest.approx((sum((v - mean) ** 2 for v in values) / 3) ** .5)
     assert merged.at(2.0).per_seed == [] and merged.at(2.0).spread_of("success_rate", "softmax") == 0.0
-    row = next(r for r in gap_study.reference_table(merged) if r.startswith("| 5 |"))
+    base0 = ref["baseline"]["success_rate"]["softmax"]
+    assert merged.baseline.success_rate["softmax"] == pytest.approx((base0 + 0.9 + 0.92) / 3)
+    # what only the reference measured (C&W, the verdict) is not passed off as a mean over the seeds
+    assert "cw_l2" not in five.success_rate and five.verdict is None and not five.cw_distance
+    row = next(r for r in gap_study.reference_table(merged, {}) if r.startswith("| 5 |"))
     assert "| 0,1,2 |" in row and f"{100 * seed0:.1f}%, 10.0%, 20.0%" in row
-    seeds["setup"]["preset"]["training"]["lr_decay"] = 1.0
-    (tmp_path / gap_study.SEEDS / "sweep.json").write_text(json.dumps(seeds))
-    with pytest.raises(SystemExit, match="differs from .* in training"):
+    low, high = gap_study.prediction_interval(values)
+    assert low < min(values) and high > max(values) and f"{100 * low:.1f} to {100 * high:.1f}%" in row
+    assert row.split("|")[9].strip() == ("yes" if low <= 0.25 <= high else "no")  # the paper's 25.0% at T = 5
+    for where, change in (("training", ("training", "lr_decay", 1.0)), ("attack.seed", ("attack", "seed", 7))):
+        other = json.loads(json.dumps(seeds))
+        other["setup"]["preset"][change[0]][change[1]] = change[2]
+        (tmp_path / gap_study.SEEDS / "sweep.json").write_text(json.dumps(other))
+        with pytest.raises(SystemExit, match=f"differs from .* in {where}"):
+            gap_study.reference_with_seeds(tmp_path)
+    # the reference's own seed run again by the seeds sweep would be counted twice
+    (tmp_path / gap_study.SEEDS / "sweep.json").write_text(json.dumps({**seeds, "seeds": [0, 1, 2]}))
+    with pytest.raises(SystemExit, match="counted twice"):
         gap_study.reference_with_seeds(tmp_path)

@@ -147,9 +147,11 @@ def figure(r: SweepResult, path: Path, compare: SweepResult | None = None) -> No
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
     ts = [p["T"] for p in pts]
-    seeded = any(p["spread"] for p in pts)
+    seeded = [p["T"] for p in pts if r.at(p["T"]).per_seed]  # a sweep grown by seeds at some T has them there only
+    where = "" if len(seeded) == len(pts) else " at T = " + ", ".join(temperature_label(t) for t in seeded)
     ax1.errorbar(ts, [p["ours"] for p in pts], yerr=[p["spread"] for p in pts] if seeded else None, fmt="o-",
-                 color="tab:blue", capsize=3, label="ours, JSMA-F" + (" (mean ± std over seeds)" if seeded else ""))
+                 color="tab:blue", capsize=3,
+                 label="ours, JSMA-F" + (f" (mean ± std over seeds{where})" if seeded else ""))
     paper = [(p["T"], p["paper"]) for p in pts if p["paper"] is not None]
     if paper:
         xs, ys = zip(*paper, strict=True)
