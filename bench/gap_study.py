@@ -41,7 +41,7 @@ OUT = DOCS / "gap-study"
 # The sweeps of the grid, committed under docs/: the references and the three sweeps of bench/gap_study.sh.
 SOURCES = ("sweep-mnist-t10k-full", "sweep-mnist-t10k-full-clip5", "sweep-mnist-t10k-quick",
            "sweep-mnist-t10k-gap-quick-clip1", "sweep-mnist-t10k-gap-full-clip5", "sweep-mnist-t10k-gap-lr-constant",
-           "sweep-mnist-t10k-gap-seeds")
+           "sweep-mnist-t10k-gap-seeds", "sweep-mnist-t10k-gap-lr-constant-seeds")
 REFERENCE, SEEDS = "sweep-mnist-t10k-full", "sweep-mnist-t10k-gap-seeds"
 # What must be the same for the seeds sweep's seeds and the reference's seed 0 to be seeds of one configuration:
 # the preset's sections (the data less where it lies) and JSMA's settings (the seeds sweep runs JSMA only)

@@ -9,6 +9,7 @@
 #                 at T = 2, 5: the one other knob of the paper's recipe this grid tests
 #   seeds         full length, clip 1 (the default), seeds 1 and 2 at T = 2 and 5, then grown by T = 10 and 100
 #                 (the reference is seed 0)
+#   lr-constant-seeds  seeds 1 and 2 of the lr-constant step at T = 2, where it met the paper's point
 # JSMA only (attack.methods=['jsma'], no checks): the gap is in JSMA-F's success. `python bench/gap_study.py`
 # reads the sweeps (once copied under docs/ as sweep-mnist-t10k-gap-*) with the committed references.
 # Usage: bench/gap_study.sh [OUT] [DATA_ROOT]    (default OUT=runs/gap-study, DATA_ROOT=../shared/data)
@@ -36,3 +37,4 @@ sweep full-clip5 "$OUT/full-clip5" --temperatures 5 --set training.grad_clip=5.0
 sweep lr-constant "$OUT/lr-constant" --temperatures 2,5 --set training.lr_decay=1.0
 sweep seeds-2-5 "$OUT/seeds" --temperatures 2,5 --seeds 1,2
 sweep seeds-10-100 "$OUT/seeds" --temperatures 10,100 --seeds 1,2
+sweep lr-constant-seeds "$OUT/lr-constant-seeds" --temperatures 2 --seeds 1,2 --set training.lr_decay=1.0
