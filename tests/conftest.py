@@ -82,6 +82,22 @@ async def press_into_modal(pilot, key: str, modal: type, *typed: str, focus: str
         await pilot.press(*typed)
 
 
+def dashboard_in_a_terminal(args: list[str]) -> tuple[int, int]:
+    """Start `args` (the dashboard) in a pseudo-terminal of its own, 120 x 40, from the repository root, as a
+    login shell would: SIGHUP at its default, which ends the process. A test runner started under `nohup`
+    passes SIGHUP ignored on to every process it starts, and the dashboard would then outlive its hang-up.
+    Returns (pid, the terminal's fd)."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # kept across exec only when ignored: reset it
+        os.chdir(ROOT)
+        os.environ.update({"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"})
+        os.execv(sys.executable, args)
+    return pid, fd
+
+
 def cli(*args: str) -> subprocess.CompletedProcess:
     """`defdistill-engine ARGS` run in this process (no new interpreter importing torch), with its exit
     code, stdout and stderr. A test that needs the engine in a process of its own (signals, kills, Ray)

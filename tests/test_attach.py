@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pty
 import signal
 import sys
 import threading
 
 import pytest
 
-from conftest import LONG, ROOT, SMALL, cli, copy_run, pilot_wait_until, wait_until
+from conftest import LONG, SMALL, cli, copy_run, dashboard_in_a_terminal, pilot_wait_until, wait_until
 from engine.record.events import EventType
 from engine.record.rundir import iter_events
 from engine.sessions.channel import ChannelError, CommandServer, engine_alive, send, socket_path
@@ -35,11 +34,7 @@ def test_sighup_to_the_dashboard_leaves_the_run_going_and_attach_rebuilds_it(tmp
     args = [sys.executable, "-m", "tui", "digits", "--run-dir", str(run_dir)]
     for s in LONG:
         args += ["--set", s]
-    pid, fd = pty.fork()
-    if pid == 0:  # the dashboard, in a terminal of its own
-        os.chdir(ROOT)
-        os.environ.update({"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"})
-        os.execv(sys.executable, args)
+    pid, fd = dashboard_in_a_terminal(args)
     drain = threading.Thread(target=lambda: _drain(fd), daemon=True)
     drain.start()
     try:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import pty
 import signal
 import sys
 import threading
 
 import pytest
 
-from conftest import ROOT, SMALL, wait_until
+from conftest import SMALL, dashboard_in_a_terminal, wait_until
 from engine.record.events import EventType
 from engine.record.rundir import iter_events
 from engine.sessions.channel import engine_pid
@@ -31,11 +30,7 @@ def test_sighup_to_a_dashboard_running_a_sweep_leaves_the_sweep_going_and_attach
     for s in [*SMALL, "training.epochs=1"]:
         args += ["--set", s]
     screen = bytearray()
-    pid, fd = pty.fork()
-    if pid == 0:  # the dashboard, in a terminal of its own
-        os.chdir(ROOT)
-        os.environ.update({"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"})
-        os.execv(sys.executable, args)
+    pid, fd = dashboard_in_a_terminal(args)
     threading.Thread(target=_read_into, args=(fd, screen), daemon=True).start()
     sweep_pid = None
     try:
