@@ -209,7 +209,7 @@ def reference_table(merged: SweepResult, commits: dict[str, list[str]]) -> list[
              "std x sqrt(1 + 1/n)). Every seed attacks the same held-out inputs (the attack's seed is the same), so "
              "the spread is training's. Runs made at commits "
              + "; ".join(f"{', '.join(c)} ({name})" for name, c in commits.items())
-             + ". ![the reference's fidelity figure with seeds](reference-seeds.png)", "",
+             + ". Drawn as reference-seeds.png.", "",
              "| T | seeds | each seed | JSMA-F success (mean ± std) | paper | gap (points) | within the band | "
              "95% prediction interval | paper inside it | saturated |", "|---|---|---|---|---|---|---|---|---|---|"]
     for p in fidelity.points(merged):
@@ -296,6 +296,19 @@ def figure(all_cells: list[Cell], rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+GRID_START = "<!-- the grid, written by `python bench/gap_study.py` from the committed sweeps: do not edit -->"
+GRID_END = "<!-- end of the grid -->"
+
+
+def in_notes(notes: str, grid: str) -> str:
+    """NOTES.md with grid.md's tables (its sections one level down) between the two markers."""
+    if GRID_START not in notes or GRID_END not in notes:
+        raise SystemExit(f"docs/gap-study/NOTES.md has lost its grid markers; put back {GRID_START} and {GRID_END}")
+    body = "\n".join(("#" + line) if line.startswith("## ") else line for line in grid.splitlines()[2:])
+    head, rest = notes.split(GRID_START, 1)
+    return f"{head}{GRID_START}\n{body.strip()}\n{GRID_END}{rest.split(GRID_END, 1)[1]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="compare with the committed grid.md/grid.json only")
@@ -306,13 +319,17 @@ def main(argv: list[str] | None = None) -> int:
     text = table(all_cells, rows, missing, merged)
     data = json.dumps({"cells": [c.__dict__ for c in all_cells], "configurations": rows, "missing": missing},
                       indent=2) + "\n"
+    notes = in_notes((OUT / "NOTES.md").read_text(), text)
     if args.check:
-        same = ((OUT / "grid.md").read_text() == text) and ((OUT / "grid.json").read_text() == data)
-        print("grid.md and grid.json match the sweeps" if same else "grid.md or grid.json differ from the sweeps")
+        same = ((OUT / "grid.md").read_text() == text) and ((OUT / "grid.json").read_text() == data) and \
+            (OUT / "NOTES.md").read_text() == notes
+        print("grid.md, grid.json and NOTES.md's grid match the sweeps" if same
+              else "grid.md, grid.json or NOTES.md's grid differ from the sweeps")
         return 0 if same else 1
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "grid.md").write_text(text)
     (OUT / "grid.json").write_text(data)
+    (OUT / "NOTES.md").write_text(notes)
     figure(all_cells, rows, OUT / "grid.png")
     if merged is not None:
         fidelity.figure(merged, OUT / "reference-seeds.png")

@@ -31,8 +31,9 @@ def test_the_committed_report_is_regenerated_byte_for_byte(doc: Path, tmp_path):
 
 
 def test_the_gap_study_grid_is_what_the_committed_sweeps_give():
-    """docs/gap-study/grid.md and grid.json (issue 31) are made by bench/gap_study.py from the committed
-    sweep.json files alone: a hand edit, or a sweep changed without regenerating them, shows here."""
+    """docs/gap-study/grid.md, grid.json and the grid's tables in NOTES.md (issue 31) are made by
+    bench/gap_study.py from the committed sweep.json files alone: a hand edit, or a sweep changed without
+    regenerating them, shows here."""
     import subprocess
     import sys
 
