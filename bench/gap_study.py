@@ -133,9 +133,7 @@ def reference_with_seeds(docs: Path = DOCS) -> SweepResult | None:
         keep = {k: v for k, v in own.items() if k in theirs[0] and k != "paired_with_baseline"}
         for key in ("success_rate", "mean_features_changed"):
             keep[key] = {o: v for o, v in own[key].items() if o in theirs[0][key]}
-        merged = aggregate_seeds([{**keep, "seed": a["seed"]}, *theirs])
-        merged.pop("paired_with_baseline", None)  # the seeds sweep's pairing, of its seeds only
-        return merged
+        return aggregate_seeds([{**keep, "seed": a["seed"]}, *theirs])  # its first entry's keys: `keep`'s
 
     ref["by_temperature"] = {k: fold(e, more["by_temperature"][k]) if k in more["by_temperature"] else e
                              for k, e in ref["by_temperature"].items()}
@@ -179,6 +177,7 @@ def summary(all_cells: list[Cell]) -> list[dict]:
         mean, std = _mean_std([c.jsma_f for c in cs])
         sat = [c.saturated for c in cs if c.saturated is not None]
         paper = SUCCESS_VS_T["mnist"].get(int(t)) if float(t).is_integer() else None
+        interval = prediction_interval([c.jsma_f for c in cs])
         rows.append({"T": t, "length": length, "clip": clip, "schedule": schedule, "epochs": cs[0].epochs,
                      "seeds": [c.seed for c in cs],
                      "jsma_f": [c.jsma_f for c in cs], "jsma_f_mean": mean, "jsma_f_std": std,
@@ -186,8 +185,8 @@ def summary(all_cells: list[Cell]) -> list[dict]:
                      "accuracy_mean": statistics.fmean(c.accuracy for c in cs), "paper": paper,
                      "gap_points": None if paper is None else 100 * mean - paper,
                      # the paper's point inside our seeds' 95% prediction interval (None with one seed)
-                     "prediction_interval": prediction_interval([c.jsma_f for c in cs]),
-                     "paper_within_spread": _within(paper, prediction_interval([c.jsma_f for c in cs])),
+                     "prediction_interval": interval,
+                     "paper_within_spread": _within(paper, interval),
                      "sources": sorted({c.source for c in cs})})
     return rows
 
