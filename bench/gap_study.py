@@ -23,6 +23,7 @@ import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -102,6 +103,12 @@ def cells(sources: tuple[str, ...] = SOURCES) -> tuple[list[Cell], list[str]]:
     return out, missing
 
 
+def _refuse(problem: str) -> NoReturn:
+    """Bad input, as the engine's commands refuse it: one line naming the problem and the fix, exit 2."""
+    print(f"gap_study: {problem}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _commits(name: str) -> list[str]:
     """The commits a committed sweep's runs were made with (its provenance)."""
     data = json.loads((DOCS / name / "sweep.json").read_text())
@@ -120,10 +127,10 @@ def reference_with_seeds(docs: Path = DOCS) -> SweepResult | None:
     differ = ([k for k in SAME if a[k] != b[k]] + [f"data.{k}" for k in SAME_DATA if a["data"][k] != b["data"][k]]
               + [f"attack.{k}" for k in SAME_JSMA if a["attack"][k] != b["attack"][k]])
     if differ:
-        raise SystemExit(f"docs/{SEEDS} differs from docs/{REFERENCE} in {', '.join(differ)}: its seeds are "
+        _refuse(f"docs/{SEEDS} differs from docs/{REFERENCE} in {', '.join(differ)}: its seeds are "
                          "another configuration's; run its sweep with the reference's preset")
     if a["seed"] in (more["seeds"] or [b["seed"]]):
-        raise SystemExit(f"docs/{SEEDS} ran seed {a['seed']}, the reference's own: it would be counted twice; run "
+        _refuse(f"docs/{SEEDS} ran seed {a['seed']}, the reference's own: it would be counted twice; run "
                          "its sweep with other seeds")
 
     def fold(own: dict, other: dict) -> dict:
@@ -302,7 +309,7 @@ GRID_END = "<!-- end of the grid -->"
 def in_notes(notes: str, grid: str) -> str:
     """NOTES.md with grid.md's tables (its sections one level down) between the two markers."""
     if GRID_START not in notes or GRID_END not in notes:
-        raise SystemExit(f"docs/gap-study/NOTES.md has lost its grid markers; put back {GRID_START} and {GRID_END}")
+        _refuse(f"docs/gap-study/NOTES.md has lost its grid markers; put back {GRID_START} and {GRID_END}")
     body = "\n".join(("#" + line) if line.startswith("## ") else line for line in grid.splitlines()[2:])
     head, rest = notes.split(GRID_START, 1)
     return f"{head}{GRID_START}\n{body.strip()}\n{GRID_END}{rest.split(GRID_END, 1)[1]}"

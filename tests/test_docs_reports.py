@@ -57,7 +57,7 @@ def _seeded(entry: dict, rates: dict[int, float]) -> dict:
     return {**per_seed[0], "per_seed": per_seed}
 
 
-def test_the_seeds_sweep_folds_into_the_reference_as_one_configurations_seeds(tmp_path):
+def test_the_seeds_sweep_folds_into_the_reference_as_one_configurations_seeds(tmp_path, capsys):
     """bench/gap_study.py's reference-seeds figure and table: the reference's seed 0 and the seeds sweep's seeds
     1 and 2 at the T the seeds sweep ran are one mean and std; the other T keep seed 0 alone; a seeds sweep
     trained otherwise is refused rather than averaged in."""
@@ -99,9 +99,11 @@ def test_the_seeds_sweep_folds_into_the_reference_as_one_configurations_seeds(tm
         other = json.loads(json.dumps(seeds))
         other["setup"]["preset"][change[0]][change[1]] = change[2]
         (tmp_path / gap_study.SEEDS / "sweep.json").write_text(json.dumps(other))
-        with pytest.raises(SystemExit, match=f"differs from .* in {where}"):
+        with pytest.raises(SystemExit) as refused:
             gap_study.reference_with_seeds(tmp_path)
+        assert refused.value.code == 2 and re.search(f"differs from .* in {where}", capsys.readouterr().err)
     # the reference's own seed run again by the seeds sweep would be counted twice
     (tmp_path / gap_study.SEEDS / "sweep.json").write_text(json.dumps({**seeds, "seeds": [0, 1, 2]}))
-    with pytest.raises(SystemExit, match="counted twice"):
+    with pytest.raises(SystemExit) as refused:
         gap_study.reference_with_seeds(tmp_path)
+    assert refused.value.code == 2 and "counted twice" in capsys.readouterr().err
